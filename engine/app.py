@@ -1,0 +1,128 @@
+"""Composition root: the one place that turns settings into working parts.
+
+Backends are chosen here with `match` and imported lazily, so a local-only install never
+imports boto3 machinery it does not use, and tests build an engine from their own settings.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from functools import cached_property
+
+from engine.catalog import Catalog
+from engine.embed.base import Embedder
+from engine.jobs.base import JobTracker
+from engine.settings import Settings
+from engine.store.chroma import ChunkStore
+
+log = logging.getLogger(__name__)
+
+
+def build_embedder(settings: Settings) -> Embedder:
+    """The embedder for EMBEDDING_STRATEGY."""
+    match settings.embedding_strategy:
+        case "local":
+            return _local(settings)
+        case "bedrock":
+            return _bedrock(settings)
+        case "hybrid":
+            from engine.embed.hybrid import HybridEmbedder
+
+            return HybridEmbedder(
+                _bedrock(settings),
+                _local(settings),
+                fallback_enabled=settings.fallback_enabled,
+                retry_after_s=settings.bedrock_retry_after_s,
+            )
+    raise ValueError(f"unknown EMBEDDING_STRATEGY {settings.embedding_strategy!r}")
+
+
+def _local(settings: Settings) -> Embedder:
+    from engine.embed.local import LocalEmbedder
+
+    return LocalEmbedder(
+        settings.local_embedding_model,
+        device=settings.local_embedding_device,
+        batch_size=settings.embedding_batch_size,
+    )
+
+
+def _bedrock(settings: Settings) -> Embedder:
+    import boto3
+    from botocore.config import Config
+
+    from engine.embed.bedrock import BedrockEmbedder
+
+    client = boto3.client(
+        "bedrock-runtime",
+        region_name=settings.bedrock_region,
+        config=Config(
+            retries={"mode": "standard", "max_attempts": settings.bedrock_max_attempts},
+            connect_timeout=settings.bedrock_timeout_s,
+            read_timeout=settings.bedrock_timeout_s,
+            max_pool_connections=settings.bedrock_concurrency,
+        ),
+    )
+    return BedrockEmbedder(
+        client,
+        model_id=settings.bedrock_model_id,
+        dimensions=settings.bedrock_dimensions,
+        normalize=settings.bedrock_normalize,
+        concurrency=settings.bedrock_concurrency,
+    )
+
+
+def build_tracker(settings: Settings) -> JobTracker:
+    from engine.jobs.sqlite import SqliteJobTracker
+
+    return SqliteJobTracker(settings.db_path)
+
+
+@dataclass
+class Engine:
+    """Everything a command or the panel needs, built lazily from settings.
+
+    Parts are only built when first used: `nexus jobs` never loads a model or opens Chroma.
+    Tests may pass ready-made parts (e.g. a fake embedder) through `overrides`.
+    """
+
+    settings: Settings
+
+    @cached_property
+    def embedder(self) -> Embedder:
+        return build_embedder(self.settings)
+
+    @cached_property
+    def store(self) -> ChunkStore:
+        from engine.store.client import make_chroma_client
+
+        return ChunkStore(make_chroma_client(self.settings))
+
+    @cached_property
+    def tracker(self) -> JobTracker:
+        return build_tracker(self.settings)
+
+    @cached_property
+    def catalog(self) -> Catalog:
+        return Catalog(self.settings.db_path)
+
+    @cached_property
+    def ingestor(self):
+        from engine.ingest.pipeline import Ingestor
+
+        return Ingestor(self.settings, self.embedder, self.store, self.catalog, self.tracker)
+
+    @cached_property
+    def searcher(self):
+        from engine.search import Searcher
+
+        return Searcher(self.embedder, self.store)
+
+
+def build_engine(settings: Settings | None = None, **parts: object) -> Engine:
+    """Build an engine; `parts` (embedder=..., store=...) replace the ones settings would pick."""
+    engine = Engine(settings or Settings())
+    for name, part in parts.items():
+        setattr(engine, name, part)  # fills the cached_property slot
+    return engine

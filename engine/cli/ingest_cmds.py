@@ -1,0 +1,146 @@
+"""`nexus ingest`, `nexus watch` and `nexus up`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from engine.app import build_engine
+from engine.cli.progress import BarProgress, LineProgress
+from engine.ingest.layout import root_for
+from engine.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("ingest", help="ingest a PDF or a <grade>/<subject>/ folder, then exit")
+    p.add_argument("path", type=Path)
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("watch", help="watch the inbox and ingest what teachers drop in")
+    p.set_defaults(func=cmd_watch)
+
+    p = sub.add_parser("up", help="start the Chroma server and the watcher (Ctrl-C stops all)")
+    p.set_defaults(func=cmd_up)
+
+
+def outcome_json(outcome) -> dict:
+    files = [
+        {
+            k: f.to_dict()[k]
+            for k in ("path", "status", "reason", "pages", "chunks", "grade", "subject")
+        }
+        for f in outcome.files
+    ]
+    return {
+        "job_id": outcome.job.job_id,
+        "status": outcome.job.status,
+        "chunks_added": sum(f["chunks"] for f in files if f["status"] == "ingested"),
+        "chunks_skipped": sum(f["chunks"] for f in files if f["status"] == "skipped"),
+        "files_ok": outcome.job.successful_files,
+        "files_failed": outcome.job.failed_files,
+        "files_skipped": outcome.job.skipped_files,
+        "processing_time": outcome.job.processing_time,
+        "strategy_used": outcome.job.strategy_used,
+        "fallback_reason": outcome.job.fallback_reason,
+        "files": files,
+    }
+
+
+def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
+    path: Path = args.path
+    if not path.exists():
+        print(f"nexus ingest: {path} does not exist", file=sys.stderr)
+        return 2
+    engine = build_engine(settings)
+    engine.ingestor.recover()
+    progress = BarProgress(enabled=sys.stderr.isatty() or not args.json)
+    try:
+        outcome = engine.ingestor.run(
+            [path], root_for(path, settings.inbox_dir), input_dir=str(path), progress=progress
+        )
+    finally:
+        progress.close()
+    if outcome is None:
+        summary = {
+            "job_id": None,
+            "status": "completed",
+            "chunks_added": 0,
+            "chunks_skipped": 0,
+            "files": [],
+        }
+    else:
+        summary = outcome_json(outcome)
+    if args.json:
+        print(json.dumps(summary, ensure_ascii=False, indent=2))
+    else:
+        print(
+            f"job {summary['job_id']}: {summary['status']}, {summary['chunks_added']} chunks added, "
+            f"{summary['chunks_skipped']} unchanged"
+        )
+    return 0
+
+
+def _watch(settings: Settings) -> None:
+    from engine.ingest.watch import InboxWatcher
+
+    engine = build_engine(settings)
+    interrupted = engine.ingestor.recover()
+    if interrupted:
+        log.warning("marked %d interrupted job(s) from a previous run", len(interrupted))
+    inbox = settings.inbox_dir.resolve()
+    progress = LineProgress()
+
+    def ingest(paths: list[Path]) -> None:
+        engine.ingestor.run(paths, inbox, job_type="watch", input_dir=str(inbox), progress=progress)
+
+    watcher = InboxWatcher(
+        inbox,
+        ingest,
+        vanished=lambda: engine.ingestor.vanished(inbox),
+        polling=settings.watch_polling,
+        poll_interval_s=settings.watch_poll_interval_s,
+        stable_s=settings.watch_stable_seconds,
+    )
+
+    def stop(*_: object) -> None:
+        watcher.stop()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    print(f"watching {inbox} ({watcher.mode}); drop PDFs into <grade>/<subject>/", file=sys.stderr)
+    watcher.run()
+
+
+def cmd_watch(args: argparse.Namespace, settings: Settings) -> int:
+    _watch(settings)
+    return 0
+
+
+def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
+    from engine.store.server import ChromaServer, ChromaServerError
+
+    server = None
+    if not settings.chroma_host:
+        server = ChromaServer(settings)
+        try:
+            server.start()
+        except ChromaServerError as exc:
+            print(f"nexus up: {exc}", file=sys.stderr)
+            return 1
+        settings = settings.model_copy(
+            update={"chroma_host": server.host, "chroma_port": server.port}
+        )
+    try:
+        _watch(settings)
+    finally:
+        if server:
+            server.stop()
+    print("stopped", file=sys.stderr)
+    return 0

@@ -1,0 +1,109 @@
+"""SQLite connection and numbered migrations for the engine's local database.
+
+Done the datasette way: WAL mode so the panel can read while the engine writes, one writer
+per process, and a list of numbered migrations applied in order and recorded in the database.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+MIGRATIONS: list[str] = [
+    # 1: jobs, their files, and the catalogue of ingested documents.
+    """
+    CREATE TABLE jobs (
+        job_id TEXT PRIMARY KEY,
+        timestamp TEXT NOT NULL,
+        job_type TEXT NOT NULL,
+        status TEXT NOT NULL,
+        input_dir TEXT,
+        config TEXT,
+        total_files INTEGER DEFAULT 0,
+        successful_files INTEGER DEFAULT 0,
+        failed_files INTEGER DEFAULT 0,
+        skipped_files INTEGER DEFAULT 0,
+        processed_files INTEGER DEFAULT 0,
+        total_chunks INTEGER DEFAULT 0,
+        total_embeddings INTEGER DEFAULT 0,
+        input_tokens INTEGER DEFAULT 0,
+        processing_time REAL DEFAULT 0,
+        estimated_cost REAL DEFAULT 0,
+        errors TEXT,
+        strategy_used TEXT,
+        fallback_reason TEXT,
+        current_file TEXT,
+        pid INTEGER,
+        host TEXT,
+        created_at TEXT NOT NULL,
+        completed_at TEXT
+    );
+    CREATE INDEX jobs_by_time ON jobs (timestamp);
+    CREATE TABLE job_files (
+        job_id TEXT NOT NULL REFERENCES jobs(job_id),
+        path TEXT NOT NULL,
+        grade TEXT,
+        subject TEXT,
+        sha256 TEXT,
+        status TEXT NOT NULL,
+        reason TEXT,
+        pages INTEGER DEFAULT 0,
+        chunks INTEGER DEFAULT 0,
+        seconds REAL DEFAULT 0,
+        finished_at TEXT NOT NULL,
+        PRIMARY KEY (job_id, path)
+    );
+    CREATE TABLE documents (
+        path TEXT PRIMARY KEY,
+        grade TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        file_name TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        reason TEXT,
+        pages INTEGER DEFAULT 0,
+        chunks INTEGER DEFAULT 0,
+        collection TEXT,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX documents_by_sha ON documents (grade, subject, sha256);
+    """,
+]
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """Open (creating and migrating if needed) the database at `path` in WAL mode."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, timeout=30, check_same_thread=False, isolation_level=None)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    migrate(conn)
+    return conn
+
+
+_migrate_lock = threading.Lock()
+
+
+def migrate(conn: sqlite3.Connection) -> None:
+    """Apply every migration newer than the database's `user_version`."""
+    with _migrate_lock:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                # re-check inside the write lock: another process may have migrated meanwhile
+                if conn.execute("PRAGMA user_version").fetchone()[0] >= number:
+                    conn.execute("COMMIT")
+                    continue
+                for statement in script.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {number}")
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise

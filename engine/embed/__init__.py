@@ -1,0 +1,5 @@
+"""Embedding models behind one small interface: local, Bedrock, and hybrid."""
+
+from engine.embed.base import Embedder, EmbeddingResult, EmbeddingUnavailable, ModelInfo
+
+__all__ = ["Embedder", "EmbeddingResult", "EmbeddingUnavailable", "ModelInfo"]

@@ -1,0 +1,1 @@
+"""Ingestion: inbox layout, PDF extraction, chunking, the pipeline and the watcher."""

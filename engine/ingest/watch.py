@@ -1,0 +1,148 @@
+"""Watching the inbox: watchdog events → "this path may have changed" → stable files → jobs.
+
+The watchdog handler is a thin adapter that only queues paths. `StabilityGate` decides when a
+queued file has stopped changing (size and mtime unchanged for WATCH_STABLE_SECONDS) so a
+100 MB copy in progress is never read half-written; it is testable without watchdog.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from engine.ingest.layout import is_candidate, is_ignored
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Pending:
+    signature: tuple[int, int] | None  # (size, mtime_ns), None when the path is gone
+    since: float  # when the signature was last seen to change
+
+
+class StabilityGate:
+    """Collects changed paths and releases them once they have been still for `stable_s`."""
+
+    def __init__(self, stable_s: float, clock: Callable[[], float] = time.monotonic):
+        self.stable_s = stable_s
+        self.clock = clock
+        self._pending: dict[Path, _Pending] = {}
+        self._lock = threading.Lock()
+
+    def touch(self, path: Path) -> None:
+        """Note that `path` may have changed (created, modified, moved in, deleted).
+
+        A folder stands for the PDFs inside it (a folder moved into the inbox), each of which
+        must settle on its own.
+        """
+        if is_ignored(path):
+            return
+        if path.is_dir():
+            for child in path.rglob("*"):
+                if is_candidate(child) and child.is_file():
+                    self.touch(child)
+            return
+        with self._lock:
+            self._pending[path] = _Pending(self._signature(path), self.clock())
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._pending)
+
+    def ready(self) -> list[Path]:
+        """Paths whose size and mtime (or absence) have not changed for `stable_s` seconds."""
+        now = self.clock()
+        released = []
+        with self._lock:
+            for path, pending in list(self._pending.items()):
+                signature = self._signature(path)
+                if signature != pending.signature:
+                    pending.signature, pending.since = signature, now
+                elif now - pending.since >= self.stable_s:
+                    released.append(path)
+                    del self._pending[path]
+        return sorted(released)
+
+    @staticmethod
+    def _signature(path: Path) -> tuple[int, int] | None:
+        try:
+            stat = path.stat()
+        except OSError:
+            return None
+        return (stat.st_size, stat.st_mtime_ns)
+
+
+def _event_handler(gate: StabilityGate):
+    from watchdog.events import FileSystemEventHandler
+
+    class InboxEventHandler(FileSystemEventHandler):
+        """Every event only says: these paths may have changed."""
+
+        def on_any_event(self, event) -> None:
+            if event.event_type in ("opened", "closed_no_write"):
+                return
+            if event.is_directory and event.event_type == "modified":
+                return  # its files report their own changes
+            gate.touch(Path(event.src_path))
+            if getattr(event, "dest_path", ""):
+                gate.touch(Path(event.dest_path))
+
+    return InboxEventHandler()
+
+
+class InboxWatcher:
+    """Runs the observer and hands stable paths to `on_ready` (the ingestion pipeline)."""
+
+    def __init__(
+        self,
+        inbox: Path,
+        on_ready: Callable[[list[Path]], None],
+        *,
+        vanished: Callable[[], list[Path]] = list,
+        polling: bool = False,
+        poll_interval_s: float = 2.0,
+        stable_s: float = 2.0,
+    ):
+        self.inbox = inbox
+        self.on_ready = on_ready
+        self.vanished = vanished
+        self.polling = polling
+        self.poll_interval_s = poll_interval_s
+        self.gate = StabilityGate(stable_s)
+        self.stopped = threading.Event()
+
+    @property
+    def mode(self) -> str:
+        return "polling" if self.polling else "inotify"
+
+    def run(self) -> None:
+        """Watch until `stop()`; the inbox is rescanned first to catch files dropped while down."""
+        from watchdog.observers import Observer
+        from watchdog.observers.polling import PollingObserver
+
+        self.inbox.mkdir(parents=True, exist_ok=True)
+        observer = PollingObserver(timeout=self.poll_interval_s) if self.polling else Observer()
+        observer.schedule(_event_handler(self.gate), str(self.inbox), recursive=True)
+        observer.start()
+        log.info("watching %s (%s)", self.inbox, self.mode)
+        try:
+            # Rescan: files dropped, changed or deleted while the engine was down.
+            self.gate.touch(self.inbox)
+            if gone := self.vanished():
+                self.on_ready(gone)
+            tick = min(0.5, self.poll_interval_s)
+            while not self.stopped.wait(tick):
+                ready = self.gate.ready()
+                if ready:
+                    self.on_ready(ready)
+        finally:
+            observer.stop()
+            observer.join(timeout=10)
+
+    def stop(self) -> None:
+        self.stopped.set()

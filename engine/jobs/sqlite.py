@@ -1,0 +1,93 @@
+"""SQLite backend of the job tracker (the local default)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+from dataclasses import fields
+from pathlib import Path
+
+from engine import db
+from engine.jobs.base import FileResult, FileStatus, JobRecord, JobTracker, utc_now
+
+_JSON_FIELDS = ("config", "errors")
+_JOB_COLUMNS = [f.name for f in fields(JobRecord)]
+_FILE_COLUMNS = [f.name for f in fields(FileResult)]
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class SqliteJobTracker(JobTracker):
+    """Jobs in the engine's SQLite database (WAL: the panel reads while the engine writes)."""
+
+    def __init__(self, db_path: Path):
+        self.conn: sqlite3.Connection = db.connect(db_path)
+
+    def save_job(self, job: JobRecord) -> None:
+        row = job.to_dict()
+        for name in _JSON_FIELDS:
+            row[name] = json.dumps(row[name], ensure_ascii=False)
+        placeholders = ", ".join(f":{c}" for c in _JOB_COLUMNS)
+        self.conn.execute(
+            f"INSERT OR REPLACE INTO jobs ({', '.join(_JOB_COLUMNS)}) VALUES ({placeholders})",
+            row,
+        )
+
+    def save_file(self, job_id: str, result: FileResult) -> None:
+        row = result.to_dict() | {"job_id": job_id}
+        columns = ["job_id", *_FILE_COLUMNS]
+        self.conn.execute(
+            f"INSERT OR REPLACE INTO job_files ({', '.join(columns)}) "
+            f"VALUES ({', '.join(':' + c for c in columns)})",
+            row,
+        )
+
+    def list_jobs(self, limit: int = 50) -> list[JobRecord]:
+        rows = self.conn.execute(
+            "SELECT * FROM jobs ORDER BY timestamp DESC LIMIT ?", (limit,)
+        ).fetchall()
+        return [self._job(r) for r in rows]
+
+    def get_job(self, job_id: str) -> JobRecord | None:
+        row = self.conn.execute("SELECT * FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+        return self._job(row) if row else None
+
+    def job_files(self, job_id: str) -> list[FileResult]:
+        rows = self.conn.execute(
+            "SELECT * FROM job_files WHERE job_id = ? ORDER BY finished_at, rowid", (job_id,)
+        ).fetchall()
+        return [
+            FileResult(**{c: r[c] for c in _FILE_COLUMNS} | {"status": FileStatus(r["status"])})
+            for r in rows
+        ]
+
+    def mark_interrupted(self) -> list[str]:
+        host = socket.gethostname()
+        rows = self.conn.execute(
+            "SELECT job_id, pid FROM jobs WHERE status = 'running' AND host = ?", (host,)
+        ).fetchall()
+        dead = [r["job_id"] for r in rows if r["pid"] != os.getpid() and not _pid_alive(r["pid"])]
+        for job_id in dead:
+            self.conn.execute(
+                "UPDATE jobs SET status = 'interrupted', completed_at = ?, current_file = '' "
+                "WHERE job_id = ?",
+                (utc_now(), job_id),
+            )
+        return dead
+
+    @staticmethod
+    def _job(row: sqlite3.Row) -> JobRecord:
+        data = {c: row[c] for c in _JOB_COLUMNS}
+        data["config"] = json.loads(row["config"] or "{}")
+        data["errors"] = json.loads(row["errors"] or "[]")
+        return JobRecord(**data)

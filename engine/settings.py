@@ -1,0 +1,113 @@
+"""Typed configuration for OpenClass Nexus, read from the environment and `.env`.
+
+Variable names are the ones users already know from the seed project (EMBEDDING_STRATEGY,
+BEDROCK_REGION, ...). Every field is mirrored, with the same default, in `.env.example`.
+Nothing here is read at import time: call `Settings()` (or `load_settings()`) where needed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """All settings of the engine. Field aliases are the environment variable names."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", extra="ignore", populate_by_name=True, case_sensitive=False
+    )
+
+    # --- storage layout -------------------------------------------------------------------
+    data_dir: Path = Field(
+        Path("data"), alias="NEXUS_DATA_DIR", description="Holds inbox, database, logs, chroma."
+    )
+    inbox_dir_override: Path | None = Field(
+        None, alias="NEXUS_INBOX_DIR", description="Watched folder; default <data_dir>/inbox."
+    )
+    log_level: str = Field("INFO", alias="NEXUS_LOG_LEVEL")
+
+    # --- embeddings ------------------------------------------------------------------------
+    embedding_strategy: Literal["bedrock", "local", "hybrid"] = Field(
+        "local", alias="EMBEDDING_STRATEGY"
+    )
+    fallback_enabled: bool = Field(
+        True, alias="FALLBACK_ENABLED", description="hybrid: fall back to local embeddings."
+    )
+    bedrock_region: str = Field("us-east-1", alias="BEDROCK_REGION")
+    bedrock_model_id: str = Field("amazon.titan-embed-text-v2:0", alias="BEDROCK_MODEL_ID")
+    bedrock_dimensions: Literal[256, 512, 1024] = Field(1024, alias="BEDROCK_DIMENSIONS")
+    bedrock_normalize: bool = Field(True, alias="BEDROCK_NORMALIZE")
+    bedrock_concurrency: int = Field(8, ge=1, le=64, alias="BEDROCK_CONCURRENCY")
+    bedrock_max_attempts: int = Field(
+        5, ge=1, alias="BEDROCK_MAX_ATTEMPTS", description="botocore retries incl. throttling."
+    )
+    bedrock_timeout_s: float = Field(10.0, gt=0, alias="BEDROCK_TIMEOUT_S")
+    bedrock_retry_after_s: float = Field(
+        300.0,
+        ge=0,
+        alias="BEDROCK_RETRY_AFTER_S",
+        description="hybrid: after a fallback, how long before Bedrock is tried again.",
+    )
+    local_embedding_model: str = Field(
+        "",
+        alias="LOCAL_EMBEDDING_MODEL",
+        description="Path or name of a sentence-transformers model; empty = packaged MiniLM.",
+    )
+    local_embedding_device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", alias="LOCAL_EMBEDDING_DEVICE"
+    )
+    embedding_batch_size: int = Field(32, ge=1, alias="EMBEDDING_BATCH_SIZE")
+
+    # --- chunking and extraction limits -------------------------------------------------------
+    chunk_size: int = Field(800, ge=100, alias="CHUNK_SIZE")
+    chunk_overlap: int = Field(100, ge=0, alias="CHUNK_OVERLAP")
+    max_file_mb: float = Field(200.0, gt=0, alias="MAX_FILE_MB")
+    max_pages: int = Field(2000, ge=1, alias="MAX_PAGES")
+    extract_timeout_s: float = Field(120.0, gt=0, alias="EXTRACT_TIMEOUT_S")
+    extract_memory_mb: int = Field(2048, ge=128, alias="EXTRACT_MEMORY_MB")
+
+    # --- watcher --------------------------------------------------------------------------
+    watch_polling: bool = Field(
+        False, alias="WATCH_POLLING", description="Poll instead of inotify (bind mounts, shares)."
+    )
+    watch_poll_interval_s: float = Field(2.0, gt=0, alias="WATCH_POLL_INTERVAL_S")
+    watch_stable_seconds: float = Field(
+        2.0, ge=0, alias="WATCH_STABLE_SECONDS", description="Size+mtime unchanged this long."
+    )
+
+    # --- chroma -----------------------------------------------------------------------------
+    chroma_host: str | None = Field(
+        None, alias="CHROMA_HOST", description="Chroma server; unset = embedded or `nexus up`'s."
+    )
+    chroma_port: int = Field(8000, alias="CHROMA_PORT")
+
+    # --- derived paths ----------------------------------------------------------------------
+    @property
+    def inbox_dir(self) -> Path:
+        return self.inbox_dir_override or self.data_dir / "inbox"
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "nexus.db"
+
+    @property
+    def chroma_dir(self) -> Path:
+        return self.data_dir / "chroma"
+
+    @property
+    def run_dir(self) -> Path:
+        """Runtime files (server pid/port files) of a running `nexus up`."""
+        return self.data_dir / "run"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.data_dir / "logs"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings from env/.env, with keyword overrides (used by tests and the CLI)."""
+    return Settings(**overrides)

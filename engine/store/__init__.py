@@ -1,0 +1,1 @@
+"""Chunk storage in ChromaDB."""

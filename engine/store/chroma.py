@@ -1,0 +1,166 @@
+"""Chunks in ChromaDB: one collection per grade + subject + embedding model.
+
+Chunk ids are `<file sha256[:24]>-<chunk index>`, so storing the same document again (a retry
+after a crash, the same PDF dropped twice) overwrites instead of duplicating. Writes go in
+batches below the server's maximum batch size.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+
+log = logging.getLogger(__name__)
+
+_NAME_PREFIX = "nexus"
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-") or "x"
+
+
+def collection_name(grade: str, subject: str, model_key: str) -> str:
+    """Chroma-safe name: `nexus__kelas-10__informatika__all-minilm-l6-v2`."""
+    return "__".join([_NAME_PREFIX, _slug(grade), _slug(subject), model_key])[:500]
+
+
+def chunk_id(sha256: str, index: int) -> str:
+    return f"{sha256[:24]}-{index:05d}"
+
+
+@dataclass
+class CollectionInfo:
+    name: str
+    grade: str
+    subject: str
+    model_key: str
+    model_id: str
+    count: int
+
+
+@dataclass
+class StoredChunk:
+    id: str
+    text: str
+    metadata: dict
+    vector: list[float]
+
+
+@dataclass
+class Hit:
+    text: str
+    metadata: dict
+    score: float  # cosine similarity, 1 = same direction
+
+
+class ChunkStore:
+    """Thin layer over a chromadb client (HttpClient or PersistentClient)."""
+
+    def __init__(self, client):
+        self.client = client
+        self._max_batch: int | None = None
+
+    def _collection(self, name: str, create: dict | None = None):
+        if create is None:
+            return self.client.get_collection(name, embedding_function=None)
+        return self.client.get_or_create_collection(
+            name,
+            embedding_function=None,
+            metadata=create,
+            configuration={"hnsw": {"space": "cosine"}},
+        )
+
+    @property
+    def max_batch(self) -> int:
+        if self._max_batch is None:
+            self._max_batch = min(self.client.get_max_batch_size(), 1000)
+        return self._max_batch
+
+    def add(
+        self, grade: str, subject: str, model_id: str, model_key: str, chunks: list[StoredChunk]
+    ) -> str:
+        """Upsert `chunks` into the grade/subject/model collection; return its name."""
+        name = collection_name(grade, subject, model_key)
+        collection = self._collection(
+            name,
+            create={
+                "grade": grade,
+                "subject": subject,
+                "model_key": model_key,
+                "model_id": model_id,
+            },
+        )
+        for start in range(0, len(chunks), self.max_batch):
+            batch = chunks[start : start + self.max_batch]
+            collection.upsert(
+                ids=[c.id for c in batch],
+                documents=[c.text for c in batch],
+                metadatas=[c.metadata for c in batch],
+                embeddings=[c.vector for c in batch],
+            )
+        return name
+
+    def delete_document(self, name: str, sha256: str) -> None:
+        """Remove every chunk of the document with this sha256 from collection `name`."""
+        try:
+            collection = self._collection(name)
+        except Exception:  # the collection does not exist: nothing to delete
+            return
+        collection.delete(where={"file_sha256": sha256})
+
+    def document_shas(self, name: str) -> set[str]:
+        """Every document sha256 that has chunks in collection `name`."""
+        collection = self._collection(name)
+        shas: set[str] = set()
+        total, offset = collection.count(), 0
+        while offset < total:
+            page = collection.get(include=["metadatas"], limit=5000, offset=offset)
+            shas.update(m["file_sha256"] for m in page["metadatas"])
+            offset += 5000
+        return shas
+
+    def collections(
+        self, grade: str | None = None, subject: str | None = None
+    ) -> list[CollectionInfo]:
+        infos = []
+        for collection in self.client.list_collections():
+            meta = collection.metadata or {}
+            if not collection.name.startswith(_NAME_PREFIX + "__") or "grade" not in meta:
+                continue
+            if grade and meta["grade"] != grade or subject and meta["subject"] != subject:
+                continue
+            infos.append(
+                CollectionInfo(
+                    name=collection.name,
+                    grade=meta["grade"],
+                    subject=meta["subject"],
+                    model_key=meta["model_key"],
+                    model_id=meta.get("model_id", meta["model_key"]),
+                    count=collection.count(),
+                )
+            )
+        return sorted(infos, key=lambda c: c.name)
+
+    def query(self, name: str, vector: list[float], k: int) -> list[Hit]:
+        result = self._collection(name).query(
+            query_embeddings=[vector], n_results=k, include=["documents", "metadatas", "distances"]
+        )
+        return [
+            Hit(text=doc, metadata=meta, score=round(1.0 - dist, 4))
+            for doc, meta, dist in zip(
+                result["documents"][0], result["metadatas"][0], result["distances"][0], strict=True
+            )
+        ]
+
+    def get_chunks(self, name: str, where: dict | None = None) -> list[StoredChunk]:
+        """All chunks of a collection (or those matching `where`), with vectors."""
+        page = self._collection(name).get(
+            where=where, include=["documents", "metadatas", "embeddings"]
+        )
+        return [
+            StoredChunk(id=i, text=t, metadata=m, vector=list(map(float, v)))
+            for i, t, m, v in zip(
+                page["ids"], page["documents"], page["metadatas"], page["embeddings"], strict=True
+            )
+        ]
