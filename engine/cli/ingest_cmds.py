@@ -81,8 +81,8 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps(summary, ensure_ascii=False, indent=2))
     else:
         print(
-            f"job {summary['job_id']}: {summary['status']}, {summary['chunks_added']} chunks added, "
-            f"{summary['chunks_skipped']} unchanged"
+            f"job {summary['job_id']}: {summary['status']}, "
+            f"{summary['chunks_added']} chunks added, {summary['chunks_skipped']} unchanged"
         )
     return 0
 

@@ -217,7 +217,8 @@ class Ingestor:
         if before.st_size == 0:
             return self._failed(result, FileStatus.EMPTY, "the file is empty (0 bytes)"), "", ""
         if before.st_size > limit:
-            reason = f"{before.st_size / 2**20:.1f} MB, more than the limit of {self.settings.max_file_mb:g} MB"
+            size_mb, limit_mb = before.st_size / 2**20, self.settings.max_file_mb
+            reason = f"{size_mb:.1f} MB, more than the limit of {limit_mb:g} MB"
             return self._failed(result, FileStatus.TOO_LARGE, reason), "", ""
 
         result.sha256 = sha256_file(path)

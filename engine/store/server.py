@@ -59,8 +59,9 @@ class ChromaServer:
         deadline = time.monotonic() + timeout_s
         while _port_free(self.host, self.port):
             if self.proc.poll() is not None:
+                log_path = self.settings.log_dir / "chroma.log"
                 raise ChromaServerError(
-                    f"chroma exited with code {self.proc.returncode}; see {self.settings.log_dir / 'chroma.log'}"
+                    f"chroma exited with code {self.proc.returncode}; see {log_path}"
                 )
             if time.monotonic() > deadline:
                 self.stop()
