@@ -25,6 +25,16 @@ from engine.jobs.base import FileStatus
 log = logging.getLogger(__name__)
 
 
+# How running out of address space shows in the worker's stderr (Python, MuPDF, the loader).
+_OUT_OF_MEMORY_SIGNS = (
+    "MemoryError",
+    "fz_new_context",
+    "failed to map segment",
+    "Cannot allocate memory",
+    "bad_alloc",
+)
+
+
 class ExtractionError(Exception):
     """A file that could not be turned into text, with its status and a readable reason."""
 
@@ -137,7 +147,7 @@ class PdfExtractor:
             return ExtractionError(
                 FileStatus.TIMEOUT, f"reading the PDF took longer than {self.timeout_s:g} s"
             )
-        if "MemoryError" in stderr or "fz_new_context" in stderr or proc.returncode == -9:
+        if proc.returncode == -9 or any(sign in stderr for sign in _OUT_OF_MEMORY_SIGNS):
             return ExtractionError(
                 FileStatus.OUT_OF_MEMORY, f"reading the PDF needed more than {self.memory_mb} MB"
             )

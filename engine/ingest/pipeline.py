@@ -238,7 +238,7 @@ class Ingestor:
         try:
             extracted = extractor.extract(path)
         except ExtractionError as exc:
-            return self._failed(result, exc.status, exc.reason, previous), "", ""
+            return self._failed(result, exc.status, exc.reason), "", ""
         after = path.stat()
         if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
             return (
@@ -317,7 +317,7 @@ class Ingestor:
                 file_name=path.name,
                 sha256=result.sha256,
                 size=path.stat().st_size,
-                status="ingested" if status.ok else str(status),
+                status="ingested",
                 reason=result.reason,
                 pages=pages,
                 chunks=chunks,
@@ -327,14 +327,11 @@ class Ingestor:
         if previous:
             self._release(previous)
 
-    def _failed(
-        self, result: FileResult, status: FileStatus, reason: str, previous: Document | None = None
-    ) -> FileResult:
-        """Record a failure. A failed new version also retires the old version's chunks."""
-        result.reason = reason
-        if result.sha256:
-            self._record(result, status, "", 0, 0, previous)
-        result.status = status
+    @staticmethod
+    def _failed(result: FileResult, status: FileStatus, reason: str) -> FileResult:
+        """A failure is reported in the job only: the catalogue keeps the last good version,
+        whose chunks go on answering searches until a readable version arrives."""
+        result.status, result.reason = status, reason
         return result
 
     def _remove(self, key: str) -> FileResult:

@@ -1,0 +1,127 @@
+"""A small local endpoint that speaks Bedrock's InvokeModel API for Titan text embeddings.
+
+moto's bedrock-runtime returns an empty body, so tests and benchmarks use this instead: boto3
+talks real HTTP to it (point `AWS_ENDPOINT_URL_BEDROCK_RUNTIME` at `stub.url`). Vectors are a
+deterministic hashed bag of words, so texts sharing words are close and search results make
+sense. Latency, throttling and outages can be injected while it runs.
+
+    with BedrockStub(latency_s=0.1) as stub:
+        os.environ["AWS_ENDPOINT_URL_BEDROCK_RUNTIME"] = stub.url
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+def hashed_vector(text: str, dimensions: int, normalize: bool = True) -> list[float]:
+    """Deterministic bag-of-words vector: each word adds ±1 to a hashed coordinate."""
+    vector = [0.0] * dimensions
+    for word in _WORD.findall(text.lower()):
+        digest = hashlib.blake2b(word.encode(), digest_size=8).digest()
+        index = int.from_bytes(digest[:4], "little") % dimensions
+        vector[index] += 1.0 if digest[4] & 1 else -1.0
+    norm = math.sqrt(sum(v * v for v in vector)) or 1.0
+    return [v / norm for v in vector] if normalize else vector
+
+
+class BedrockStub:
+    """Threaded HTTP server on 127.0.0.1 answering `POST /model/<id>/invoke`."""
+
+    def __init__(self, latency_s: float = 0.0, throttle_first: int = 0):
+        self.latency_s = latency_s
+        self.throttle_remaining = throttle_first
+        self.down = False  # answer 503 ServiceUnavailable to everything
+        self.requests = 0
+        self.throttled = 0
+        self.max_in_flight = 0
+        self._in_flight = 0
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def __enter__(self) -> BedrockStub:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def _handler(self):
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def _send(self, status: int, body: dict, error_type: str = "") -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                if error_type:
+                    self.send_header("x-amzn-ErrorType", error_type)
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+                length = int(self.headers.get("Content-Length", 0))
+                raw = self.rfile.read(length)
+                with stub._lock:
+                    stub.requests += 1
+                    stub._in_flight += 1
+                    stub.max_in_flight = max(stub.max_in_flight, stub._in_flight)
+                    throttle = stub.throttle_remaining > 0
+                    if throttle:
+                        stub.throttle_remaining -= 1
+                        stub.throttled += 1
+                try:
+                    if stub.latency_s:
+                        time.sleep(stub.latency_s)
+                    self._answer(raw, throttle)
+                finally:
+                    with stub._lock:
+                        stub._in_flight -= 1
+
+            def _answer(self, raw: bytes, throttle: bool) -> None:
+                match = re.fullmatch(r"/model/([^/]+)/invoke", self.path)
+                if stub.down:
+                    self._send(
+                        503, {"message": "Service unavailable"}, "ServiceUnavailableException"
+                    )
+                elif throttle:
+                    self._send(429, {"message": "Too many requests"}, "ThrottlingException")
+                elif not match:
+                    self._send(
+                        404, {"message": f"unknown path {self.path}"}, "ResourceNotFoundException"
+                    )
+                else:
+                    try:
+                        body = json.loads(raw)
+                        text = body["inputText"]
+                    except (ValueError, KeyError):
+                        self._send(400, {"message": "inputText is required"}, "ValidationException")
+                        return
+                    vector = hashed_vector(
+                        text, int(body.get("dimensions", 1024)), bool(body.get("normalize", True))
+                    )
+                    tokens = len(_WORD.findall(text)) + text.count(".")
+                    self._send(200, {"embedding": vector, "inputTextTokenCount": tokens})
+
+        return Handler

@@ -1,0 +1,67 @@
+"""Shared fixtures: every test gets its own data dir, and the real model loads once."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from engine.app import build_engine
+from engine.settings import Settings
+from tests.fakes import FakeEmbedder
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def env_setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point every data path at a tmp dir; no real AWS; no .env from the developer's checkout."""
+    data = tmp_path / "data"
+    monkeypatch.chdir(tmp_path)
+    for name in list(os.environ):
+        if name.startswith(("AWS_", "NEXUS_", "BEDROCK_", "CHROMA_")) or name in (
+            "EMBEDDING_STRATEGY",
+            "FALLBACK_ENABLED",
+            "LOCAL_EMBEDDING_MODEL",
+        ):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("NEXUS_DATA_DIR", str(data))
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("WATCH_STABLE_SECONDS", "0.5")
+    return data
+
+
+@pytest.fixture
+def settings(env_setup: Path) -> Settings:
+    return Settings()
+
+
+@pytest.fixture
+def inbox(settings: Settings) -> Path:
+    settings.inbox_dir.mkdir(parents=True, exist_ok=True)
+    return settings.inbox_dir
+
+
+@pytest.fixture
+def fake_embedder() -> FakeEmbedder:
+    return FakeEmbedder()
+
+
+@pytest.fixture
+def engine(settings: Settings, fake_embedder: FakeEmbedder):
+    """An engine with the fake embedder and embedded Chroma in the tmp data dir."""
+    return build_engine(settings, embedder=fake_embedder)
+
+
+@pytest.fixture(scope="session")
+def minilm():
+    """The real all-MiniLM-L6-v2, loaded once per test session."""
+    from engine.embed.local import LocalEmbedder
+
+    embedder = LocalEmbedder(device="cpu")
+    embedder.load()
+    return embedder

@@ -1,0 +1,74 @@
+"""Generate test PDFs with PyMuPDF: text, multi-page, images only, encrypted, truncated, garbage."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pymupdf
+
+
+def _text_doc(pages: list[str]) -> pymupdf.Document:
+    doc = pymupdf.open()
+    for text in pages:
+        page = doc.new_page()
+        # insert_textbox wraps long text inside the page margins
+        page.insert_textbox(pymupdf.Rect(50, 50, 545, 792), text, fontsize=9)
+    return doc
+
+
+def text_pdf(path: Path, pages: list[str]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _text_doc(pages) as doc:
+        doc.save(path)
+    return path
+
+
+def image_pdf(path: Path, pages: int = 2) -> Path:
+    """A 'scanned' PDF: pages that hold only an image."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    doc = pymupdf.open()
+    for _ in range(pages):
+        page = doc.new_page()
+        pix = pymupdf.Pixmap(pymupdf.csRGB, pymupdf.IRect(0, 0, 60, 80), False)
+        pix.clear_with(180)
+        page.insert_image(page.rect, pixmap=pix)
+    doc.save(path)
+    return path
+
+
+def encrypted_pdf(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _text_doc(["Rahasia negara."]) as doc:
+        doc.save(path, encryption=pymupdf.PDF_ENCRYPT_AES_256, user_pw="guru", owner_pw="admin")
+    return path
+
+
+def truncated_pdf(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _text_doc(["Halaman satu. " * 50, "Halaman dua. " * 50]) as doc:
+        data = doc.tobytes()
+    path.write_bytes(data[: len(data) // 2])
+    return path
+
+
+def garbage_pdf(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"%PDF-1.7\n" + bytes(range(256)) * 40)
+    return path
+
+
+def renamed_docx(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"PK\x03\x04" + b"\x00" * 200 + b"word/document.xml")
+    return path
+
+
+def lesson_pages(topic: str, pages: int = 3, sentences: int = 12) -> list[str]:
+    """Distinct, readable Indonesian-ish text per page (so chunks differ)."""
+    return [
+        " ".join(
+            f"Pada halaman {p} bagian {s} kita belajar tentang {topic} nomor {p * 100 + s}."
+            for s in range(1, sentences + 1)
+        )
+        for p in range(1, pages + 1)
+    ]
