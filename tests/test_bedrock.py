@@ -1,0 +1,123 @@
+"""Bedrock (Titan v2) over real HTTP against a local InvokeModel endpoint, and hybrid fallback."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from engine.app import _bedrock, build_engine
+from engine.devtools.bedrock_stub import BedrockStub
+from engine.embed.base import EmbeddingUnavailable
+from engine.embed.hybrid import HybridEmbedder
+from engine.settings import Settings
+from tests import pdfs
+from tests.fakes import FakeEmbedder
+
+
+@pytest.fixture
+def stub(monkeypatch):
+    with BedrockStub() as running:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", running.url)
+        yield running
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_titan_vectors_dimensions_and_tokens(stub):
+    embedder = _bedrock(Settings(BEDROCK_DIMENSIONS=256, BEDROCK_CONCURRENCY=4))
+    result = embedder.embed([f"kalimat nomor {i}" for i in range(40)])
+
+    assert len(result.vectors) == 40 and all(len(v) == 256 for v in result.vectors)
+    assert result.input_tokens == 40 * 3
+    assert result.model.key == "titan-embed-text-v2-256"
+    assert stub.requests == 40  # Titan takes one text per call
+
+
+def test_calls_run_concurrently_but_bounded(stub):
+    stub.latency_s = 0.05
+    embedder = _bedrock(Settings(BEDROCK_CONCURRENCY=4))
+    embedder.embed([f"teks {i}" for i in range(32)])
+    assert stub.max_in_flight == 4
+
+
+def test_throttling_is_retried_with_backoff(stub):
+    stub.throttle_remaining = 3
+    embedder = _bedrock(Settings(BEDROCK_CONCURRENCY=1, BEDROCK_MAX_ATTEMPTS=5))
+    result = embedder.embed(["satu", "dua"])
+    assert len(result.vectors) == 2
+    assert stub.throttled == 3 and stub.requests == 5
+
+
+def test_an_unreachable_endpoint_is_reported_not_hung(monkeypatch):
+    monkeypatch.setenv("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", f"http://127.0.0.1:{closed_port()}")
+    embedder = _bedrock(Settings(BEDROCK_MAX_ATTEMPTS=1, BEDROCK_TIMEOUT_S=2))
+    with pytest.raises(EmbeddingUnavailable, match="unreachable"):
+        embedder.embed(["halo"])
+
+
+def test_bedrock_ingest_records_tokens_and_uses_its_own_collection(stub, settings, inbox):
+    settings = Settings(EMBEDDING_STRATEGY="bedrock")
+    engine = build_engine(settings)
+    pdfs.text_pdf(inbox / "kelas_10" / "informatika" / "bab1.pdf", pdfs.lesson_pages("jaringan"))
+
+    outcome = engine.ingestor.run([inbox], inbox)
+
+    assert outcome.job.status == "completed"
+    assert outcome.job.input_tokens > 0 and outcome.job.strategy_used == "titan-embed-text-v2-1024"
+    [collection] = engine.store.collections()
+    assert collection.model_key == "titan-embed-text-v2-1024"
+    [hit] = engine.searcher.search("belajar tentang jaringan nomor 205", k=1)
+    assert "nomor 205." in hit.text and "2" in hit.pages.split("-")
+
+
+@pytest.mark.parametrize("outage", ["503", "closed_port"])
+def test_hybrid_falls_back_to_local_and_says_why(stub, monkeypatch, settings, inbox, outage):
+    if outage == "503":
+        stub.down = True
+    else:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", f"http://127.0.0.1:{closed_port()}")
+    settings = Settings(EMBEDDING_STRATEGY="hybrid", BEDROCK_MAX_ATTEMPTS=2, BEDROCK_TIMEOUT_S=2)
+    local = FakeEmbedder("all-minilm-l6-v2")
+    engine = build_engine(settings, embedder=HybridEmbedder(_bedrock(settings), local))
+    pdfs.text_pdf(inbox / "kelas_10" / "ipa" / "a.pdf", ["Hukum Newton tentang gerak."])
+    pdfs.text_pdf(inbox / "kelas_10" / "ipa" / "b.pdf", ["Hukum Ohm tentang listrik."])
+
+    outcome = engine.ingestor.run([inbox], inbox)
+
+    assert outcome.job.status == "completed"
+    assert outcome.job.strategy_used == "all-minilm-l6-v2"
+    assert "Bedrock" in outcome.job.fallback_reason
+    assert engine.tracker.get_job(outcome.job.job_id).fallback_reason == outcome.job.fallback_reason
+    assert [c.model_key for c in engine.store.collections()] == ["all-minilm-l6-v2"]
+    if outage == "503":
+        assert stub.requests >= 1
+        requests_after_first_file = stub.requests
+    # search keeps working on the local collection while Bedrock is down
+    assert engine.searcher.search("hukum ohm listrik", k=1)[0].source == "b.pdf"
+    assert engine.embedder.status()["fallen_back"] is True
+    if outage == "503":
+        assert stub.requests == requests_after_first_file  # not re-tried for every file
+
+
+def test_hybrid_prefers_bedrock_when_it_works(stub, settings, inbox):
+    settings = Settings(EMBEDDING_STRATEGY="hybrid")
+    engine = build_engine(settings, embedder=HybridEmbedder(_bedrock(settings), FakeEmbedder()))
+    pdfs.text_pdf(inbox / "kelas_10" / "ipa" / "a.pdf", ["Hukum Newton tentang gerak."])
+    outcome = engine.ingestor.run([inbox], inbox)
+    assert outcome.job.strategy_used == "titan-embed-text-v2-1024"
+    assert outcome.job.fallback_reason == ""
+
+
+def test_hybrid_without_fallback_reports_the_outage(stub, settings, inbox):
+    stub.down = True
+    settings = Settings(EMBEDDING_STRATEGY="hybrid", FALLBACK_ENABLED=False, BEDROCK_MAX_ATTEMPTS=1)
+    embedder = HybridEmbedder(_bedrock(settings), FakeEmbedder(), fallback_enabled=False)
+    engine = build_engine(settings, embedder=embedder)
+    pdfs.text_pdf(inbox / "kelas_10" / "ipa" / "a.pdf", ["Hukum Newton tentang gerak."])
+    [result] = engine.ingestor.run([inbox], inbox).files
+    assert str(result.status) == "failed" and "ServiceUnavailable" in result.reason
