@@ -104,14 +104,14 @@ def chunk_ids(data_dir: Path) -> dict[str, str]:
     return ids
 
 
-def wait_for_running_job(db_path: Path, processed: int, timeout: float = 60) -> None:
+def wait_for_running_job(db_path: Path, pid: int, processed: int, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
             with sqlite3.connect(db_path) as db:
                 row = db.execute(
-                    "SELECT 1 FROM jobs WHERE status = 'running' AND processed_files >= ?",
-                    (processed,),
+                    "SELECT 1 FROM jobs WHERE pid = ? AND processed_files >= ?",
+                    (pid, processed),
                 ).fetchone()
             if row:
                 return
@@ -138,14 +138,14 @@ def test_kill_9_at_any_moment_then_restart_ingests_every_file_exactly_once(
     data = Path(os.environ["NEXUS_DATA_DIR"].replace("reference", "data"))
     monkeypatch.setenv("NEXUS_DATA_DIR", str(data))
     monkeypatch.setenv("BEDROCK_CONCURRENCY", "1")
-    bedrock_env.latency_s = 0.03  # ~0.3 s per file: kills land mid-file
-    for files_done in (0, 2, 4):  # kill while file 1, 3 and 5 are in flight
+    bedrock_env.latency_s = 0.05  # ~0.5 s per file: kills land mid-file
+    for files_done in (0, 1, 2):  # kill mid-file, three times
         proc = subprocess.Popen(
             [sys.executable, "-m", "engine.cli.main", "ingest", str(inbox), "--json"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        wait_for_running_job(data / "nexus.db", files_done)
+        wait_for_running_job(data / "nexus.db", proc.pid, files_done)
         time.sleep(0.15)
         proc.send_signal(signal.SIGKILL)
         proc.wait()

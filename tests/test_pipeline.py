@@ -122,10 +122,13 @@ def test_same_pdf_twice_gives_one_set_of_chunks_per_subject(engine, inbox):
         "skipped",
     ]
 
-    # deleting one copy keeps the chunks the other copies still need
+    # deleting one copy keeps the chunks the other copies still need, citing a file that exists
     original.unlink()
     ingest(engine, inbox)
     assert {c.grade: c.count for c in engine.store.collections()} == per_grade
+    assert {
+        c.metadata["source"] for c in all_chunks(engine) if c.metadata["grade"] == "kelas_10"
+    } == {"atom (1).pdf"}
 
 
 def test_bad_inputs_get_their_own_status_and_the_engine_goes_on(engine, inbox):

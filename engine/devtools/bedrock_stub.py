@@ -15,6 +15,7 @@ import hashlib
 import json
 import math
 import re
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -69,6 +70,12 @@ class BedrockStub:
 
             def log_message(self, *args: object) -> None:
                 pass
+
+            def setup(self) -> None:
+                super().setup()
+                # headers and body go out in two writes: without this, Nagle's algorithm and
+                # delayed ACKs add ~40 ms to every call, which no real endpoint does
+                self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
             def _send(self, status: int, body: dict, error_type: str = "") -> None:
                 data = json.dumps(body).encode()
@@ -125,3 +132,23 @@ class BedrockStub:
                     self._send(200, {"embedding": vector, "inputTextTokenCount": tokens})
 
         return Handler
+
+
+def main() -> None:
+    """Run the stub as its own process: `python -m engine.devtools.bedrock_stub --latency 0.1`."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(description="local Bedrock InvokeModel endpoint")
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds added per call")
+    args = parser.parse_args()
+    with BedrockStub(latency_s=args.latency) as stub:
+        print(stub.url, flush=True)
+        try:
+            sys.stdin.read()  # runs until stdin closes (the parent exits or closes it)
+        except KeyboardInterrupt:
+            pass
+
+
+if __name__ == "__main__":
+    main()

@@ -15,7 +15,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from engine.embed.base import Embedder, EmbeddingResult, EmbeddingUnavailable, ModelInfo
+from engine.embed.base import (
+    Embedder,
+    EmbeddingResult,
+    EmbeddingUnavailable,
+    ModelInfo,
+    Progress,
+)
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +43,7 @@ class BedrockEmbedder(Embedder):
         self.dimensions = dimensions
         self.normalize = normalize
         self.concurrency = concurrency
-        # A batch is what the pool works on at once; a few per worker keeps all of them busy.
-        self.batch_size = concurrency * 4
+        self.batch_size = concurrency * 4  # only for callers of embed_batch; see embed()
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="bedrock")
         base = model_id.split(".", 1)[-1].split(":")[0]  # titan-embed-text-v2
         self._info = ModelInfo(model_id, ModelInfo.make_key(f"{base}-{dimensions}"))
@@ -59,8 +64,16 @@ class BedrockEmbedder(Embedder):
         return payload["embedding"], int(payload.get("inputTextTokenCount", 0))
 
     def embed_batch(self, texts: Sequence[str]) -> EmbeddingResult:
+        return self.embed(texts)
+
+    def embed(self, texts: Sequence[str], progress: Progress | None = None) -> EmbeddingResult:
+        """All texts go to the pool at once: no batch barrier leaves workers idle."""
         try:
-            answers = list(self._pool.map(self._invoke, texts))
+            answers = []
+            for future in [self._pool.submit(self._invoke, text) for text in texts]:
+                answers.append(future.result())
+                if progress:
+                    progress(1)
         except ClientError as exc:
             error = exc.response.get("Error", {})
             raise EmbeddingUnavailable(

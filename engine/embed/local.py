@@ -68,7 +68,7 @@ class LocalEmbedder(Embedder):
         return self.load().max_seq_length
 
     def count_tokens(self, text: str) -> int:
-        return len(self.load().tokenizer(text, add_special_tokens=True)["input_ids"])
+        return len(self.load().tokenizer(text, add_special_tokens=True, verbose=False)["input_ids"])
 
     def embed_batch(self, texts: Sequence[str]) -> EmbeddingResult:
         vectors = self.load().encode(

@@ -13,18 +13,21 @@ from __future__ import annotations
 
 import fcntl
 import logging
+import os
 import time
-from collections.abc import Iterable, Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 from engine.catalog import Catalog, Document
-from engine.embed.base import Embedder, EmbeddingUnavailable
-from engine.ingest.chunk import chunk_pages
+from engine.embed.base import Embedder, EmbeddingResult, EmbeddingUnavailable
+from engine.ingest.chunk import Chunk, chunk_pages
 from engine.ingest.extract import ExtractionError, PdfExtractor
-from engine.ingest.layout import BadLocation, is_candidate, place, sha256_file
+from engine.ingest.layout import BadLocation, Placement, is_candidate, place, sha256_file
 from engine.jobs.base import FileResult, FileStatus, JobRecord, JobTracker
 from engine.settings import Settings
 from engine.store.chroma import ChunkStore, StoredChunk, chunk_id
@@ -52,6 +55,28 @@ class _Silent:
 
 
 @dataclass
+class _FileWork:
+    """One file between its cheap checks and its ingestion.
+
+    `action` is "ingest" (its PDF is being read in `extraction`), "remove" (it left the
+    inbox), or "report" (the result is already decided: skipped, bad location, too large...).
+    """
+
+    path: Path
+    result: FileResult
+    started: float
+    action: str = "report"
+    placement: Placement | None = None
+    before: os.stat_result | None = None
+    previous: Document | None = None
+    extraction: Future | None = None
+    pages: int = 0
+    note: str = ""
+    chunks: list[Chunk] = field(default_factory=list)
+    embedded: EmbeddingResult | None = None
+
+
+@dataclass
 class JobOutcome:
     job: JobRecord
     files: list[FileResult]
@@ -73,6 +98,8 @@ class Ingestor:
         self.store = store
         self.catalog = catalog
         self.tracker = tracker
+        self._pdf_extractor: PdfExtractor | None = None
+        self._pdf_limits: dict = {}
 
     # --- jobs -------------------------------------------------------------------------------
     def run(
@@ -104,31 +131,75 @@ class Ingestor:
             started = time.monotonic()
             results: list[FileResult] = []
             models: set[str] = set()
-            with PdfExtractor(
-                max_pages=self.settings.max_pages,
-                timeout_s=self.settings.extract_timeout_s,
-                memory_mb=self.settings.extract_memory_mb,
-            ) as extractor:
-                for number, path in enumerate(targets, start=1):
-                    job.current_file = str(path)
-                    self.tracker.save_job(job)
-                    progress.file_started(str(path), number, len(targets))
-                    result, model_key, fallback = self._process_safely(
-                        path, root, extractor, progress, job
+            extractor = self._extractor()
+            with (
+                ThreadPoolExecutor(1, thread_name_prefix="pdf-reader") as reader,
+                ThreadPoolExecutor(1, thread_name_prefix="chunk-writer") as writer,
+            ):
+
+                def plan(path: Path) -> _FileWork:
+                    return self._plan_safely(
+                        path, root, lambda p: reader.submit(extractor.extract, p)
                     )
-                    if model_key:
-                        models.add(model_key)
-                    if fallback:
-                        job.fallback_reason = fallback
+
+                def commit(work: _FileWork) -> None:
+                    """Runs on the writer thread, in file order."""
+                    self._commit_safely(work, root)
+
+                def report(work: _FileWork, done: Future) -> None:
+                    done.result()  # _commit_safely never raises; this re-raises bugs
+                    result = work.result
+                    result.seconds = round(time.monotonic() - work.started, 3)
+                    if work.embedded and result.status is FileStatus.INGESTED:
+                        models.add(work.embedded.model.key)
+                        job.fallback_reason = work.embedded.fallback_reason or job.fallback_reason
                     job.count(result)
                     job.strategy_used = ",".join(sorted(models))
                     self.tracker.save_file(job.job_id, result)
                     self.tracker.save_job(job)
                     results.append(result)
                     progress.file_done(result)
+
+                pending: deque[tuple[_FileWork, Future]] = deque()
+                upcoming = plan(targets[0])
+                for number, path in enumerate(targets, start=1):
+                    current = upcoming
+                    # Plan the next file now, so its PDF is read while this one is embedded.
+                    upcoming = plan(targets[number]) if number < len(targets) else None
+                    job.current_file = str(path)
+                    self.tracker.save_job(job)
+                    progress.file_started(str(path), number, len(targets))
+                    self._embed_safely(current, progress, job)
+                    # Store it on the writer thread while the next file is embedded.
+                    pending.append((current, writer.submit(commit, current)))
+                    while len(pending) > 1 or (pending and pending[0][1].done()):
+                        report(*pending.popleft())
+                while pending:
+                    report(*pending.popleft())
             job.finish(started, time.monotonic())
             self.tracker.save_job(job)
             return JobOutcome(job, results)
+
+    def _extractor(self) -> PdfExtractor:
+        """The PDF reader, kept across jobs so a long-running engine starts its worker once.
+
+        Limits are read from settings on every job, so a changed limit applies to the next one.
+        """
+        limits = {
+            "max_pages": self.settings.max_pages,
+            "timeout_s": self.settings.extract_timeout_s,
+            "memory_mb": self.settings.extract_memory_mb,
+        }
+        if self._pdf_extractor is None or self._pdf_limits != limits:
+            self.close()
+            self._pdf_extractor, self._pdf_limits = PdfExtractor(**limits), limits
+        return self._pdf_extractor
+
+    def close(self) -> None:
+        """Stop the PDF worker process."""
+        if self._pdf_extractor is not None:
+            self._pdf_extractor.close()
+            self._pdf_extractor = None
 
     def collect(self, paths: Iterable[Path]) -> list[Path]:
         """Expand folders into PDFs; keep vanished paths the catalogue knows (deletions)."""
@@ -182,91 +253,111 @@ class Ingestor:
                     self.store.delete_document(collection.name, sha)
             return interrupted
 
-    # --- one file ---------------------------------------------------------------------------
-    def _process_safely(
-        self, path: Path, root: Path, extractor: PdfExtractor, progress: Progress, job: JobRecord
-    ) -> tuple[FileResult, str, str]:
-        started = time.monotonic()
+    # --- one file: plan (cheap checks, start reading), then finish (embed, store) ---------
+    def _plan_safely(self, path: Path, root: Path, read: Callable[[Path], Future]) -> _FileWork:
+        plan = _FileWork(path, FileResult(str(path), FileStatus.FAILED), started=time.monotonic())
         try:
-            result, model_key, fallback = self._process(path, root, extractor, progress, job)
+            self._plan(plan, root, read)
         except Exception as exc:  # one bad file must never stop the engine
-            log.exception("failed to ingest %s", path)
-            result, model_key, fallback = (
-                FileResult(str(path), FileStatus.FAILED, f"{type(exc).__name__}: {exc}"),
-                "",
-                "",
-            )
-        result.seconds = round(time.monotonic() - started, 3)
-        return result, model_key, fallback
+            log.exception("failed to check %s", path)
+            plan.result.reason = f"{type(exc).__name__}: {exc}"
+            plan.action = "report"
+        return plan
 
-    def _process(
-        self, path: Path, root: Path, extractor: PdfExtractor, progress: Progress, job: JobRecord
-    ) -> tuple[FileResult, str, str]:
-        key = str(path)
+    def _plan(self, plan: _FileWork, root: Path, read: Callable[[Path], Future]) -> None:
+        path, result = plan.path, plan.result
         if not path.exists():
-            return self._remove(key), "", ""
+            plan.action = "remove"
+            return
         try:
-            placement = place(path, root)
+            plan.placement = place(path, root)
         except BadLocation as exc:
-            return FileResult(key, FileStatus.BAD_LOCATION, str(exc)), "", ""
-        result = FileResult(
-            key, FileStatus.FAILED, grade=placement.grade, subject=placement.subject
-        )
-        before = path.stat()
-        limit = self.settings.max_file_mb * 1024 * 1024
-        if before.st_size == 0:
-            return self._failed(result, FileStatus.EMPTY, "the file is empty (0 bytes)"), "", ""
-        if before.st_size > limit:
-            size_mb, limit_mb = before.st_size / 2**20, self.settings.max_file_mb
-            reason = f"{size_mb:.1f} MB, more than the limit of {limit_mb:g} MB"
-            return self._failed(result, FileStatus.TOO_LARGE, reason), "", ""
-
+            result.status, result.reason = FileStatus.BAD_LOCATION, str(exc)
+            return
+        result.grade, result.subject = plan.placement.grade, plan.placement.subject
+        plan.before = path.stat()
+        limit_mb = self.settings.max_file_mb
+        if plan.before.st_size == 0:
+            result.status, result.reason = FileStatus.EMPTY, "the file is empty (0 bytes)"
+            return
+        if plan.before.st_size > limit_mb * 2**20:
+            size_mb = plan.before.st_size / 2**20
+            result.status = FileStatus.TOO_LARGE
+            result.reason = f"{size_mb:.1f} MB, more than the limit of {limit_mb:g} MB"
+            return
         result.sha256 = sha256_file(path)
-        previous = self.catalog.get(key)
-        if previous and previous.sha256 == result.sha256 and previous.status == "ingested":
+        plan.previous = self.catalog.get(str(path))
+        if plan.previous and plan.previous.sha256 == result.sha256:
             result.status, result.reason = FileStatus.SKIPPED, "unchanged since last ingest"
-            result.pages, result.chunks = previous.pages, previous.chunks
-            return result, "", ""
-        copy = self.catalog.stored_copy(placement.grade, placement.subject, result.sha256, key)
-        if copy:
-            self._record(
-                result, FileStatus.SKIPPED, copy.collection, copy.pages, copy.chunks, previous
-            )
-            result.reason = f"same content as {copy.path}, already ingested"
-            return result, "", ""
+            result.pages, result.chunks = plan.previous.pages, plan.previous.chunks
+            return
+        plan.action = "ingest"
+        plan.extraction = read(path)
 
+    def _embed_safely(self, work: _FileWork, progress: Progress, job: JobRecord) -> None:
+        if work.action != "ingest":
+            return
         try:
-            extracted = extractor.extract(path)
-        except ExtractionError as exc:
-            return self._failed(result, exc.status, exc.reason), "", ""
-        after = path.stat()
-        if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
-            return (
-                self._failed(
-                    result,
-                    FileStatus.FAILED,
-                    "the file changed while it was read; it will be read again",
-                ),
-                "",
-                "",
-            )
+            self._embed(work, progress, job)
+        except Exception as exc:  # one bad file must never stop the engine
+            log.exception("failed to ingest %s", work.path)
+            self._fail(work, FileStatus.FAILED, f"{type(exc).__name__}: {exc}")
 
-        chunks = chunk_pages(
+    def _embed(self, work: _FileWork, progress: Progress, job: JobRecord) -> None:
+        """Wait for the text, chunk it, embed the chunks (main thread)."""
+        try:
+            extracted = work.extraction.result()
+        except ExtractionError as exc:
+            return self._fail(work, exc.status, exc.reason)
+        after = work.path.stat()
+        if (after.st_size, after.st_mtime_ns) != (work.before.st_size, work.before.st_mtime_ns):
+            reason = "the file changed while it was read; it will be read again"
+            return self._fail(work, FileStatus.FAILED, reason)
+        work.pages, work.note = len(extracted.pages), extracted.note
+        work.chunks = chunk_pages(
             extracted.pages,
             size=self.settings.chunk_size,
             overlap=self.settings.chunk_overlap,
             max_tokens=self.embedder.max_tokens,
             count_tokens=self.embedder.count_tokens,
         )
-        texts = [c.text for c in chunks]
+        texts = [c.text for c in work.chunks]
         try:
-            embedded = self.embedder.embed(texts, lambda n: progress.chunks_embedded(n, len(texts)))
+            work.embedded = self.embedder.embed(
+                texts, lambda n: progress.chunks_embedded(n, len(texts))
+            )
         except EmbeddingUnavailable as exc:
-            return self._failed(result, FileStatus.FAILED, f"embedding failed: {exc}"), "", ""
-        job.input_tokens += embedded.input_tokens
-        job.total_embeddings += len(embedded.vectors)
+            return self._fail(work, FileStatus.FAILED, f"embedding failed: {exc}")
+        job.input_tokens += work.embedded.input_tokens
+        job.total_embeddings += len(work.embedded.vectors)
 
-        model = embedded.model
+    def _commit_safely(self, work: _FileWork, root: Path) -> None:
+        try:
+            self._commit(work, root)
+        except Exception as exc:  # one bad file must never stop the engine
+            log.exception("failed to store %s", work.path)
+            work.result.status = FileStatus.FAILED
+            work.result.reason = f"{type(exc).__name__}: {exc}"
+
+    def _commit(self, work: _FileWork, root: Path) -> None:
+        """Store the chunks and switch the catalogue to them (writer thread, in file order)."""
+        if work.action == "remove":
+            work.result = self._remove(str(work.path))
+            return
+        if work.action != "ingest":
+            return
+        result, placement = work.result, work.placement
+        # checked here, not when planning: the previous file may have been this one's twin
+        copy = self.catalog.stored_copy(
+            placement.grade, placement.subject, result.sha256, str(work.path)
+        )
+        if copy:
+            self._record(
+                result, FileStatus.SKIPPED, copy.collection, copy.pages, copy.chunks, work.previous
+            )
+            result.reason = f"same content as {copy.path}, already ingested"
+            return
+        model = work.embedded.model
         stored = [
             StoredChunk(
                 id=chunk_id(result.sha256, c.index),
@@ -275,8 +366,7 @@ class Ingestor:
                 metadata={
                     "grade": placement.grade,
                     "subject": placement.subject,
-                    "source": path.name,
-                    "source_path": str(path.relative_to(root)),
+                    "source": work.path.name,
                     "file_sha256": result.sha256,
                     "page": c.page_start,
                     "page_end": c.page_end,
@@ -285,16 +375,15 @@ class Ingestor:
                     "embedding_model": model.model_id,
                 },
             )
-            for c, vector in zip(chunks, embedded.vectors, strict=True)
+            for c, vector in zip(work.chunks, work.embedded.vectors, strict=True)
         ]
         collection = self.store.add(
             placement.grade, placement.subject, model.model_id, model.key, stored
         )
         self._record(
-            result, FileStatus.INGESTED, collection, len(extracted.pages), len(stored), previous
+            result, FileStatus.INGESTED, collection, work.pages, len(stored), work.previous
         )
-        result.reason = extracted.note
-        return result, model.key, embedded.fallback_reason
+        result.reason = work.note
 
     # --- catalogue bookkeeping --------------------------------------------------------------
     def _record(
@@ -328,11 +417,11 @@ class Ingestor:
             self._release(previous)
 
     @staticmethod
-    def _failed(result: FileResult, status: FileStatus, reason: str) -> FileResult:
+    def _fail(work: _FileWork, status: FileStatus, reason: str) -> None:
         """A failure is reported in the job only: the catalogue keeps the last good version,
         whose chunks go on answering searches until a readable version arrives."""
-        result.status, result.reason = status, reason
-        return result
+        work.result.status, work.result.reason = status, reason
+        work.action = "report"
 
     def _remove(self, key: str) -> FileResult:
         previous = self.catalog.get(key)
@@ -349,9 +438,18 @@ class Ingestor:
         )
 
     def _release(self, doc: Document) -> None:
-        """Delete a document version's chunks unless a catalogue row still uses them."""
-        if doc.collection and doc.sha256 not in self.catalog.referenced_shas(doc.collection):
+        """Delete a document version's chunks unless another copy still uses them.
+
+        When a copy remains (the same PDF in two places), the chunks are relabelled with the
+        surviving copy's file name so search results never cite a file that is gone.
+        """
+        if not doc.collection:
+            return
+        survivor = self.catalog.stored_copy(doc.grade, doc.subject, doc.sha256, doc.path)
+        if survivor is None:
             self.store.delete_document(doc.collection, doc.sha256)
+        elif survivor.file_name != doc.file_name:
+            self.store.relabel_document(doc.collection, doc.sha256, source=survivor.file_name)
 
     def _job_config(self) -> dict:
         s = self.settings

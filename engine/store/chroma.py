@@ -109,6 +109,13 @@ class ChunkStore:
             return
         collection.delete(where={"file_sha256": sha256})
 
+    def relabel_document(self, name: str, sha256: str, *, source: str) -> None:
+        """Change the `source` file name on every chunk of one document."""
+        collection = self._collection(name)
+        ids = collection.get(where={"file_sha256": sha256}, include=[])["ids"]
+        if ids:
+            collection.update(ids=ids, metadatas=[{"source": source}] * len(ids))
+
     def document_shas(self, name: str) -> set[str]:
         """Every document sha256 that has chunks in collection `name`."""
         collection = self._collection(name)

@@ -1,0 +1,40 @@
+"""Generate a curriculum-like corpus of PDFs for benchmarks (Indonesian lesson text)."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pymupdf
+
+LESSONS = Path(__file__).resolve().parent.parent / "tests" / "data" / "lessons_id.json"
+
+
+def sentences() -> list[str]:
+    text = " ".join(p for lesson in json.loads(LESSONS.read_text()) for p in lesson["pages"])
+    return [s.strip() + "." for s in text.split(". ") if s.strip()]
+
+
+def make_corpus(
+    root: Path, files: int, pages_per_file: int, chars_per_page: int = 2400, grade: str = "kelas_10"
+) -> Path:
+    """Write `files` PDFs under root/<grade>/<subject>/; text varies so chunks differ."""
+    rng = random.Random(42)
+    pool = sentences()
+    for number in range(files):
+        subject = ["informatika", "biologi", "fisika", "sejarah"][number % 4]
+        doc = pymupdf.open()
+        for page_no in range(pages_per_file):
+            text, length = [], 0
+            while length < chars_per_page:
+                sentence = f"{rng.choice(pool)[:-1]} (bagian {number}.{page_no}.{len(text)})."
+                text.append(sentence)
+                length += len(sentence) + 1
+            page = doc.new_page()
+            page.insert_textbox(pymupdf.Rect(40, 40, 555, 802), " ".join(text), fontsize=7)
+        path = root / grade / subject / f"modul_{number:03d}.pdf"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        doc.save(path)
+        doc.close()
+    return root
