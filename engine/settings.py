@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -18,7 +18,11 @@ class Settings(BaseSettings):
     """All settings of the engine. Field aliases are the environment variable names."""
 
     model_config = SettingsConfigDict(
-        env_file=".env", extra="ignore", populate_by_name=True, case_sensitive=False
+        env_file=".env",
+        env_ignore_empty=True,
+        extra="ignore",
+        populate_by_name=True,
+        case_sensitive=False,
     )
 
     # --- storage layout -------------------------------------------------------------------
@@ -39,7 +43,9 @@ class Settings(BaseSettings):
     )
     bedrock_region: str = Field("us-east-1", alias="BEDROCK_REGION")
     bedrock_model_id: str = Field("amazon.titan-embed-text-v2:0", alias="BEDROCK_MODEL_ID")
-    bedrock_dimensions: Literal[256, 512, 1024] = Field(1024, alias="BEDROCK_DIMENSIONS")
+    bedrock_dimensions: int = Field(
+        1024, alias="BEDROCK_DIMENSIONS", description="256, 512 or 1024"
+    )
     bedrock_normalize: bool = Field(True, alias="BEDROCK_NORMALIZE")
     bedrock_concurrency: int = Field(8, ge=1, le=64, alias="BEDROCK_CONCURRENCY")
     bedrock_max_attempts: int = Field(
@@ -84,6 +90,14 @@ class Settings(BaseSettings):
         None, alias="CHROMA_HOST", description="Chroma server; unset = embedded or `nexus up`'s."
     )
     chroma_port: int = Field(8000, alias="CHROMA_PORT")
+
+    @field_validator("bedrock_dimensions")
+    @classmethod
+    def _titan_dimensions(cls, value: int) -> int:
+        # a Literal[256, 512, 1024] would refuse the string "1024" that .env files hold
+        if value not in (256, 512, 1024):
+            raise ValueError("Titan v2 supports 256, 512 or 1024 dimensions")
+        return value
 
     # --- derived paths ----------------------------------------------------------------------
     @property

@@ -12,7 +12,7 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from engine.embed.base import Embedder, EmbeddingResult, ModelInfo
+from engine.embed.base import Embedder, EmbeddingResult, ModelInfo, Progress
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +69,17 @@ class LocalEmbedder(Embedder):
 
     def count_tokens(self, text: str) -> int:
         return len(self.load().tokenizer(text, add_special_tokens=True, verbose=False)["input_ids"])
+
+    def embed(self, texts: Sequence[str], progress: Progress | None = None) -> EmbeddingResult:
+        """Encode in groups of several batches: sentence-transformers sorts each group by
+        length, so fewer, larger calls pad less; progress is still reported per group."""
+        group = self.batch_size * 4
+        vectors: list[list[float]] = []
+        for start in range(0, len(texts), group):
+            vectors.extend(self.embed_batch(texts[start : start + group]).vectors)
+            if progress:
+                progress(min(group, len(texts) - start))
+        return EmbeddingResult(vectors=vectors, model=self._info)
 
     def embed_batch(self, texts: Sequence[str]) -> EmbeddingResult:
         vectors = self.load().encode(

@@ -101,11 +101,25 @@ def chunk_pages(
     if overlap >= size:
         raise ValueError("chunk overlap must be smaller than the chunk size")
 
+    token_cache: dict[str, int] = {}
+
+    def tokens(text: str) -> int:
+        if text not in token_cache:
+            token_cache[text] = count_tokens(text)
+        return token_cache[text]
+
     def fits(units: list[_Unit]) -> bool:
-        text = " ".join(u.text for u in units)
-        if len(text) > size:
+        if sum(len(u.text) + 1 for u in units) - 1 > size:
             return False
-        return max_tokens is None or count_tokens is None or count_tokens(text) <= max_tokens
+        if max_tokens is None or count_tokens is None:
+            return True
+        # Tokenizers split at spaces first, so a joined text costs about the sum of its
+        # sentences (each sentence counted once). Near the limit, count the real text.
+        specials = tokens("")
+        estimate = specials + sum(tokens(u.text) - specials for u in units)
+        if estimate < 0.9 * max_tokens:
+            return True
+        return count_tokens(" ".join(u.text for u in units)) <= max_tokens
 
     def shrink(unit: _Unit) -> list[_Unit]:
         """Split one unit in halves (at spaces) until every half fits the token limit."""

@@ -1,0 +1,71 @@
+"""The Chroma chunk store: naming, batching, per-document delete."""
+
+from __future__ import annotations
+
+from engine.store.chroma import ChunkStore, StoredChunk, chunk_id, collection_name
+from engine.store.client import make_chroma_client
+
+
+def chunks(sha: str, n: int) -> list[StoredChunk]:
+    return [
+        StoredChunk(
+            id=chunk_id(sha, i),
+            text=f"teks {i}",
+            vector=[1.0, float(i), 0.5],
+            metadata={"file_sha256": sha, "source": "a.pdf", "page": 1},
+        )
+        for i in range(n)
+    ]
+
+
+class RecordingClient:
+    """A real chromadb client whose collections report the size of every upsert."""
+
+    def __init__(self, client, max_batch: int):
+        self.client, self.max_batch, self.upserts = client, max_batch, []
+
+    def get_max_batch_size(self) -> int:
+        return self.max_batch
+
+    def get_or_create_collection(self, *args, **kwargs):
+        collection = self.client.get_or_create_collection(*args, **kwargs)
+        upsert = collection.upsert
+
+        def recording_upsert(**kw):
+            self.upserts.append(len(kw["ids"]))
+            return upsert(**kw)
+
+        collection.upsert = recording_upsert
+        return collection
+
+    def __getattr__(self, name):
+        return getattr(self.client, name)
+
+
+def test_writes_are_batched_under_the_servers_limit(settings):
+    client = RecordingClient(make_chroma_client(settings), max_batch=10)
+    store = ChunkStore(client)
+
+    name = store.add("kelas_10", "ipa", "fake/m", "fake-m", chunks("a" * 64, 25))
+
+    assert client.upserts == [10, 10, 5]
+    assert store.collections()[0].count == 25
+    assert name == collection_name("kelas_10", "ipa", "fake-m")
+
+
+def test_collection_names_are_chroma_safe_and_separate_models(settings):
+    assert collection_name("Kelas 10", "Bahasa Indonesia", "all-minilm-l6-v2") == (
+        "nexus__kelas-10__bahasa-indonesia__all-minilm-l6-v2"
+    )
+    store = ChunkStore(make_chroma_client(settings))
+    store.add("kelas_10", "ipa", "fake/a", "model-a", chunks("a" * 64, 2))
+    store.add("kelas_10", "ipa", "fake/b", "model-b", chunks("a" * 64, 2))
+    assert [c.model_key for c in store.collections()] == ["model-a", "model-b"]
+
+
+def test_delete_document_removes_only_its_chunks(settings):
+    store = ChunkStore(make_chroma_client(settings))
+    name = store.add("kelas_10", "ipa", "fake/m", "fake-m", chunks("a" * 64, 3) + chunks("b" * 64, 2))
+    store.delete_document(name, "a" * 64)
+    assert store.document_shas(name) == {"b" * 64}
+    store.delete_document("nexus__no__such__collection", "a" * 64)  # nothing to delete: no error

@@ -1,0 +1,1 @@
+"""The Streamlit admin panel (see issue: admin panel)."""
