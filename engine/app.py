@@ -111,13 +111,28 @@ class Engine:
     def ingestor(self):
         from engine.ingest.pipeline import Ingestor
 
-        return Ingestor(self.settings, self.embedder, self.store, self.catalog, self.tracker)
+        return Ingestor(
+            self.settings, self.embedder, self.store, self.catalog, self.tracker, self.lexical
+        )
+
+    @cached_property
+    def lexical(self):
+        from engine.lexical.index import LexicalIndex
+
+        return LexicalIndex(self.catalog.conn)
 
     @cached_property
     def searcher(self):
         from engine.search import Searcher
 
-        return Searcher(self.embedder, self.store)
+        return Searcher(
+            self.embedder,
+            self.store,
+            self.lexical,
+            vector_weight=self.settings.fusion_vector_weight,
+            lexical_weight=self.settings.fusion_lexical_weight,
+            candidates=self.settings.search_candidates,
+        )
 
 
 def build_engine(settings: Settings | None = None, **parts: object) -> Engine:

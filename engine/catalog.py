@@ -6,6 +6,8 @@ deleted (remove its chunks) or a duplicate of a file already ingested in the sam
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,6 +61,25 @@ class Catalog:
             (grade, subject, sha256, exclude),
         ).fetchone()
         return Document(**dict(row)) if row else None
+
+    def copies(self, grade: str, subject: str, sha256: str) -> list[Document]:
+        """Every document of this grade/subject with this content."""
+        rows = self.conn.execute(
+            "SELECT * FROM documents WHERE grade = ? AND subject = ? AND sha256 = ? ORDER BY path",
+            (grade, subject, sha256),
+        )
+        return [Document(**dict(r)) for r in rows]
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Group writes (catalogue and lexical index) so a crash keeps all or none."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
 
     def referenced_shas(self, collection: str) -> set[str]:
         rows = self.conn.execute(

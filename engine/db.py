@@ -70,6 +70,21 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX documents_by_sha ON documents (grade, subject, sha256);
     """,
+    # 2: the lexical (BM25) index beside the vectors; `terms` holds analysed (stemmed) words.
+    """
+    CREATE VIRTUAL TABLE lexical USING fts5(
+        terms,
+        grade UNINDEXED,
+        subject UNINDEXED,
+        sha256 UNINDEXED,
+        chunk_id UNINDEXED,
+        source UNINDEXED,
+        page UNINDEXED,
+        pages UNINDEXED,
+        text UNINDEXED,
+        tokenize = 'unicode61'
+    );
+    """,
 ]
 
 
@@ -99,7 +114,7 @@ def migrate(conn: sqlite3.Connection) -> None:
                 if conn.execute("PRAGMA user_version").fetchone()[0] >= number:
                     conn.execute("COMMIT")
                     continue
-                for statement in script.split(";"):
+                for statement in script.split(";\n"):
                     if statement.strip():
                         conn.execute(statement)
                 conn.execute(f"PRAGMA user_version = {number}")

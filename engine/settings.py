@@ -76,6 +76,20 @@ class Settings(BaseSettings):
     extract_timeout_s: float = Field(120.0, gt=0, alias="EXTRACT_TIMEOUT_S")
     extract_memory_mb: int = Field(2048, ge=128, alias="EXTRACT_MEMORY_MB")
 
+    # --- search ---------------------------------------------------------------------------
+    search_mode: Literal["hybrid", "vector", "lexical"] = Field(
+        "hybrid", alias="SEARCH_MODE", description="Default mode of `nexus search` and the panel."
+    )
+    fusion_vector_weight: float = Field(
+        0.2, ge=0, alias="FUSION_VECTOR_WEIGHT", description="hybrid: weight of vector similarity."
+    )
+    fusion_lexical_weight: float = Field(
+        0.8, ge=0, alias="FUSION_LEXICAL_WEIGHT", description="hybrid: weight of BM25."
+    )
+    search_candidates: int = Field(
+        30, ge=1, alias="SEARCH_CANDIDATES", description="hybrid: candidates taken from each side."
+    )
+
     # --- watcher --------------------------------------------------------------------------
     watch_polling: bool = Field(
         False, alias="WATCH_POLLING", description="Poll instead of inotify (bind mounts, shares)."

@@ -65,7 +65,9 @@ def test_collection_names_are_chroma_safe_and_separate_models(settings):
 
 def test_delete_document_removes_only_its_chunks(settings):
     store = ChunkStore(make_chroma_client(settings))
-    name = store.add("kelas_10", "ipa", "fake/m", "fake-m", chunks("a" * 64, 3) + chunks("b" * 64, 2))
+    name = store.add(
+        "kelas_10", "ipa", "fake/m", "fake-m", chunks("a" * 64, 3) + chunks("b" * 64, 2)
+    )
     store.delete_document(name, "a" * 64)
     assert store.document_shas(name) == {"b" * 64}
     store.delete_document("nexus__no__such__collection", "a" * 64)  # nothing to delete: no error

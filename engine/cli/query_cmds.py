@@ -7,6 +7,7 @@ import json
 
 from engine.app import build_engine
 from engine.cli.progress import describe
+from engine.search import MODES
 from engine.settings import Settings
 
 
@@ -16,6 +17,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--grade")
     p.add_argument("--subject")
     p.add_argument("-k", type=int, default=5, help="number of results (default 5)")
+    p.add_argument(
+        "--mode",
+        choices=MODES,
+        help="hybrid (words + meaning), vector or lexical; default SEARCH_MODE",
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_search)
 
@@ -32,12 +38,17 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
     engine = build_engine(settings)
-    hits = engine.searcher.search(args.question, grade=args.grade, subject=args.subject, k=args.k)
+    mode = args.mode or settings.search_mode
+    hits = engine.searcher.search(
+        args.question, grade=args.grade, subject=args.subject, k=args.k, mode=mode
+    )
     if args.json:
         print(json.dumps([h.to_dict() for h in hits], ensure_ascii=False, indent=2))
         return 0
     if not hits:
         print("no results (is anything ingested? see `nexus jobs`)")
+    if hits:
+        print(f"{mode} search:")
     for rank, hit in enumerate(hits, start=1):
         print(f"{rank}. [{hit.score:.3f}] {hit.grade}/{hit.subject}/{hit.source}, page {hit.pages}")
         print(f"   {hit.text[:300]}")

@@ -29,6 +29,7 @@ from engine.ingest.chunk import Chunk, chunk_pages
 from engine.ingest.extract import ExtractionError, PdfExtractor
 from engine.ingest.layout import BadLocation, Placement, is_candidate, place, sha256_file
 from engine.jobs.base import FileResult, FileStatus, JobRecord, JobTracker
+from engine.lexical.index import LexicalChunk, LexicalIndex
 from engine.settings import Settings
 from engine.store.chroma import ChunkStore, StoredChunk, chunk_id
 
@@ -76,6 +77,11 @@ class _FileWork:
     embedded: EmbeddingResult | None = None
 
 
+def _lexical_chunk(chunk: StoredChunk) -> LexicalChunk:
+    meta = chunk.metadata
+    return LexicalChunk(chunk.id, chunk.text, meta["source"], meta["page"], meta["pages"])
+
+
 @dataclass
 class JobOutcome:
     job: JobRecord
@@ -92,12 +98,14 @@ class Ingestor:
         store: ChunkStore,
         catalog: Catalog,
         tracker: JobTracker,
+        lexical: LexicalIndex,
     ):
         self.settings = settings
         self.embedder = embedder
         self.store = store
         self.catalog = catalog
         self.tracker = tracker
+        self.lexical = lexical
         self._pdf_extractor: PdfExtractor | None = None
         self._pdf_limits: dict = {}
 
@@ -251,7 +259,28 @@ class Ingestor:
                 for sha in orphans:
                     log.info("removing orphaned chunks of %s from %s", sha[:12], collection.name)
                     self.store.delete_document(collection.name, sha)
+            self.sync_lexical()
             return interrupted
+
+    def sync_lexical(self) -> int:
+        """Make the lexical index hold exactly the catalogued documents' chunks.
+
+        Rows of documents the catalogue no longer has are dropped; documents it lacks (an
+        index from before it existed, a restored backup, an installed package) are indexed
+        from their chunks in Chroma. Returns the number of documents (re)indexed.
+        """
+        wanted = {(d.grade, d.subject, d.sha256): d for d in self.catalog.all()}
+        indexed = self.lexical.documents()
+        for key in indexed - wanted.keys():
+            self.lexical.remove(*key)
+        added = 0
+        for (grade, subject, sha), doc in wanted.items():
+            if (grade, subject, sha) in indexed or not doc.collection:
+                continue
+            stored = self.store.get_chunks(doc.collection, where={"file_sha256": sha})
+            self.lexical.add(grade, subject, sha, [_lexical_chunk(c) for c in stored])
+            added += 1
+        return added
 
     # --- one file: plan (cheap checks, start reading), then finish (embed, store) ---------
     def _plan_safely(self, path: Path, root: Path, read: Callable[[Path], Future]) -> _FileWork:
@@ -287,7 +316,11 @@ class Ingestor:
             return
         result.sha256 = sha256_file(path)
         plan.previous = self.catalog.get(str(path))
-        if plan.previous and plan.previous.sha256 == result.sha256:
+        if (
+            plan.previous
+            and plan.previous.sha256 == result.sha256
+            and self._searchable(plan.previous)
+        ):
             result.status, result.reason = FileStatus.SKIPPED, "unchanged since last ingest"
             result.pages, result.chunks = plan.previous.pages, plan.previous.chunks
             return
@@ -381,7 +414,13 @@ class Ingestor:
             placement.grade, placement.subject, model.model_id, model.key, stored
         )
         self._record(
-            result, FileStatus.INGESTED, collection, work.pages, len(stored), work.previous
+            result,
+            FileStatus.INGESTED,
+            collection,
+            work.pages,
+            len(stored),
+            work.previous,
+            lexical=[_lexical_chunk(c) for c in stored],
         )
         result.reason = work.note
 
@@ -394,25 +433,29 @@ class Ingestor:
         pages: int,
         chunks: int,
         previous: Document | None,
+        lexical: list[LexicalChunk] | None = None,
     ) -> None:
-        """Point the catalogue at the new version, then release the old version's chunks."""
+        """Point the catalogue (and the lexical index, in the same transaction) at the new
+        version, then release the old version's chunks."""
         result.status, result.pages, result.chunks = status, pages, chunks
         path = Path(result.path)
-        self.catalog.put(
-            Document(
-                path=result.path,
-                grade=result.grade,
-                subject=result.subject,
-                file_name=path.name,
-                sha256=result.sha256,
-                size=path.stat().st_size,
-                status="ingested",
-                reason=result.reason,
-                pages=pages,
-                chunks=chunks,
-                collection=collection,
-            )
+        document = Document(
+            path=result.path,
+            grade=result.grade,
+            subject=result.subject,
+            file_name=path.name,
+            sha256=result.sha256,
+            size=path.stat().st_size,
+            status="ingested",
+            reason=result.reason,
+            pages=pages,
+            chunks=chunks,
+            collection=collection,
         )
+        with self.catalog.transaction():
+            self.catalog.put(document)
+            if lexical is not None:
+                self.lexical.add(result.grade, result.subject, result.sha256, lexical)
         if previous:
             self._release(previous)
 
@@ -438,18 +481,29 @@ class Ingestor:
         )
 
     def _release(self, doc: Document) -> None:
-        """Delete a document version's chunks unless another copy still uses them.
+        """Delete a document version's chunks unless another catalogue row still uses them.
 
-        When a copy remains (the same PDF in two places), the chunks are relabelled with the
-        surviving copy's file name so search results never cite a file that is gone.
+        When a copy remains under another name (the same PDF in two places), its chunks are
+        relabelled with the surviving file name so search results never cite a file that is gone.
         """
-        if not doc.collection:
-            return
-        survivor = self.catalog.stored_copy(doc.grade, doc.subject, doc.sha256, doc.path)
-        if survivor is None:
+        copies = self.catalog.copies(doc.grade, doc.subject, doc.sha256)
+        if doc.collection and not any(c.collection == doc.collection for c in copies):
             self.store.delete_document(doc.collection, doc.sha256)
-        elif survivor.file_name != doc.file_name:
-            self.store.relabel_document(doc.collection, doc.sha256, source=survivor.file_name)
+        if not copies:
+            self.lexical.remove(doc.grade, doc.subject, doc.sha256)
+        elif doc.file_name not in {c.file_name for c in copies}:
+            survivor = copies[0]
+            self.lexical.relabel(doc.grade, doc.subject, doc.sha256, survivor.file_name)
+            if survivor.collection == doc.collection:
+                self.store.relabel_document(doc.collection, doc.sha256, source=survivor.file_name)
+
+    def _searchable(self, doc: Document) -> bool:
+        """Are this document's chunks in a collection the current embedder can query?
+
+        When EMBEDDING_STRATEGY changes model, unchanged files are embedded again with it.
+        """
+        model_key = doc.collection.rsplit("__", 1)[-1]
+        return self.embedder.for_model(model_key) is not None
 
     def _job_config(self) -> dict:
         s = self.settings

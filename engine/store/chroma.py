@@ -49,6 +49,7 @@ class StoredChunk:
 
 @dataclass
 class Hit:
+    id: str
     text: str
     metadata: dict
     score: float  # cosine similarity, 1 = same direction
@@ -154,11 +155,20 @@ class ChunkStore:
             query_embeddings=[vector], n_results=k, include=["documents", "metadatas", "distances"]
         )
         return [
-            Hit(text=doc, metadata=meta, score=round(1.0 - dist, 4))
-            for doc, meta, dist in zip(
-                result["documents"][0], result["metadatas"][0], result["distances"][0], strict=True
+            Hit(id=id_, text=doc, metadata=meta, score=round(1.0 - dist, 4))
+            for id_, doc, meta, dist in zip(
+                result["ids"][0],
+                result["documents"][0],
+                result["metadatas"][0],
+                result["distances"][0],
+                strict=True,
             )
         ]
+
+    def get_vectors(self, name: str, ids: list[str]) -> dict[str, list[float]]:
+        """Stored vectors of the chunks `ids` that exist in collection `name`."""
+        page = self._collection(name).get(ids=ids, include=["embeddings"])
+        return dict(zip(page["ids"], page["embeddings"], strict=True))
 
     def get_chunks(self, name: str, where: dict | None = None) -> list[StoredChunk]:
         """All chunks of a collection (or those matching `where`), with vectors."""

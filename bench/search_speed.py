@@ -1,0 +1,102 @@
+"""Search latency on a 10,000-chunk collection, with the model loaded once (as `nexus up` keeps it).
+
+    python bench/search_speed.py [--chunks 10000] [--queries 100]
+
+Chunk texts are Indonesian lesson sentences; their stored vectors are random unit vectors
+(search cost does not depend on what the vectors mean, and embedding 10,000 chunks on a CPU
+would take minutes). Every query is embedded by the real all-MiniLM-L6-v2, so the figures
+include that. Prints p50 and p95 per mode (target: hybrid p95 <= 300 ms on CPU).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.corpus import sentences  # noqa: E402
+from engine.app import build_engine  # noqa: E402
+from engine.devtools.retrieval_eval import load_questions  # noqa: E402
+from engine.embed.local import LocalEmbedder  # noqa: E402
+from engine.lexical.index import LexicalChunk  # noqa: E402
+from engine.search import MODES  # noqa: E402
+from engine.settings import Settings  # noqa: E402
+from engine.store.chroma import StoredChunk, chunk_id  # noqa: E402
+
+QUESTIONS = Path(__file__).resolve().parent.parent / "tests" / "data" / "questions_dev_id.tsv"
+
+
+def fill(engine, chunks: int, dimension: int) -> None:
+    rng = random.Random(7)
+    pool = sentences()
+    vectors = np.random.default_rng(7).normal(size=(chunks, dimension)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    per_document = 100
+    for doc in range(chunks // per_document):
+        sha = hashlib.sha256(f"modul {doc}".encode()).hexdigest()
+        stored = []
+        for index in range(per_document):
+            text = " ".join(rng.choice(pool) for _ in range(6))[:800]
+            meta = {
+                "grade": "kelas_10",
+                "subject": "umum",
+                "source": f"modul_{doc:03d}.pdf",
+                "file_sha256": sha,
+                "page": index // 4 + 1,
+                "page_end": index // 4 + 1,
+                "pages": str(index // 4 + 1),
+                "chunk_index": index,
+                "embedding_model": engine.embedder.model.model_id,
+            }
+            vector = vectors[doc * per_document + index].tolist()
+            stored.append(StoredChunk(chunk_id(sha, index), text, meta, vector))
+        model = engine.embedder.model
+        engine.store.add("kelas_10", "umum", model.model_id, model.key, stored)
+        engine.lexical.add(
+            "kelas_10",
+            "umum",
+            sha,
+            [
+                LexicalChunk(
+                    c.id, c.text, c.metadata["source"], c.metadata["page"], c.metadata["pages"]
+                )
+                for c in stored
+            ],
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--chunks", type=int, default=10_000)
+    parser.add_argument("--queries", type=int, default=100)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        embedder = LocalEmbedder()
+        embedder.embed(["pemanasan"])  # load once, as a running engine has it
+        engine = build_engine(Settings(NEXUS_DATA_DIR=Path(tmp)), embedder=embedder)
+        started = time.perf_counter()
+        fill(engine, args.chunks, len(embedder.embed(["x"]).vectors[0]))
+        seconds = time.perf_counter() - started
+        print(f"{engine.store.collections()[0].count} chunks indexed in {seconds:.0f} s")
+        questions = [q for q, _ in load_questions(QUESTIONS)]
+        for mode in MODES:
+            latencies = []
+            for number in range(args.queries):
+                started = time.perf_counter()
+                engine.searcher.search(questions[number % len(questions)], k=5, mode=mode)
+                latencies.append((time.perf_counter() - started) * 1000)
+            p95 = statistics.quantiles(latencies, n=20)[-1]
+            print(f"{mode:<8} p50 {statistics.median(latencies):6.1f} ms   p95 {p95:6.1f} ms")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,65 @@
+"""Retrieval evaluation: hit@1, hit@5 and MRR@10 of a search mode on questions with answers.
+
+A question counts as answered at rank r when the r-th hit comes from the expected file
+(`<grade>/<subject>/<file>.pdf`). Used by bench/retrieval.py and the retrieval tests.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass
+class Metrics:
+    questions: int
+    hit_at_1: float
+    hit_at_5: float
+    mrr_at_10: float
+    misses: list[str]
+
+    def line(self) -> str:
+        return f"hit@1 {self.hit_at_1:.2f}  hit@5 {self.hit_at_5:.2f}  MRR@10 {self.mrr_at_10:.3f}"
+
+
+def load_questions(path: Path) -> list[tuple[str, str]]:
+    """(question, expected file) pairs from a TSV with columns `question` and `file`."""
+    with path.open(encoding="utf-8") as fh:
+        return [(row["question"], row["file"]) for row in csv.DictReader(fh, delimiter="\t")]
+
+
+def write_lessons(lessons_json: Path, inbox: Path) -> Path:
+    """Turn a lessons JSON ([{file, pages: [text, ...]}]) into PDFs under `inbox`."""
+    import pymupdf
+
+    for lesson in json.loads(lessons_json.read_text(encoding="utf-8")):
+        target = inbox / lesson["file"]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with pymupdf.open() as doc:
+            for text in lesson["pages"]:
+                page = doc.new_page()
+                page.insert_textbox(pymupdf.Rect(50, 50, 545, 792), text, fontsize=9)
+            doc.save(target)
+    return inbox
+
+
+def evaluate(searcher, questions: list[tuple[str, str]], mode: str) -> Metrics:
+    ranks: list[int | None] = []
+    misses = []
+    for question, expected in questions:
+        hits = searcher.search(question, k=10, mode=mode)
+        found = [f"{h.grade}/{h.subject}/{h.source}" for h in hits]
+        rank = found.index(expected) + 1 if expected in found else None
+        ranks.append(rank)
+        if rank != 1:
+            misses.append(f"{question} -> {found[0] if found else 'nothing'} (want {expected})")
+    n = len(ranks)
+    return Metrics(
+        questions=n,
+        hit_at_1=sum(r == 1 for r in ranks) / n,
+        hit_at_5=sum(r is not None and r <= 5 for r in ranks) / n,
+        mrr_at_10=sum(1 / r for r in ranks if r) / n,
+        misses=misses,
+    )

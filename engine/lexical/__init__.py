@@ -1,0 +1,1 @@
+"""Lexical (BM25) search beside the vectors, with Indonesian text handling."""
