@@ -74,9 +74,18 @@ def _bedrock(settings: Settings) -> Embedder:
 
 
 def build_tracker(settings: Settings) -> JobTracker:
+    """SQLite, plus DynamoDB when DYNAMODB_JOBS_TABLE is set (records synced when reachable)."""
     from engine.jobs.sqlite import SqliteJobTracker
 
-    return SqliteJobTracker(settings.db_path)
+    local = SqliteJobTracker(settings.db_path)
+    if not settings.configured("DYNAMODB_JOBS_TABLE"):
+        return local
+    from engine.aws.clients import dynamodb_table
+    from engine.jobs.dynamodb import DynamoJobTracker, SyncedJobTracker
+
+    return SyncedJobTracker(
+        local, DynamoJobTracker(dynamodb_table(settings, settings.dynamodb_jobs_table))
+    )
 
 
 @dataclass
@@ -116,6 +125,21 @@ class Engine:
         )
 
     @cached_property
+    def publisher(self):
+        from engine.aws.publish import Publisher
+        from engine.aws.s3 import Outbox
+
+        return Publisher(
+            self.settings,
+            self.catalog,
+            self.store,
+            self.tracker,
+            Outbox(self.settings.outbox_dir),
+            build_s3(self.settings),
+            build_cloudfront(self.settings),
+        )
+
+    @cached_property
     def lexical(self):
         from engine.lexical.index import LexicalIndex
 
@@ -133,6 +157,38 @@ class Engine:
             lexical_weight=self.settings.fusion_lexical_weight,
             candidates=self.settings.search_candidates,
         )
+
+
+def build_s3(settings: Settings):
+    """The S3 storage manager, or None when S3_BUCKET_NAME is not set."""
+    if not settings.configured("S3_BUCKET_NAME"):
+        return None
+    from engine.aws.clients import client
+    from engine.aws.s3 import S3StorageManager
+
+    return S3StorageManager(
+        client(settings, "s3"),
+        settings.s3_bucket_name,
+        settings.s3_prefix,
+        settings.s3_multipart_threshold_mb,
+    )
+
+
+def build_cloudfront(settings: Settings):
+    """The CloudFront manager, or None when CLOUDFRONT_DISTRIBUTION_ID is not set."""
+    if not settings.cloudfront_distribution_id:
+        return None
+    from engine.aws.clients import client
+    from engine.aws.cloudfront import CloudFrontManager
+
+    return CloudFrontManager(
+        client(settings, "cloudfront"),
+        settings.cloudfront_distribution_id,
+        url=settings.cloudfront_distribution_url,
+        key_pair_id=settings.cloudfront_key_pair_id,
+        private_key_path=settings.cloudfront_private_key_path,
+        url_expiry_s=settings.cloudfront_url_expiry_s,
+    )
 
 
 def build_engine(settings: Settings | None = None, **parts: object) -> Engine:

@@ -85,6 +85,14 @@ MIGRATIONS: list[str] = [
         tokenize = 'unicode61'
     );
     """,
+    # 3: Bedrock tokens per grade/subject (cost per subject), and job records awaiting sync.
+    """
+    ALTER TABLE jobs ADD COLUMN tokens_by_subject TEXT;
+    CREATE TABLE sync_queue (
+        job_id TEXT PRIMARY KEY,
+        queued_at TEXT NOT NULL
+    );
+    """,
 ]
 
 

@@ -113,6 +113,45 @@ class Settings(BaseSettings):
             raise ValueError("Titan v2 supports 256, 512 or 1024 dimensions")
         return value
 
+    # --- AWS (each feature is on only when its setting is present) -------------------------
+    s3_bucket_name: str = Field(
+        "openclass-nexus-ai", alias="S3_BUCKET_NAME", description="Publishing on when set."
+    )
+    s3_prefix: str = Field("", alias="S3_PREFIX", description="Key prefix inside the bucket.")
+    s3_upload: bool = Field(
+        False, alias="S3_UPLOAD", description="Watcher default: publish to S3 after each job."
+    )
+    s3_multipart_threshold_mb: int = Field(16, ge=5, alias="S3_MULTIPART_THRESHOLD_MB")
+    dynamodb_jobs_table: str = Field(
+        "ETLPipelineJobs", alias="DYNAMODB_JOBS_TABLE", description="Job records on when set."
+    )
+    dynamodb_telemetry_table: str = Field("NexusTelemetry", alias="DYNAMODB_TELEMETRY_TABLE")
+    cloudfront_distribution_id: str = Field("", alias="CLOUDFRONT_DISTRIBUTION_ID")
+    cloudfront_distribution_url: str = Field("", alias="CLOUDFRONT_DISTRIBUTION_URL")
+    cloudfront_key_pair_id: str = Field("", alias="CLOUDFRONT_KEY_PAIR_ID")
+    cloudfront_private_key_path: Path | None = Field(None, alias="CLOUDFRONT_PRIVATE_KEY_PATH")
+    cloudfront_url_expiry_s: int = Field(3600, ge=60, alias="CLOUDFRONT_URL_EXPIRY_S")
+    lambda_function_name: str = Field("", alias="LAMBDA_FUNCTION_NAME")
+    lambda_role_arn: str = Field("", alias="LAMBDA_ROLE_ARN")
+    lambda_timeout: int = Field(900, ge=1, le=900, alias="LAMBDA_TIMEOUT")
+    lambda_memory: int = Field(3008, ge=128, le=10240, alias="LAMBDA_MEMORY")
+    sns_topic_arn: str = Field("", alias="SNS_TOPIC_ARN", description="Lambda notifies it.")
+    aws_region: str = Field("us-east-1", alias="AWS_REGION")
+    aws_timeout_s: float = Field(
+        3.0, gt=0, alias="AWS_TIMEOUT_S", description="Per-call bound for S3/DynamoDB/CloudFront."
+    )
+    bedrock_prices: dict[str, dict[str, float]] = Field(
+        # USD per 1,000 input tokens, per model and region (Titan v2: $0.02 per million).
+        {"amazon.titan-embed-text-v2:0": {"us-east-1": 0.00002, "us-west-2": 0.00002}},
+        alias="BEDROCK_PRICES",
+    )
+    s3_put_price_per_1000: float = Field(0.005, alias="S3_PUT_PRICE_PER_1000")
+
+    def configured(self, alias: str) -> bool:
+        """True when the setting named `alias` was given (environment or .env), not defaulted."""
+        name = next(n for n, f in type(self).model_fields.items() if f.alias == alias)
+        return name in self.model_fields_set
+
     # --- derived paths ----------------------------------------------------------------------
     @property
     def inbox_dir(self) -> Path:
@@ -130,6 +169,16 @@ class Settings(BaseSettings):
     def run_dir(self) -> Path:
         """Runtime files (server pid/port files) of a running `nexus up`."""
         return self.data_dir / "run"
+
+    @property
+    def outbox_dir(self) -> Path:
+        """Publishes waiting for AWS (survives restarts)."""
+        return self.data_dir / "outbox"
+
+    @property
+    def text_dir(self) -> Path:
+        """Extracted text of each ingested document, by sha256 (published to S3)."""
+        return self.data_dir / "text"
 
     @property
     def log_dir(self) -> Path:

@@ -65,3 +65,38 @@ def minilm():
     embedder = LocalEmbedder(device="cpu")
     embedder.load()
     return embedder
+
+
+@pytest.fixture(scope="session")
+def moto_server():
+    """moto's AWS on 127.0.0.1 (real HTTP), shared by the session and reset per test."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server._server.server_address
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def aws(moto_server, monkeypatch):
+    """Point boto3 at moto's server, reset it, and switch the AWS features on."""
+    import urllib.request
+
+    urllib.request.urlopen(urllib.request.Request(f"{moto_server}/moto-api/reset", method="POST"))
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)
+    monkeypatch.setenv("S3_BUCKET_NAME", "openclass-nexus-ai")
+    monkeypatch.setenv("DYNAMODB_JOBS_TABLE", "ETLPipelineJobs")
+    return moto_server
+
+
+@pytest.fixture
+def bedrock(monkeypatch):
+    """Embeddings from the local InvokeModel endpoint (moto's bedrock-runtime has no body)."""
+    from engine.devtools.bedrock_stub import BedrockStub
+
+    with BedrockStub() as stub:
+        monkeypatch.setenv("EMBEDDING_STRATEGY", "bedrock")
+        monkeypatch.setenv("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", stub.url)
+        yield stub

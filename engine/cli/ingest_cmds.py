@@ -21,6 +21,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("ingest", help="ingest a PDF or a <grade>/<subject>/ folder, then exit")
     p.add_argument("path", type=Path)
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    p.add_argument(
+        "--upload",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="publish changed grades/subjects to S3 afterwards (default: S3_UPLOAD)",
+    )
     p.set_defaults(func=cmd_ingest)
 
     p = sub.add_parser("watch", help="watch the inbox and ingest what teachers drop in")
@@ -47,6 +53,8 @@ def outcome_json(outcome) -> dict:
         "files_failed": outcome.job.failed_files,
         "files_skipped": outcome.job.skipped_files,
         "processing_time": outcome.job.processing_time,
+        "estimated_cost": outcome.job.estimated_cost,
+        "input_tokens": outcome.job.input_tokens,
         "strategy_used": outcome.job.strategy_used,
         "fallback_reason": outcome.job.fallback_reason,
         "files": files,
@@ -67,6 +75,7 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
         )
     finally:
         progress.close()
+    upload = settings.s3_upload if args.upload is None else args.upload
     if outcome is None:
         summary = {
             "job_id": None,
@@ -77,6 +86,10 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
         }
     else:
         summary = outcome_json(outcome)
+        if upload:
+            report = engine.publisher.publish_job(outcome.files, outcome.job)
+            summary["publish"] = report.to_dict()
+            summary["estimated_cost"] = outcome.job.estimated_cost
     if args.json:
         print(json.dumps(summary, ensure_ascii=False, indent=2))
     else:
@@ -98,7 +111,16 @@ def _watch(settings: Settings) -> None:
     progress = LineProgress()
 
     def ingest(paths: list[Path]) -> None:
-        engine.ingestor.run(paths, inbox, job_type="watch", input_dir=str(inbox), progress=progress)
+        outcome = engine.ingestor.run(
+            paths, inbox, job_type="watch", input_dir=str(inbox), progress=progress
+        )
+        if outcome and settings.s3_upload:
+            report = engine.publisher.publish_job(outcome.files, outcome.job)
+            print(
+                f"published {len(report.sent)} object(s), {report.pending} waiting"
+                + (f": {report.error}" if report.error else ""),
+                file=sys.stderr,
+            )
 
     watcher = InboxWatcher(
         inbox,

@@ -6,6 +6,7 @@ import argparse
 import json
 
 from engine.app import build_engine
+from engine.cli import aws_cmds
 from engine.cli.progress import describe
 from engine.search import MODES
 from engine.settings import Settings
@@ -34,6 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     show.add_argument("job_id")
     show.add_argument("--json", action="store_true")
     show.set_defaults(func=cmd_job_show)
+    aws_cmds.register_costs(jobs_sub)
 
 
 def cmd_search(args: argparse.Namespace, settings: Settings) -> int:

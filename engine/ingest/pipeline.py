@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Protocol
 
 from engine.catalog import Catalog, Document
+from engine.costs import bedrock_cost
 from engine.embed.base import Embedder, EmbeddingResult, EmbeddingUnavailable
 from engine.ingest.chunk import Chunk, chunk_pages
 from engine.ingest.extract import ExtractionError, PdfExtractor
@@ -72,6 +73,7 @@ class _FileWork:
     previous: Document | None = None
     extraction: Future | None = None
     pages: int = 0
+    page_texts: list[str] = field(default_factory=list)
     note: str = ""
     chunks: list[Chunk] = field(default_factory=list)
     embedded: EmbeddingResult | None = None
@@ -347,6 +349,7 @@ class Ingestor:
             reason = "the file changed while it was read; it will be read again"
             return self._fail(work, FileStatus.FAILED, reason)
         work.pages, work.note = len(extracted.pages), extracted.note
+        work.page_texts = extracted.pages
         work.chunks = chunk_pages(
             extracted.pages,
             size=self.settings.chunk_size,
@@ -363,6 +366,11 @@ class Ingestor:
             return self._fail(work, FileStatus.FAILED, f"embedding failed: {exc}")
         job.input_tokens += work.embedded.input_tokens
         job.total_embeddings += len(work.embedded.vectors)
+        if work.embedded.input_tokens:
+            subject = f"{work.placement.grade}/{work.placement.subject}"
+            tokens = job.tokens_by_subject.get(subject, 0) + work.embedded.input_tokens
+            job.tokens_by_subject[subject] = tokens
+            job.estimated_cost = round(bedrock_cost(self.settings, job.input_tokens), 8)
 
     def _commit_safely(self, work: _FileWork, root: Path) -> None:
         try:
@@ -390,6 +398,7 @@ class Ingestor:
             )
             result.reason = f"same content as {copy.path}, already ingested"
             return
+        self._save_text(result.sha256, work.page_texts)
         model = work.embedded.model
         stored = [
             StoredChunk(
@@ -496,6 +505,14 @@ class Ingestor:
             self.lexical.relabel(doc.grade, doc.subject, doc.sha256, survivor.file_name)
             if survivor.collection == doc.collection:
                 self.store.relabel_document(doc.collection, doc.sha256, source=survivor.file_name)
+
+    def _save_text(self, sha256: str, pages: list[str]) -> None:
+        """Keep the extracted text (pages separated by form feeds) for publishing."""
+        self.settings.text_dir.mkdir(parents=True, exist_ok=True)
+        target = self.settings.text_dir / f"{sha256}.txt"
+        tmp = target.with_suffix(".tmp")
+        tmp.write_text("\f".join(pages), encoding="utf-8")
+        os.replace(tmp, target)
 
     def _searchable(self, doc: Document) -> bool:
         """Are this document's chunks in a collection the current embedder can query?

@@ -85,6 +85,7 @@ class JobRecord:
     processing_time: float = 0.0
     estimated_cost: float = 0.0
     errors: list[str] = field(default_factory=list)
+    tokens_by_subject: dict[str, int] = field(default_factory=dict)  # "grade/subject" -> tokens
     strategy_used: str = ""
     fallback_reason: str = ""
     current_file: str = ""
@@ -144,6 +145,10 @@ class JobTracker(ABC):
     @abstractmethod
     def job_files(self, job_id: str) -> list[FileResult]:
         """The files of one job, in the order they finished."""
+
+    @abstractmethod
+    def jobs_since(self, since: str) -> list[JobRecord]:
+        """Jobs started at or after the ISO timestamp `since`, oldest first."""
 
     @abstractmethod
     def mark_interrupted(self) -> list[str]:

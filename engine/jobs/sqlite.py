@@ -12,7 +12,7 @@ from pathlib import Path
 from engine import db
 from engine.jobs.base import FileResult, FileStatus, JobRecord, JobTracker, utc_now
 
-_JSON_FIELDS = ("config", "errors")
+_JSON_FIELDS = ("config", "errors", "tokens_by_subject")
 _JOB_COLUMNS = [f.name for f in fields(JobRecord)]
 _FILE_COLUMNS = [f.name for f in fields(FileResult)]
 
@@ -71,6 +71,12 @@ class SqliteJobTracker(JobTracker):
             for r in rows
         ]
 
+    def jobs_since(self, since: str) -> list[JobRecord]:
+        rows = self.conn.execute(
+            "SELECT * FROM jobs WHERE timestamp >= ? ORDER BY timestamp", (since,)
+        ).fetchall()
+        return [self._job(r) for r in rows]
+
     def mark_interrupted(self) -> list[str]:
         host = socket.gethostname()
         rows = self.conn.execute(
@@ -90,4 +96,5 @@ class SqliteJobTracker(JobTracker):
         data = {c: row[c] for c in _JOB_COLUMNS}
         data["config"] = json.loads(row["config"] or "{}")
         data["errors"] = json.loads(row["errors"] or "[]")
+        data["tokens_by_subject"] = json.loads(row["tokens_by_subject"] or "{}")
         return JobRecord(**data)

@@ -1,0 +1,253 @@
+"""Set-up, status and Lambda deployment of the AWS side (`nexus aws ...`)."""
+
+from __future__ import annotations
+
+import io
+import time
+import zipfile
+from pathlib import Path
+
+from engine.aws.clients import aws_errors, client
+from engine.settings import Settings
+
+RAW_PREFIX = "raw-curriculum/"
+HANDLER = "engine.aws.lambda_handler.handler"
+
+
+def telemetry_table_definition(name: str) -> dict:
+    return {
+        "TableName": name,
+        "KeySchema": [
+            {"AttributeName": "school_id_hash", "KeyType": "HASH"},
+            {"AttributeName": "timestamp", "KeyType": "RANGE"},
+        ],
+        "AttributeDefinitions": [
+            {"AttributeName": "school_id_hash", "AttributeType": "S"},
+            {"AttributeName": "timestamp", "AttributeType": "S"},
+        ],
+        "BillingMode": "PAY_PER_REQUEST",
+    }
+
+
+def setup(settings: Settings) -> list[str]:
+    """Create the bucket, the two tables and (with a Lambda) the bucket notification."""
+    from botocore.exceptions import ClientError
+
+    from engine.jobs.dynamodb import table_definition
+
+    done = []
+    s3 = client(settings, "s3")
+    try:
+        if settings.aws_region == "us-east-1":
+            s3.create_bucket(Bucket=settings.s3_bucket_name)
+        else:
+            s3.create_bucket(
+                Bucket=settings.s3_bucket_name,
+                CreateBucketConfiguration={"LocationConstraint": settings.aws_region},
+            )
+        done.append(f"bucket {settings.s3_bucket_name}: created")
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+            raise
+        done.append(f"bucket {settings.s3_bucket_name}: exists")
+    dynamodb = client(settings, "dynamodb")
+    for definition in (
+        table_definition(settings.dynamodb_jobs_table),
+        telemetry_table_definition(settings.dynamodb_telemetry_table),
+    ):
+        try:
+            dynamodb.create_table(**definition)
+            done.append(f"table {definition['TableName']}: created")
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ResourceInUseException":
+                raise
+            done.append(f"table {definition['TableName']}: exists")
+    if settings.lambda_function_name:
+        try:
+            function = client(settings, "lambda").get_function(
+                FunctionName=settings.lambda_function_name
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ResourceNotFoundException":
+                raise
+            done.append("notification: run `nexus aws deploy-lambda` first")
+        else:
+            configure_notification(settings, function["Configuration"]["FunctionArn"])
+            done.append(f"notification {RAW_PREFIX}*.pdf -> {settings.lambda_function_name}: set")
+    return done
+
+
+def configure_notification(settings: Settings, function_arn: str) -> None:
+    """S3 uploads under raw-curriculum/…/*.pdf invoke the Lambda (replaces, so idempotent)."""
+    from botocore.exceptions import ClientError
+
+    try:
+        client(settings, "lambda").add_permission(
+            FunctionName=settings.lambda_function_name,
+            StatementId="s3-raw-curriculum",
+            Action="lambda:InvokeFunction",
+            Principal="s3.amazonaws.com",
+            SourceArn=f"arn:aws:s3:::{settings.s3_bucket_name}",
+        )
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != "ResourceConflictException":
+            raise
+    client(settings, "s3").put_bucket_notification_configuration(
+        Bucket=settings.s3_bucket_name,
+        NotificationConfiguration={
+            "LambdaFunctionConfigurations": [
+                {
+                    "Id": "nexus-raw-curriculum",
+                    "LambdaFunctionArn": function_arn,
+                    "Events": ["s3:ObjectCreated:*"],
+                    "Filter": {
+                        "Key": {
+                            "FilterRules": [
+                                {"Name": "prefix", "Value": RAW_PREFIX},
+                                {"Name": "suffix", "Value": ".pdf"},
+                            ]
+                        }
+                    },
+                }
+            ]
+        },
+    )
+
+
+def build_package() -> bytes:
+    """A zip of the engine's code. Its dependencies (PyMuPDF, chromadb, boto3, ...) come from a
+    Lambda layer or a container image built from Dockerfile.cpu; see the README."""
+    root = Path(__file__).resolve().parents[1]
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(root.rglob("*.py")):
+            archive.write(path, Path("engine") / path.relative_to(root))
+    return buffer.getvalue()
+
+
+def lambda_environment(settings: Settings) -> dict[str, str]:
+    env = {
+        "EMBEDDING_STRATEGY": "bedrock",
+        "NEXUS_DATA_DIR": "/tmp/nexus",
+        "S3_BUCKET_NAME": settings.s3_bucket_name,
+        "S3_PREFIX": settings.s3_prefix,
+        "BEDROCK_REGION": settings.bedrock_region,
+        "BEDROCK_MODEL_ID": settings.bedrock_model_id,
+        "CLOUDFRONT_DISTRIBUTION_ID": settings.cloudfront_distribution_id,
+        "SNS_TOPIC_ARN": settings.sns_topic_arn,
+    }
+    if settings.configured("DYNAMODB_JOBS_TABLE"):
+        env["DYNAMODB_JOBS_TABLE"] = settings.dynamodb_jobs_table
+    return env
+
+
+def deploy_lambda(settings: Settings) -> dict:
+    """Create the function or update its code and configuration; then the notification."""
+    from botocore.exceptions import ClientError
+
+    if not (settings.lambda_function_name and settings.lambda_role_arn):
+        raise SystemExit("nexus aws deploy-lambda needs LAMBDA_FUNCTION_NAME and LAMBDA_ROLE_ARN")
+    lam = client(settings, "lambda")
+    package = build_package()
+    config = {
+        "Role": settings.lambda_role_arn,
+        "Handler": HANDLER,
+        "Timeout": settings.lambda_timeout,
+        "MemorySize": settings.lambda_memory,
+        "Environment": {"Variables": lambda_environment(settings)},
+    }
+    try:
+        lam.get_function(FunctionName=settings.lambda_function_name)
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != "ResourceNotFoundException":
+            raise
+        answer = lam.create_function(
+            FunctionName=settings.lambda_function_name,
+            Runtime="python3.11",
+            Code={"ZipFile": package},
+            **config,
+        )
+        action = "created"
+    else:
+        lam.update_function_code(FunctionName=settings.lambda_function_name, ZipFile=package)
+        answer = lam.update_function_configuration(
+            FunctionName=settings.lambda_function_name, **config
+        )
+        action = "updated"
+    configure_notification(settings, answer["FunctionArn"])
+    return {
+        "action": action,
+        "function_arn": answer["FunctionArn"],
+        "timeout": answer["Timeout"],
+        "memory": answer["MemorySize"],
+        "package_bytes": len(package),
+    }
+
+
+def _probe(call) -> dict:
+    started = time.perf_counter()
+    try:
+        call()
+    except (*aws_errors(), Exception) as exc:  # any failure means "not reachable"
+        return {"reachable": False, "latency_ms": None, "error": str(exc)[:300]}
+    return {
+        "reachable": True,
+        "latency_ms": round((time.perf_counter() - started) * 1000, 1),
+        "error": "",
+    }
+
+
+def status(settings: Settings, engine) -> dict:
+    """Every AWS service: configured, reachable, latency; each probe bounded by AWS_TIMEOUT_S."""
+
+    def quick(service: str):
+        return client(settings, service, attempts=1)
+
+    checks = {
+        "s3": (
+            settings.configured("S3_BUCKET_NAME"),
+            lambda: quick("s3").head_bucket(Bucket=settings.s3_bucket_name),
+        ),
+        "cloudfront": (
+            bool(settings.cloudfront_distribution_id),
+            lambda: quick("cloudfront").get_distribution(Id=settings.cloudfront_distribution_id),
+        ),
+        "dynamodb_jobs": (
+            settings.configured("DYNAMODB_JOBS_TABLE"),
+            lambda: quick("dynamodb").describe_table(TableName=settings.dynamodb_jobs_table),
+        ),
+        "dynamodb_telemetry": (
+            settings.configured("DYNAMODB_TELEMETRY_TABLE"),
+            lambda: quick("dynamodb").describe_table(TableName=settings.dynamodb_telemetry_table),
+        ),
+        "bedrock": (
+            settings.embedding_strategy in ("bedrock", "hybrid"),
+            lambda: _bedrock_ping(settings),
+        ),
+        "lambda": (
+            bool(settings.lambda_function_name),
+            lambda: quick("lambda").get_function(FunctionName=settings.lambda_function_name),
+        ),
+    }
+    result = {}
+    for name, (configured, call) in checks.items():
+        info = {"configured": configured, "reachable": None, "latency_ms": None, "error": ""}
+        if configured:
+            info |= _probe(call)
+        result[name] = info
+    outbox = engine.publisher.outbox.pending()
+    result["s3"]["outbox_pending"] = len(outbox)
+    return result
+
+
+def _bedrock_ping(settings: Settings) -> None:
+    """One tiny InvokeModel call: Bedrock has no free health check."""
+    import json
+
+    quick = client(settings, "bedrock-runtime", attempts=1)
+    quick.invoke_model(
+        modelId=settings.bedrock_model_id,
+        body=json.dumps({"inputText": "ping", "dimensions": 256}),
+        contentType="application/json",
+        accept="application/json",
+    )["body"].read()

@@ -1,0 +1,106 @@
+"""`nexus aws setup|status|flush|deploy-lambda` and `nexus jobs costs`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from engine.app import build_engine
+from engine.settings import Settings
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    aws = sub.add_parser("aws", help="the AWS control plane (all optional)")
+    aws_sub = aws.add_subparsers(dest="aws_command", required=True)
+    p = aws_sub.add_parser("setup", help="create bucket, tables and notification (idempotent)")
+    p.set_defaults(func=cmd_setup)
+    p = aws_sub.add_parser("status", help="each AWS service: configured, reachable, latency")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_status)
+    p = aws_sub.add_parser("flush", help="deliver the S3 outbox and unsynced job records")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_flush)
+    p = aws_sub.add_parser("deploy-lambda", help="create or update the Lambda processor")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_deploy_lambda)
+
+
+def register_costs(jobs_sub: argparse._SubParsersAction) -> None:
+    p = jobs_sub.add_parser("costs", help="estimated cost per day and subject")
+    p.add_argument("--days", type=int, default=7, choices=[7, 30])
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_costs)
+
+
+def cmd_setup(args: argparse.Namespace, settings: Settings) -> int:
+    from engine.aws.control import setup
+
+    for line in setup(settings):
+        print(line)
+    return 0
+
+
+def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    from engine.aws.control import status
+
+    services = status(settings, build_engine(settings))
+    if args.json:
+        print(json.dumps(services, indent=2))
+        return 0
+    for name, info in services.items():
+        if not info["configured"]:
+            state = "not configured"
+        elif info["reachable"]:
+            state = f"ok ({info['latency_ms']:.0f} ms)"
+        else:
+            state = f"UNREACHABLE: {info['error']}"
+        print(f"{name:<20} {state}")
+    return 0
+
+
+def cmd_flush(args: argparse.Namespace, settings: Settings) -> int:
+    engine = build_engine(settings)
+    report = engine.publisher.deliver().to_dict()
+    sync = getattr(engine.tracker, "sync", None)
+    if sync is not None:
+        sent, error = sync()
+        report["jobs_synced"], report["jobs_error"] = sent, error
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(
+            f"sent {len(report['sent'])}, unchanged {len(report['unchanged'])}, "
+            f"still waiting {report['pending']}"
+            + (f" ({report['error']})" if report["error"] else "")
+        )
+    return 0
+
+
+def cmd_deploy_lambda(args: argparse.Namespace, settings: Settings) -> int:
+    from engine.aws.control import deploy_lambda
+
+    result = deploy_lambda(settings)
+    print(
+        json.dumps(result, indent=2)
+        if args.json
+        else f"{result['action']} {result['function_arn']}"
+    )
+    return 0
+
+
+def cmd_costs(args: argparse.Namespace, settings: Settings) -> int:
+    from engine.costs import get_cost_summary
+
+    summary = get_cost_summary(build_engine(settings).tracker, settings, args.days)
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return 0
+    print(f"last {args.days} days: ${summary['total_cost']:.4f}, {summary['total_tokens']} tokens")
+    print(f"monthly run-rate: ${summary['monthly_run_rate']:.4f}")
+    for day in summary["per_day"]:
+        print(f"  {day['date']}  ${day['cost']:.4f}  {day['tokens']} tokens  {day['jobs']} jobs")
+    for subject, cost in summary["per_subject"].items():
+        print(f"  {subject:<30} ${cost:.4f}")
+    if summary["estimated_regions"]:
+        print(f"  (no price for {', '.join(summary['estimated_regions'])}: us-east-1 price used)")
+    return 0

@@ -1,0 +1,174 @@
+"""The Lambda processor, driven by a real S3 event shape captured through moto (SQS), and its
+deployment. moto cannot run a Lambda without Docker, so the handler is called directly."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import boto3
+import pytest
+
+from engine.aws.control import setup
+from engine.settings import Settings
+from tests import pdfs
+from tests.aws_helpers import all_keys
+
+BUCKET = "openclass-nexus-ai"
+
+
+def capture_s3_events(key_prefix: str = "raw-curriculum/") -> str:
+    """Route the bucket's ObjectCreated notifications to an SQS queue; return its URL."""
+    sqs = boto3.client("sqs", region_name="us-east-1")
+    queue_url = sqs.create_queue(QueueName="captured-events")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    boto3.client("s3", region_name="us-east-1").put_bucket_notification_configuration(
+        Bucket=BUCKET,
+        NotificationConfiguration={
+            "QueueConfigurations": [
+                {
+                    "QueueArn": arn,
+                    "Events": ["s3:ObjectCreated:*"],
+                    "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": key_prefix}]}},
+                }
+            ]
+        },
+    )
+    return queue_url
+
+
+def received_events(queue_url: str) -> list[dict]:
+    sqs = boto3.client("sqs", region_name="us-east-1")
+    messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])
+    for message in messages:
+        sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+    return [json.loads(m["Body"]) for m in messages]
+
+
+def sns_to_sqs(monkeypatch) -> str:
+    sns, sqs = (
+        boto3.client("sns", region_name="us-east-1"),
+        boto3.client("sqs", region_name="us-east-1"),
+    )
+    topic = sns.create_topic(Name="nexus-processed")["TopicArn"]
+    queue_url = sqs.create_queue(QueueName="notifications")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn)
+    monkeypatch.setenv("SNS_TOPIC_ARN", topic)
+    return queue_url
+
+
+@pytest.mark.slow
+def test_handler_processes_uploads_from_real_s3_events(aws, bedrock, monkeypatch, tmp_path):
+    from engine.aws.lambda_handler import handler
+
+    setup(Settings())
+    events_queue = capture_s3_events()
+    notifications = sns_to_sqs(monkeypatch)
+    s3 = boto3.client("s3", region_name="us-east-1")
+    first = pdfs.text_pdf(
+        tmp_path / "src" / "bab 1.pdf", ["Algoritma adalah urutan langkah logis."]
+    )
+    s3.upload_file(str(first), BUCKET, "raw-curriculum/kelas_10/informatika/bab 1.pdf")
+
+    events = received_events(events_queue)
+    records = [e for e in events if "Records" in e]
+    assert records, events
+    key_in_event = records[0]["Records"][0]["s3"]["object"]["key"]
+    assert key_in_event != "raw-curriculum/kelas_10/informatika/bab 1.pdf"  # URL-encoded by S3
+    for test_event in (e for e in events if e.get("Event") == "s3:TestEvent"):
+        assert handler(test_event)["status"] == "ignored"
+
+    monkeypatch.setenv("NEXUS_DATA_DIR", str(tmp_path / "lambda-1"))  # a cold Lambda's /tmp
+    result = handler(records[0], None)
+
+    assert [(f["status"], f["chunks"]) for f in result["files"]] == [("ingested", 1)]
+    prefix = "processed/informatika/kelas_10"
+    assert f"{prefix}/text/bab 1.txt" in all_keys(BUCKET)
+    message = received_events(notifications)[0]
+    assert json.loads(message["Message"])["files"][0]["key"].endswith("bab 1.pdf")
+
+    # a second upload, on another cold Lambda: the subject's export holds both files
+    second = pdfs.text_pdf(
+        tmp_path / "src" / "bab2.pdf", ["Jaringan komputer menghubungkan perangkat."]
+    )
+    s3.upload_file(str(second), BUCKET, "raw-curriculum/kelas_10/informatika/bab2.pdf")
+    [event] = [e for e in received_events(events_queue) if "Records" in e]
+    monkeypatch.setenv("NEXUS_DATA_DIR", str(tmp_path / "lambda-2"))
+    assert handler(event)["files"][0]["status"] == "ingested"
+    export = json.loads(
+        s3.get_object(Bucket=BUCKET, Key=f"{prefix}/chromadb/titan-embed-text-v2-1024.json")[
+            "Body"
+        ].read()
+    )
+    assert sorted({m["source"] for m in export["metadatas"]}) == ["bab 1.pdf", "bab2.pdf"]
+    summary = json.loads(
+        s3.get_object(Bucket=BUCKET, Key=f"{prefix}/metadata/summary.json")["Body"].read()
+    )
+    assert summary["files"] == 2
+
+
+def test_handler_refuses_keys_outside_the_layout(aws, bedrock):
+    from engine.aws.lambda_handler import handler
+
+    event = {
+        "Records": [
+            {"s3": {"bucket": {"name": BUCKET}, "object": {"key": "raw-curriculum/lepas.pdf"}}}
+        ]
+    }
+    [result] = handler(event)["files"]
+    assert result["status"] == "bad_location" and "<grade>/<subject>" in result["reason"]
+
+
+def test_deploy_lambda_creates_then_updates_and_wires_the_bucket(aws, monkeypatch):
+    iam = boto3.client("iam", region_name="us-east-1")
+    role = iam.create_role(
+        RoleName="nexus-lambda",
+        AssumeRolePolicyDocument=json.dumps(
+            {
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"Service": "lambda.amazonaws.com"},
+                        "Action": "sts:AssumeRole",
+                    }
+                ]
+            }
+        ),
+    )["Role"]["Arn"]
+    monkeypatch.setenv("LAMBDA_FUNCTION_NAME", "nexus-processor")
+    monkeypatch.setenv("LAMBDA_ROLE_ARN", role)
+    setup(Settings())
+
+    def deploy() -> dict:
+        proc = subprocess.run(
+            [sys.executable, "-m", "engine.cli.main", "aws", "deploy-lambda", "--json"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert proc.returncode == 0, proc.stderr
+        return json.loads(proc.stdout)
+
+    first, second = deploy(), deploy()
+
+    assert (first["action"], second["action"]) == ("created", "updated")
+    config = boto3.client("lambda", region_name="us-east-1").get_function_configuration(
+        FunctionName="nexus-processor"
+    )
+    assert (config["Timeout"], config["MemorySize"]) == (900, 3008)
+    assert config["Handler"] == "engine.aws.lambda_handler.handler"
+    assert config["Environment"]["Variables"]["EMBEDDING_STRATEGY"] == "bedrock"
+    notification = boto3.client(
+        "s3", region_name="us-east-1"
+    ).get_bucket_notification_configuration(Bucket=BUCKET)
+    [wired] = notification["LambdaFunctionConfigurations"]
+    assert wired["LambdaFunctionArn"] == first["function_arn"]
+    rules = {r["Name"].lower(): r["Value"] for r in wired["Filter"]["Key"]["FilterRules"]}
+    assert rules == {"prefix": "raw-curriculum/", "suffix": ".pdf"}
+    assert first["package_bytes"] > 10_000
