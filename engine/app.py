@@ -139,6 +139,12 @@ class Engine:
             build_cloudfront(self.settings),
         )
 
+    def get_cost_summary(self, days: int = 7) -> dict:
+        """Totals and per-day/per-subject cost series of the last `days` days (for the panel)."""
+        from engine.costs import get_cost_summary
+
+        return get_cost_summary(self.tracker, self.settings, days)
+
     @cached_property
     def lexical(self):
         from engine.lexical.index import LexicalIndex
@@ -156,7 +162,43 @@ class Engine:
             vector_weight=self.settings.fusion_vector_weight,
             lexical_weight=self.settings.fusion_lexical_weight,
             candidates=self.settings.search_candidates,
+            on_query=self.telemetry.record_query,
         )
+
+    @cached_property
+    def telemetry(self):
+        import socket
+
+        from engine.telemetry.service import Telemetry
+
+        sink = None
+        if self.settings.configured("DYNAMODB_TELEMETRY_TABLE"):
+            from engine.aws.clients import dynamodb_table
+            from engine.telemetry.sinks import DynamoTelemetrySink
+
+            sink = DynamoTelemetrySink(
+                dynamodb_table(self.settings, self.settings.dynamodb_telemetry_table)
+            )
+        return Telemetry(
+            self.catalog.conn,
+            enabled=self.settings.telemetry_enabled,
+            school_id=self.settings.school_id or socket.gethostname(),
+            salt_file=self.settings.data_dir / "keys" / "telemetry.salt",
+            queue_max=self.settings.telemetry_queue_max,
+            sink=sink,
+            describe=self._telemetry_state,
+        )
+
+    def _telemetry_state(self) -> dict:
+        """The non-query metrics of a telemetry payload."""
+        data = self.settings.data_dir
+        size = sum(p.stat().st_size for p in data.rglob("*") if p.is_file()) if data.exists() else 0
+        return {
+            "storage_usage_mb": size / 2**20,
+            "model_version": self.embedder.model.model_id,
+            "embedding_strategy": self.settings.embedding_strategy,
+            "vkp_versions": {},
+        }
 
 
 def build_s3(settings: Settings):

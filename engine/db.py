@@ -93,6 +93,24 @@ MIGRATIONS: list[str] = [
         queued_at TEXT NOT NULL
     );
     """,
+    # 4: telemetry: per-hour query aggregates, the outgoing queue, and privacy status.
+    """
+    CREATE TABLE telemetry_queries (
+        hour TEXT NOT NULL,
+        latency_ms REAL NOT NULL,
+        error INTEGER NOT NULL
+    );
+    CREATE INDEX telemetry_queries_by_hour ON telemetry_queries (hour);
+    CREATE TABLE telemetry_queue (
+        hour TEXT PRIMARY KEY,
+        payload TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE telemetry_state (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    """,
 ]
 
 

@@ -10,6 +10,8 @@ bench/retrieval.py). Words carry Indonesian questions well; vectors catch paraph
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Literal
 
@@ -52,6 +54,7 @@ class Searcher:
         vector_weight: float = 0.2,
         lexical_weight: float = 0.8,
         candidates: int = 30,
+        on_query: Callable[[float, bool], None] | None = None,
     ):
         self.embedder = embedder
         self.store = store
@@ -59,6 +62,7 @@ class Searcher:
         self.vector_weight = vector_weight
         self.lexical_weight = lexical_weight
         self.candidates = candidates
+        self.on_query = on_query  # telemetry: (latency in ms, failed?) of every search
 
     def search(
         self,
@@ -70,6 +74,19 @@ class Searcher:
         mode: Mode = "hybrid",
     ) -> list[SearchHit]:
         """Top-k chunks for `question`, best first."""
+        started = time.perf_counter()
+        failed = True
+        try:
+            hits = self._search(question, grade, subject, k, mode)
+            failed = False
+            return hits
+        finally:
+            if self.on_query is not None:
+                self.on_query((time.perf_counter() - started) * 1000, failed)
+
+    def _search(
+        self, question: str, grade: str | None, subject: str | None, k: int, mode: Mode
+    ) -> list[SearchHit]:
         if mode == "vector":
             return self._vector(question, grade, subject, k)[:k]
         if mode == "lexical":

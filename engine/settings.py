@@ -152,6 +152,18 @@ class Settings(BaseSettings):
         name = next(n for n, f in type(self).model_fields.items() if f.alias == alias)
         return name in self.model_fields_set
 
+    # --- telemetry ----------------------------------------------------------------------------
+    telemetry_enabled: bool = Field(
+        True, alias="TELEMETRY_ENABLED", description="false: nothing is counted or sent."
+    )
+    school_id: str = Field(
+        "", alias="SCHOOL_ID", description="Hashed with a per-deployment salt; empty = hostname."
+    )
+    telemetry_queue_max: int = Field(
+        720, ge=1, alias="TELEMETRY_QUEUE_MAX", description="Hours kept while offline (30 days)."
+    )
+    telemetry_upload_every_s: float = Field(3600.0, gt=0, alias="TELEMETRY_UPLOAD_EVERY_S")
+
     # --- derived paths ----------------------------------------------------------------------
     @property
     def inbox_dir(self) -> Path:

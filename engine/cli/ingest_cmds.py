@@ -136,6 +136,10 @@ def _watch(settings: Settings) -> None:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    if settings.telemetry_enabled:  # the seed's telemetry_upload_cron
+        from engine.telemetry.service import every_hour
+
+        every_hour(engine.telemetry, watcher.stopped, settings.telemetry_upload_every_s)
     print(f"watching {inbox} ({watcher.mode}); drop PDFs into <grade>/<subject>/", file=sys.stderr)
     watcher.run()
 

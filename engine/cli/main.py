@@ -9,7 +9,7 @@ import sys
 from pydantic import ValidationError
 
 from engine import __version__
-from engine.cli import aws_cmds, ingest_cmds, query_cmds
+from engine.cli import aws_cmds, ingest_cmds, query_cmds, telemetry_cmds
 from engine.settings import Settings
 
 
@@ -23,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     ingest_cmds.register(sub)
     query_cmds.register(sub)
     aws_cmds.register(sub)
+    telemetry_cmds.register(sub)
     return parser
 
 

@@ -1,0 +1,1 @@
+"""Anonymised usage telemetry: per-hour aggregates, a PII guard, an offline queue, uploads."""

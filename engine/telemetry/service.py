@@ -1,0 +1,219 @@
+"""Telemetry: count queries, roll them up per hour, guard, queue and upload.
+
+Only aggregates are kept: for each search, its hour, latency and whether it failed — never the
+question, never who asked. Each completed hour becomes one payload in the seed's shape
+(`school_id_hash`, `timestamp`, `metrics`); it must pass the PII guard to be queued, and only
+the queue is ever uploaded. The queue lives in SQLite, survives restarts and is capped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import secrets
+import sqlite3
+import statistics
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from engine.aws.clients import aws_errors
+from engine.jobs.base import utc_now
+from engine.telemetry.pii import METRICS, check_payload
+from engine.telemetry.sinks import TelemetrySink
+
+log = logging.getLogger(__name__)
+
+
+def hour_of(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:00:00Z")
+
+
+class Telemetry:
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        *,
+        enabled: bool,
+        school_id: str,
+        salt_file: Path,
+        queue_max: int,
+        sink: TelemetrySink | None,
+        describe: Callable[[], dict],
+    ):
+        self.conn = conn
+        self.enabled = enabled
+        self.school_id = school_id
+        self.salt_file = salt_file
+        self.queue_max = queue_max
+        self.sink = sink
+        self.describe = describe  # -> dict of model_version, embedding_strategy, storage, vkp
+        self._lock = threading.Lock()
+
+    # --- collect ------------------------------------------------------------------------------
+    def record_query(self, latency_ms: float, error: bool, when: datetime | None = None) -> None:
+        if not self.enabled:
+            return
+        with self._lock:
+            self.conn.execute(
+                "INSERT INTO telemetry_queries (hour, latency_ms, error) VALUES (?, ?, ?)",
+                (hour_of(when or datetime.now(UTC)), float(latency_ms), int(error)),
+            )
+
+    # --- build, guard, queue ------------------------------------------------------------------
+    def school_id_hash(self) -> str:
+        return hashlib.sha256(f"{self._salt()}:{self.school_id}".encode()).hexdigest()
+
+    def _salt(self) -> str:
+        """A random per-deployment salt, made once and kept in the data dir."""
+        if not self.salt_file.exists():
+            self.salt_file.parent.mkdir(parents=True, exist_ok=True)
+            self.salt_file.write_text(secrets.token_hex(32))
+            self.salt_file.chmod(0o600)
+        return self.salt_file.read_text().strip()
+
+    def build(self, now: datetime | None = None) -> list[dict]:
+        """Payloads for every completed hour that has queries and is not queued yet."""
+        current = hour_of(now or datetime.now(UTC))
+        hours = self.conn.execute(
+            "SELECT hour, count(*), sum(error), avg(latency_ms) FROM telemetry_queries"
+            " WHERE hour < ? GROUP BY hour ORDER BY hour",
+            (current,),
+        ).fetchall()
+        state = self.describe()
+        payloads = []
+        for hour, count, errors, average in hours:
+            latencies = [
+                r[0]
+                for r in self.conn.execute(
+                    "SELECT latency_ms FROM telemetry_queries WHERE hour = ?", (hour,)
+                )
+            ]
+            p95 = statistics.quantiles(latencies, n=20)[-1] if len(latencies) > 1 else latencies[0]
+            payloads.append(
+                {
+                    "school_id_hash": self.school_id_hash(),
+                    "timestamp": hour,
+                    "metrics": {
+                        "query_count": count,
+                        "avg_latency_ms": round(average, 1),
+                        "p95_latency_ms": round(p95, 1),
+                        "error_count": errors,
+                        "storage_usage_mb": round(state["storage_usage_mb"], 1),
+                        "model_version": state["model_version"],
+                        "embedding_strategy": state["embedding_strategy"],
+                        "vkp_versions": state["vkp_versions"],
+                    },
+                }
+            )
+        return payloads
+
+    def roll_up(self, now: datetime | None = None) -> dict:
+        """Move completed hours into the queue, each through the PII guard."""
+        if not self.enabled:
+            return {"queued": 0, "refused": 0}
+        queued = refused = 0
+        for payload in self.build(now):
+            problems = check_payload(payload)
+            with self._lock:
+                if problems:
+                    refused += 1
+                    log.error(
+                        "telemetry for %s not sent: %s", payload["timestamp"], "; ".join(problems)
+                    )
+                    self._set(
+                        "last_pii_check", {"ok": False, "at": utc_now(), "problems": problems}
+                    )
+                else:
+                    queued += 1
+                    self.conn.execute(
+                        "INSERT OR REPLACE INTO telemetry_queue (hour, payload, created_at)"
+                        " VALUES (?, ?, ?)",
+                        (payload["timestamp"], json.dumps(payload), utc_now()),
+                    )
+                    self._set("last_pii_check", {"ok": True, "at": utc_now(), "problems": []})
+                self.conn.execute(
+                    "DELETE FROM telemetry_queries WHERE hour = ?", (payload["timestamp"],)
+                )
+        self._cap()
+        return {"queued": queued, "refused": refused}
+
+    def _cap(self) -> None:
+        with self._lock:
+            self.conn.execute(
+                "DELETE FROM telemetry_queue WHERE hour NOT IN"
+                " (SELECT hour FROM telemetry_queue ORDER BY hour DESC LIMIT ?)",
+                (self.queue_max,),
+            )
+
+    def queued(self) -> list[dict]:
+        """Exactly what the next upload sends."""
+        rows = self.conn.execute("SELECT payload FROM telemetry_queue ORDER BY hour")
+        return [json.loads(r[0]) for r in rows]
+
+    # --- upload -------------------------------------------------------------------------------
+    def upload(self, now: datetime | None = None) -> dict:
+        """Roll up, then send the queue; on failure the queue stays for the next try."""
+        if not self.enabled:
+            return {"sent": 0, "pending": 0, "error": "telemetry is disabled"}
+        self.roll_up(now)
+        payloads = self.queued()
+        if not payloads:
+            return {"sent": 0, "pending": 0, "error": ""}
+        if self.sink is None:
+            return {"sent": 0, "pending": len(payloads), "error": "no telemetry table configured"}
+        # guard again at the door: the queue could have been edited on disk
+        safe = [p for p in payloads if not check_payload(p)]
+        try:
+            self.sink.send(safe)
+        except aws_errors() as exc:
+            return {"sent": 0, "pending": len(payloads), "error": str(exc)}
+        with self._lock:
+            self.conn.executemany(
+                "DELETE FROM telemetry_queue WHERE hour = ?", [(p["timestamp"],) for p in payloads]
+            )
+            self._set("last_upload", {"at": utc_now(), "sent": len(safe)})
+        return {"sent": len(safe), "pending": len(self.queued()), "error": ""}
+
+    # --- privacy status for the panel -----------------------------------------------------------
+    def status(self) -> dict:
+        return {
+            "enabled": self.enabled,
+            "sends": ["school_id_hash", "timestamp", *(f"metrics.{m}" for m in sorted(METRICS))],
+            "queue_length": len(self.queued()),
+            "last_pii_check": self._get("last_pii_check"),
+            "last_upload": self._get("last_upload"),
+            "destination": "DynamoDB" if self.sink else "local queue only",
+        }
+
+    def _set(self, key: str, value: dict) -> None:
+        self.conn.execute(
+            "INSERT OR REPLACE INTO telemetry_state (key, value) VALUES (?, ?)",
+            (key, json.dumps(value)),
+        )
+
+    def _get(self, key: str) -> dict | None:
+        row = self.conn.execute(
+            "SELECT value FROM telemetry_state WHERE key = ?", (key,)
+        ).fetchone()
+        return json.loads(row[0]) if row else None
+
+
+def every_hour(
+    telemetry: Telemetry, stop: threading.Event, interval_s: float = 3600
+) -> threading.Thread:
+    """The seed's telemetry_upload_cron: upload on a background thread until `stop` is set."""
+
+    def loop() -> None:
+        while not stop.wait(interval_s):
+            try:
+                result = telemetry.upload()
+                log.info("telemetry: %s", result)
+            except Exception:  # never let telemetry take the engine down
+                log.exception("telemetry upload failed")
+
+    thread = threading.Thread(target=loop, name="telemetry-upload", daemon=True)
+    thread.start()
+    return thread
