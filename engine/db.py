@@ -111,6 +111,13 @@ MIGRATIONS: list[str] = [
         value TEXT NOT NULL
     );
     """,
+    # 5: rolled-up telemetry kept locally for the panel's charts (sent or not).
+    """
+    CREATE TABLE telemetry_history (
+        hour TEXT PRIMARY KEY,
+        payload TEXT NOT NULL
+    );
+    """,
 ]
 
 

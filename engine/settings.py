@@ -164,6 +164,16 @@ class Settings(BaseSettings):
     )
     telemetry_upload_every_s: float = Field(3600.0, gt=0, alias="TELEMETRY_UPLOAD_EVERY_S")
 
+    # --- admin panel ----------------------------------------------------------------------------
+    admin_password_hash: str = Field(
+        "", alias="NEXUS_ADMIN_PASSWORD_HASH", description="scrypt hash; see nexus admin."
+    )
+    admin_session_timeout_min: int = Field(30, ge=1, alias="ADMIN_SESSION_TIMEOUT_MIN")
+    ui_address: str = Field(
+        "127.0.0.1", alias="UI_ADDRESS", description="Where the panel listens (0.0.0.0 = LAN)."
+    )
+    ui_port: int = Field(8501, alias="UI_PORT")
+
     # --- derived paths ----------------------------------------------------------------------
     @property
     def inbox_dir(self) -> Path:

@@ -5,14 +5,18 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 from engine.app import build_engine
 from engine.cli.progress import BarProgress, LineProgress
 from engine.ingest.layout import root_for
 from engine.settings import Settings
+from engine.state import take_reruns, write_state
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +36,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("watch", help="watch the inbox and ingest what teachers drop in")
     p.set_defaults(func=cmd_watch)
 
-    p = sub.add_parser("up", help="start the Chroma server and the watcher (Ctrl-C stops all)")
+    p = sub.add_parser("up", help="start Chroma, the watcher and the panel (Ctrl-C stops all)")
+    p.add_argument("--no-ui", action="store_true", help="do not start the admin panel")
     p.set_defaults(func=cmd_up)
+
+    p = sub.add_parser("ui", help="the admin panel in the browser (Streamlit)")
+    p.add_argument("--port", type=int, help="default UI_PORT (8501)")
+    p.set_defaults(func=cmd_ui)
 
 
 def outcome_json(outcome) -> dict:
@@ -122,10 +131,32 @@ def _watch(settings: Settings) -> None:
                 file=sys.stderr,
             )
 
+    last_state = [0.0]
+
+    def tick(watcher: InboxWatcher) -> None:
+        """Publish the engine's state for the panel; pick up its re-run requests."""
+        for path in take_reruns(settings):
+            watcher.gate.touch(path)
+        if time.monotonic() - last_state[0] >= 2:
+            last_state[0] = time.monotonic()
+            embedder = engine.embedder.status()
+            write_state(
+                settings,
+                watching=str(inbox),
+                mode=watcher.mode,
+                queue_length=len(watcher.gate),
+                embedding_strategy=settings.embedding_strategy,
+                model=embedder.get("model"),
+                fallen_back=bool(embedder.get("fallen_back")),
+                fallback_reason=embedder.get("fallback_reason", ""),
+                device=embedder.get("device", embedder.get("fallback", {}).get("device", "")),
+            )
+
     watcher = InboxWatcher(
         inbox,
         ingest,
         vanished=lambda: engine.ingestor.vanished(inbox),
+        on_tick=tick,
         polling=settings.watch_polling,
         poll_interval_s=settings.watch_poll_interval_s,
         stable_s=settings.watch_stable_seconds,
@@ -149,6 +180,44 @@ def cmd_watch(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def panel_command(settings: Settings, port: int | None = None) -> list[str]:
+    app = Path(__file__).resolve().parents[2] / "ui" / "app.py"
+    return [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(app),
+        "--server.headless",
+        "true",
+        "--server.address",
+        settings.ui_address,
+        "--server.port",
+        str(port or settings.ui_port),
+        "--browser.gatherUsageStats",
+        "false",
+        "--client.toolbarMode",
+        "minimal",
+    ]
+
+
+def start_panel(settings: Settings) -> subprocess.Popen:
+    """The panel as a child process, talking to the same Chroma server and data dir."""
+    env = os.environ | {"NEXUS_DATA_DIR": str(settings.data_dir)}
+    if settings.chroma_host:
+        env |= {"CHROMA_HOST": settings.chroma_host, "CHROMA_PORT": str(settings.chroma_port)}
+    print(f"panel on http://{settings.ui_address}:{settings.ui_port}", file=sys.stderr)
+    return subprocess.Popen(panel_command(settings), env=env)
+
+
+def cmd_ui(args: argparse.Namespace, settings: Settings) -> int:
+    from engine.auth import stored_hash
+
+    if stored_hash(settings) is None:
+        print("no admin password yet: run `nexus admin set-password` first", file=sys.stderr)
+    return subprocess.call(panel_command(settings, args.port))
+
+
 def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     from engine.store.server import ChromaServer, ChromaServerError
 
@@ -163,9 +232,13 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
         settings = settings.model_copy(
             update={"chroma_host": server.host, "chroma_port": server.port}
         )
+    panel = None if args.no_ui else start_panel(settings)
     try:
         _watch(settings)
     finally:
+        if panel is not None:
+            panel.terminate()
+            panel.wait(timeout=20)
         if server:
             server.stop()
     print("stopped", file=sys.stderr)

@@ -9,7 +9,7 @@ import sys
 from pydantic import ValidationError
 
 from engine import __version__
-from engine.cli import aws_cmds, ingest_cmds, query_cmds, telemetry_cmds
+from engine.cli import admin_cmds, aws_cmds, ingest_cmds, query_cmds, telemetry_cmds
 from engine.settings import Settings
 
 
@@ -24,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     query_cmds.register(sub)
     aws_cmds.register(sub)
     telemetry_cmds.register(sub)
+    admin_cmds.register(sub)
     return parser
 
 

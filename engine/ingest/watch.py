@@ -104,6 +104,7 @@ class InboxWatcher:
         on_ready: Callable[[list[Path]], None],
         *,
         vanished: Callable[[], list[Path]] = list,
+        on_tick: Callable[[InboxWatcher], None] | None = None,
         polling: bool = False,
         poll_interval_s: float = 2.0,
         stable_s: float = 2.0,
@@ -111,6 +112,7 @@ class InboxWatcher:
         self.inbox = inbox
         self.on_ready = on_ready
         self.vanished = vanished
+        self.on_tick = on_tick
         self.polling = polling
         self.poll_interval_s = poll_interval_s
         self.gate = StabilityGate(stable_s)
@@ -137,6 +139,8 @@ class InboxWatcher:
                 self.on_ready(gone)
             tick = min(0.5, self.poll_interval_s)
             while not self.stopped.wait(tick):
+                if self.on_tick is not None:
+                    self.on_tick(self)
                 ready = self.gate.ready()
                 if ready:
                     self.on_ready(ready)

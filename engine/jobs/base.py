@@ -150,6 +150,19 @@ class JobTracker(ABC):
     def jobs_since(self, since: str) -> list[JobRecord]:
         """Jobs started at or after the ISO timestamp `since`, oldest first."""
 
+    def jobs_touching(
+        self, grade: str | None, subject: str | None, limit: int = 10_000
+    ) -> set[str]:
+        """Ids of recent jobs that had a file of this grade and/or subject."""
+        return {
+            job.job_id
+            for job in self.list_jobs(limit)
+            if any(
+                (not grade or f.grade == grade) and (not subject or f.subject == subject)
+                for f in self.job_files(job.job_id)
+            )
+        }
+
     @abstractmethod
     def mark_interrupted(self) -> list[str]:
         """Mark running jobs whose process is gone as interrupted; return their ids."""

@@ -179,6 +179,11 @@ class SyncedJobTracker(JobTracker):
     def jobs_since(self, since: str) -> list[JobRecord]:
         return self.local.jobs_since(since)
 
+    def jobs_touching(
+        self, grade: str | None, subject: str | None, limit: int = 10_000
+    ) -> set[str]:
+        return self.local.jobs_touching(grade, subject, limit)
+
     def mark_interrupted(self) -> list[str]:
         dead = self.local.mark_interrupted()
         for job_id in dead:

@@ -77,6 +77,16 @@ class SqliteJobTracker(JobTracker):
         ).fetchall()
         return [self._job(r) for r in rows]
 
+    def jobs_touching(
+        self, grade: str | None, subject: str | None, limit: int = 10_000
+    ) -> set[str]:
+        rows = self.conn.execute(
+            "SELECT DISTINCT job_id FROM job_files WHERE (? IS NULL OR grade = ?)"
+            " AND (? IS NULL OR subject = ?) LIMIT ?",
+            (grade, grade, subject, subject, limit),
+        )
+        return {r[0] for r in rows}
+
     def mark_interrupted(self) -> list[str]:
         host = socket.gethostname()
         rows = self.conn.execute(

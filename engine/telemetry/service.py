@@ -16,7 +16,7 @@ import sqlite3
 import statistics
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from engine.aws.clients import aws_errors
@@ -133,6 +133,10 @@ class Telemetry:
                         " VALUES (?, ?, ?)",
                         (payload["timestamp"], json.dumps(payload), utc_now()),
                     )
+                    self.conn.execute(
+                        "INSERT OR REPLACE INTO telemetry_history (hour, payload) VALUES (?, ?)",
+                        (payload["timestamp"], json.dumps(payload)),
+                    )
                     self._set("last_pii_check", {"ok": True, "at": utc_now(), "problems": []})
                 self.conn.execute(
                     "DELETE FROM telemetry_queries WHERE hour = ?", (payload["timestamp"],)
@@ -151,6 +155,14 @@ class Telemetry:
     def queued(self) -> list[dict]:
         """Exactly what the next upload sends."""
         rows = self.conn.execute("SELECT payload FROM telemetry_queue ORDER BY hour")
+        return [json.loads(r[0]) for r in rows]
+
+    def history(self, days: int = 30) -> list[dict]:
+        """Rolled-up hours of the last `days` days (kept locally for charts), oldest first."""
+        since = hour_of(datetime.now(UTC) - timedelta(days=days))
+        rows = self.conn.execute(
+            "SELECT payload FROM telemetry_history WHERE hour >= ? ORDER BY hour", (since,)
+        )
         return [json.loads(r[0]) for r in rows]
 
     # --- upload -------------------------------------------------------------------------------
