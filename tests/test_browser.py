@@ -13,7 +13,6 @@ import subprocess
 import sys
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 
@@ -51,7 +50,13 @@ def running_nexus(bedrock, monkeypatch, tmp_path):
     monkeypatch.setenv("CHROMA_PORT", str(free_port()))
     monkeypatch.setenv("WATCH_STABLE_SECONDS", "0.5")
     nexus = [sys.executable, "-m", "engine.cli.main"]
-    subprocess.run([*nexus, "admin", "set-password", "--stdin"], input=PASSWORD + "\n", text=True, check=True, timeout=60)
+    subprocess.run(
+        [*nexus, "admin", "set-password", "--stdin"],
+        input=PASSWORD + "\n",
+        text=True,
+        check=True,
+        timeout=60,
+    )
     log = (tmp_path / "nexus-up.log").open("w")
     up = subprocess.Popen([*nexus, "up"], stdout=log, stderr=subprocess.STDOUT)
     try:
@@ -68,12 +73,21 @@ def test_login_upload_job_search_in_chromium(running_nexus, tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
     ARTIFACTS.mkdir(exist_ok=True)
-    lesson = pdfs.text_pdf(tmp_path / "bab1.pdf", ["Topologi bintang memakai switch sebagai pusat jaringan."])
+    lesson = pdfs.text_pdf(
+        tmp_path / "bab1.pdf", ["Topologi bintang memakai switch sebagai pusat jaringan."]
+    )
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM,
             headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
         )
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.set_default_timeout(30_000)

@@ -106,7 +106,9 @@ def test_jobs_page_shows_files_and_reasons(populated):
     files = at.dataframe[1].value
     assert set(files["status"]) == {"ingested", "encrypted"}
     assert "password" in " ".join(files["reason"])
-    pdfs.text_pdf(populated.settings.inbox_dir / "kelas_11" / "ipa" / "gaya.pdf", ["Gaya dan gerak."])
+    pdfs.text_pdf(
+        populated.settings.inbox_dir / "kelas_11" / "ipa" / "gaya.pdf", ["Gaya dan gerak."]
+    )
     populated.ingestor.run([populated.settings.inbox_dir], populated.settings.inbox_dir)
     at = app(logged_in=True)
     at.switch_page("jobs.py").run()

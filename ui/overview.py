@@ -47,6 +47,8 @@ def render() -> None:
     services = _aws(str(settings().data_dir))
     rows = []
     for name, info in services.items():
+        if name == "embedding":
+            continue
         if not info["configured"]:
             verdict = "⚪ not configured"
         elif info["reachable"]:

@@ -237,6 +237,7 @@ def status(settings: Settings, engine) -> dict:
         result[name] = info
     outbox = engine.publisher.outbox.pending()
     result["s3"]["outbox_pending"] = len(outbox)
+    result["embedding"] = {"strategy": settings.embedding_strategy} | engine.embedder.status()
     return result
 
 

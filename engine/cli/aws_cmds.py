@@ -47,6 +47,12 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         print(json.dumps(services, indent=2))
         return 0
+    embedding = services.pop("embedding")
+    local = embedding.get("fallback", embedding)
+    line = f"{'embedding':<20} {embedding['strategy']}: {embedding['model']}"
+    if "device" in local:
+        line += f" (local model on {local['device']})"
+    print(line)
     for name, info in services.items():
         if not info["configured"]:
             state = "not configured"

@@ -40,6 +40,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-ui", action="store_true", help="do not start the admin panel")
     p.set_defaults(func=cmd_up)
 
+    p = sub.add_parser("health", help="exit 0 when the engine (watch/up) runs in this data dir")
+    p.set_defaults(func=cmd_health)
+
     p = sub.add_parser("ui", help="the admin panel in the browser (Streamlit)")
     p.add_argument("--port", type=int, help="default UI_PORT (8501)")
     p.set_defaults(func=cmd_ui)
@@ -208,6 +211,14 @@ def start_panel(settings: Settings) -> subprocess.Popen:
         env |= {"CHROMA_HOST": settings.chroma_host, "CHROMA_PORT": str(settings.chroma_port)}
     print(f"panel on http://{settings.ui_address}:{settings.ui_port}", file=sys.stderr)
     return subprocess.Popen(panel_command(settings), env=env)
+
+
+def cmd_health(args: argparse.Namespace, settings: Settings) -> int:
+    from engine.state import read_state
+
+    state = read_state(settings)
+    print("running" if state["running"] else "not running")
+    return 0 if state["running"] else 1
 
 
 def cmd_ui(args: argparse.Namespace, settings: Settings) -> int:
