@@ -7,6 +7,7 @@ imports boto3 machinery it does not use, and tests build an engine from their ow
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -163,6 +164,29 @@ class Engine:
             lexical_weight=self.settings.fusion_lexical_weight,
             candidates=self.settings.search_candidates,
             on_query=self.telemetry.record_query,
+            active_packages=self.installer.active_collections,
+        )
+
+    @cached_property
+    def installer(self):
+        from engine.vkp.install import PackageInstaller
+        from engine.vkp.keys import trusted_keys
+
+        return PackageInstaller(
+            self.store,
+            self.catalog,
+            self.lexical,
+            trusted_keys(self.settings),
+            self.settings.vkp_dir / "installed",
+        )
+
+    @cached_property
+    def builder(self):
+        from engine.vkp.build import PackageBuilder
+        from engine.vkp.keys import signer
+
+        return PackageBuilder(
+            self.settings, self.store, self.embedder.model.key, signer(self.settings)
         )
 
     @cached_property
@@ -197,7 +221,10 @@ class Engine:
             "storage_usage_mb": size / 2**20,
             "model_version": self.embedder.model.model_id,
             "embedding_strategy": self.settings.embedding_strategy,
-            "vkp_versions": {},
+            "vkp_versions": {
+                re.sub(r"[^a-z0-9_-]+", "-", name.lower()): row.version
+                for name, row in self.installer.installed().items()
+            },
         }
 
 

@@ -118,6 +118,19 @@ MIGRATIONS: list[str] = [
         payload TEXT NOT NULL
     );
     """,
+    # 6: knowledge packages installed on this server (current and previous, for rollback).
+    """
+    CREATE TABLE vkp_installed (
+        package TEXT PRIMARY KEY,
+        subject TEXT NOT NULL,
+        grade TEXT NOT NULL,
+        version TEXT NOT NULL,
+        collection TEXT NOT NULL,
+        previous_version TEXT,
+        previous_collection TEXT,
+        installed_at TEXT NOT NULL
+    );
+    """,
 ]
 
 

@@ -55,6 +55,7 @@ class Searcher:
         lexical_weight: float = 0.8,
         candidates: int = 30,
         on_query: Callable[[float, bool], None] | None = None,
+        active_packages: Callable[[], set[str]] = set,
     ):
         self.embedder = embedder
         self.store = store
@@ -63,6 +64,7 @@ class Searcher:
         self.lexical_weight = lexical_weight
         self.candidates = candidates
         self.on_query = on_query  # telemetry: (latency in ms, failed?) of every search
+        self.active_packages = active_packages  # collections of the installed package versions
 
     def search(
         self,
@@ -110,7 +112,7 @@ class Searcher:
         """Top-n by cosine across collections, each queried with the model that embedded it."""
         vectors = {} if vectors is None else vectors
         hits: dict[tuple, SearchHit] = {}
-        for collection in self.store.collections(grade, subject):
+        for collection in self._collections(grade, subject):
             if collection.count == 0:
                 continue
             vector = self._query_vector(question, collection.model_key, vectors)
@@ -122,6 +124,14 @@ class Searcher:
                 if key not in hits or hits[key].score < found.score:
                     hits[key] = found
         return sorted(hits.values(), key=lambda h: h.score, reverse=True)[:n]
+
+    def _collections(self, grade: str | None, subject: str | None) -> list:
+        """Collections to search: ingested ones and the installed version of each package."""
+        collections = self.store.collections(grade, subject)
+        if any(c.vkp_version for c in collections):
+            active = self.active_packages()
+            collections = [c for c in collections if not c.vkp_version or c.name in active]
+        return collections
 
     def _query_vector(self, question: str, model_key: str, cache: dict) -> list[float] | None:
         if model_key not in cache:
@@ -201,7 +211,7 @@ class Searcher:
             if hit.vector_score is None:
                 missing.setdefault((grade, subject), []).append(chunk_id)
         for (grade, subject), ids in missing.items():
-            for collection in self.store.collections(grade, subject):
+            for collection in self._collections(grade, subject):
                 vector = query_vectors.get(collection.model_key)
                 if vector is None:
                     continue

@@ -174,6 +174,22 @@ class Settings(BaseSettings):
     )
     ui_port: int = Field(8501, alias="UI_PORT")
 
+    # --- knowledge packages (VKP) -------------------------------------------------------------
+    vkp_signing_key: Path | None = Field(
+        None,
+        alias="VKP_SIGNING_KEY",
+        description="Ed25519 key; default <data>/keys/vkp_signing.key",
+    )
+    vkp_trusted_keys: str = Field(
+        "", alias="VKP_TRUSTED_KEYS", description="Comma-separated .pub files; default keys/*.pub"
+    )
+    vkp_keep_versions: int = Field(5, ge=1, alias="VKP_KEEP_VERSIONS")
+    vkp_source: str = Field(
+        "",
+        alias="VKP_SOURCE",
+        description="Where `nexus vkp pull` reads: URL, folder or cloudfront",
+    )
+
     # --- derived paths ----------------------------------------------------------------------
     @property
     def inbox_dir(self) -> Path:
@@ -201,6 +217,11 @@ class Settings(BaseSettings):
     def text_dir(self) -> Path:
         """Extracted text of each ingested document, by sha256 (published to S3)."""
         return self.data_dir / "text"
+
+    @property
+    def vkp_dir(self) -> Path:
+        """Built packages (`built/`), the local publish folder (`publish/`), downloads."""
+        return self.data_dir / "vkp"
 
     @property
     def log_dir(self) -> Path:

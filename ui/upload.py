@@ -38,7 +38,7 @@ def render() -> None:
     if subject in (None, "(new)"):
         subject = right.text_input("New subject folder", placeholder="informatika")
     files = st.file_uploader("Curriculum PDFs", type=["pdf"], accept_multiple_files=True)
-    if st.button("Upload", disabled=not files):
+    if st.button("Add to inbox", type="primary", disabled=not files):
         if not (grade and subject and _NAME.fullmatch(grade) and _NAME.fullmatch(subject)):
             st.error("Choose a grade and a subject (letters, digits, space, _ . - only).")
             return

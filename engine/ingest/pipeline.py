@@ -255,6 +255,8 @@ class Ingestor:
         with self.writer_lock():
             interrupted = self.tracker.mark_interrupted()
             for collection in self.store.collections():
+                if collection.vkp_version:  # installed packages: managed by the installer
+                    continue
                 orphans = self.store.document_shas(collection.name) - self.catalog.referenced_shas(
                     collection.name
                 )

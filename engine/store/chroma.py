@@ -25,6 +25,11 @@ def collection_name(grade: str, subject: str, model_key: str) -> str:
     return "__".join([_NAME_PREFIX, _slug(grade), _slug(subject), model_key])[:500]
 
 
+def vkp_collection_name(grade: str, subject: str, model_key: str, version: str) -> str:
+    """The collection of one installed package version (beside the others, until switched)."""
+    return f"{collection_name(grade, subject, model_key)}__vkp-{version.replace('.', '-')}"
+
+
 def chunk_id(sha256: str, index: int) -> str:
     return f"{sha256[:24]}-{index:05d}"
 
@@ -37,6 +42,7 @@ class CollectionInfo:
     model_key: str
     model_id: str
     count: int
+    vkp_version: str = ""  # set on collections installed from a knowledge package
 
 
 @dataclass
@@ -79,19 +85,27 @@ class ChunkStore:
         return self._max_batch
 
     def add(
-        self, grade: str, subject: str, model_id: str, model_key: str, chunks: list[StoredChunk]
+        self,
+        grade: str,
+        subject: str,
+        model_id: str,
+        model_key: str,
+        chunks: list[StoredChunk],
+        vkp_version: str = "",
     ) -> str:
-        """Upsert `chunks` into the grade/subject/model collection; return its name."""
+        """Upsert `chunks` into the grade/subject/model collection (or, with `vkp_version`,
+        into that package version's own collection); return its name."""
         name = collection_name(grade, subject, model_key)
-        collection = self._collection(
-            name,
-            create={
-                "grade": grade,
-                "subject": subject,
-                "model_key": model_key,
-                "model_id": model_id,
-            },
-        )
+        metadata = {
+            "grade": grade,
+            "subject": subject,
+            "model_key": model_key,
+            "model_id": model_id,
+        }
+        if vkp_version:
+            name = vkp_collection_name(grade, subject, model_key, vkp_version)
+            metadata["vkp_version"] = vkp_version
+        collection = self._collection(name, create=metadata)
         for start in range(0, len(chunks), self.max_batch):
             batch = chunks[start : start + self.max_batch]
             collection.upsert(
@@ -116,6 +130,12 @@ class ChunkStore:
         ids = collection.get(where={"file_sha256": sha256}, include=[])["ids"]
         if ids:
             collection.update(ids=ids, metadatas=[{"source": source}] * len(ids))
+
+    def drop(self, name: str) -> None:
+        try:
+            self.client.delete_collection(name)
+        except Exception:  # already gone
+            pass
 
     def document_shas(self, name: str) -> set[str]:
         """Every document sha256 that has chunks in collection `name`."""
@@ -146,6 +166,7 @@ class ChunkStore:
                     model_key=meta["model_key"],
                     model_id=meta.get("model_id", meta["model_key"]),
                     count=collection.count(),
+                    vkp_version=meta.get("vkp_version", ""),
                 )
             )
         return sorted(infos, key=lambda c: c.name)

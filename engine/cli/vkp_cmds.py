@@ -1,0 +1,204 @@
+"""`nexus vkp keygen|build|list|verify|install|pull|serve|rollback`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from tqdm import tqdm
+
+from engine.app import build_engine
+from engine.settings import Settings
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    vkp = sub.add_parser("vkp", help="versioned knowledge packages")
+    vkp_sub = vkp.add_subparsers(dest="vkp_command", required=True)
+    p = vkp_sub.add_parser("keygen", help="make the Ed25519 signing key pair in <data>/keys/")
+    p.set_defaults(func=cmd_keygen)
+    p = vkp_sub.add_parser("build", help="build the next version of a grade/subject")
+    p.add_argument("subject")
+    p.add_argument("grade")
+    p.add_argument("--publish", action="store_true", help="add it to the catalogue and publish")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_build)
+    p = vkp_sub.add_parser("list", help="installed packages and the catalogue's latest")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_list)
+    for name, func, text in (
+        ("verify", cmd_verify, "check a package file"),
+        ("install", cmd_install, "install a package file"),
+    ):
+        p = vkp_sub.add_parser(name, help=text)
+        p.add_argument("file", type=Path)
+        p.set_defaults(func=func)
+    p = vkp_sub.add_parser("pull", help="update from a catalogue: URL, folder (USB) or cloudfront")
+    p.add_argument("--source", help="default VKP_SOURCE")
+    p.add_argument("--only", action="append", help="<subject>_<grade> (repeatable)")
+    p.add_argument("--every", help="repeat, e.g. 1h or 30m (the seed's vkp_pull_cron)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_pull)
+    p = vkp_sub.add_parser("serve", help="share the publish folder over HTTP on the LAN")
+    p.add_argument("--host", default="0.0.0.0")
+    p.add_argument("--port", type=int, default=8700)
+    p.set_defaults(func=cmd_serve)
+    p = vkp_sub.add_parser("rollback", help="go back to the previously installed version")
+    p.add_argument("subject")
+    p.add_argument("grade")
+    p.set_defaults(func=cmd_rollback)
+
+
+def _fail(message: str) -> int:
+    print(f"nexus vkp: {message}", file=sys.stderr)
+    return 1
+
+
+def cmd_keygen(args: argparse.Namespace, settings: Settings) -> int:
+    from engine.vkp.keys import keygen
+
+    try:
+        private, public = keygen(settings.data_dir / "keys")
+    except FileExistsError as exc:
+        return _fail(str(exc))
+    print(f"signing key {private}\npublic key  {public} (copy it to school servers' data/keys/)")
+    return 0
+
+
+def cmd_build(args: argparse.Namespace, settings: Settings) -> int:
+    from engine.vkp.build import NothingToBuild
+    from engine.vkp.publish import CataloguePublisher
+
+    engine = build_engine(settings)
+    try:
+        built = engine.builder.build(args.subject, args.grade)
+    except (NothingToBuild, FileNotFoundError) as exc:
+        return _fail(str(exc))
+    result = built.to_dict()
+    if args.publish:
+        result["published"] = CataloguePublisher(settings, engine.publisher).publish(
+            built, args.subject, args.grade
+        )
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        delta = (
+            f", delta from v{built.base_version}: {built.delta_size} bytes"
+            if built.delta_file
+            else ""
+        )
+        print(f"built {built.file} (v{built.version}, {built.size} bytes{delta})")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
+    engine = build_engine(settings)
+    installed = {k: vars(v) for k, v in engine.installer.installed().items()}
+    if args.json:
+        print(json.dumps(installed, indent=2))
+        return 0
+    if not installed:
+        print("no packages installed")
+    for name, row in installed.items():
+        previous = f" (previous v{row['previous_version']})" if row["previous_version"] else ""
+        print(f"{name:<30} v{row['version']}{previous}  installed {row['installed_at'][:16]}")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
+    from engine.vkp.package import PackageError
+
+    try:
+        manifest = build_engine(settings).installer.verify(args.file)
+    except PackageError as exc:
+        return _fail(f"REFUSED: {exc}")
+    m = manifest
+    print(
+        f"OK: {m['subject']} {m['grade']} v{m['version']} ({m['kind']}, {m['chunk_count']} chunks)"
+    )
+    print("signature valid, checksums match")
+    return 0
+
+
+def cmd_install(args: argparse.Namespace, settings: Settings) -> int:
+    from engine.vkp.package import PackageError
+
+    try:
+        record = build_engine(settings).installer.install(args.file)
+    except PackageError as exc:
+        return _fail(f"not installed: {exc}")
+    print(f"installed {record.package} v{record.version}")
+    return 0
+
+
+def _interval(text: str) -> float:
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    return float(text[:-1]) * units[text[-1]] if text[-1] in units else float(text)
+
+
+def cmd_pull(args: argparse.Namespace, settings: Settings) -> int:
+    from engine.vkp.pull import pull, source_for
+    from engine.vkp.transfer import TransferError
+
+    engine = build_engine(settings)
+    bars: dict[str, tqdm] = {}
+
+    def progress(name: str, done: int, total: int) -> None:
+        bar = bars.setdefault(
+            name, tqdm(total=total, unit="B", unit_scale=True, desc=name, file=sys.stderr)
+        )
+        bar.update(done - bar.n)
+
+    while True:
+        try:
+            results = pull(
+                settings,
+                engine.installer,
+                source_for(settings, args.source or settings.vkp_source),
+                set(args.only or []) or None,
+                progress,
+            )
+        except TransferError as exc:
+            results = [{"action": "failed", "error": str(exc)}]
+        for bar in bars.values():
+            bar.close()
+        bars.clear()
+        if args.json:
+            print(json.dumps(results, indent=2))
+        else:
+            for r in results:
+                fields = [r.get("package", "catalogue"), r["action"], r.get("version", "")]
+                print(" ".join(map(str, fields + [r.get("via", ""), r.get("error", "")])).rstrip())
+        if not args.every:
+            return 1 if any(r["action"] == "failed" for r in results) else 0
+        time.sleep(_interval(args.every))
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from engine.vkp.transfer import serve
+
+    folder = settings.vkp_dir / "publish"
+    folder.mkdir(parents=True, exist_ok=True)
+    server = serve(folder, args.host, args.port)
+    print(
+        f"serving {folder} on http://{args.host}:{args.port}/vkp/index.json (Ctrl-C stops)",
+        file=sys.stderr,
+    )
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def cmd_rollback(args: argparse.Namespace, settings: Settings) -> int:
+    from engine.vkp.package import PackageError
+
+    try:
+        record = build_engine(settings).installer.rollback(args.subject, args.grade)
+    except PackageError as exc:
+        return _fail(str(exc))
+    print(f"{record.package} is back at v{record.version}")
+    return 0

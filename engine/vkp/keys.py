@@ -1,0 +1,62 @@
+"""Ed25519 keys for package signatures: the admin signs, school servers trust public keys."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from engine.settings import Settings
+
+
+def keygen(folder: Path) -> tuple[Path, Path]:
+    """Write `vkp_signing.key` (private, mode 600) and `vkp_signing.pub` into `folder`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    private_path, public_path = folder / "vkp_signing.key", folder / "vkp_signing.pub"
+    if private_path.exists():
+        raise FileExistsError(f"{private_path} exists; move it away to make a new key")
+    key = Ed25519PrivateKey.generate()
+    private_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    os.chmod(private_path, 0o600)
+    public_path.write_bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    return private_path, public_path
+
+
+def signer(settings: Settings):
+    path = settings.vkp_signing_key or settings.data_dir / "keys" / "vkp_signing.key"
+    if not Path(path).exists():
+        raise FileNotFoundError(f"no signing key at {path}: run `nexus vkp keygen`")
+    key = serialization.load_pem_private_key(Path(path).read_bytes(), password=None)
+    return key.sign
+
+
+def trusted_keys(settings: Settings) -> list[Ed25519PublicKey]:
+    paths = (
+        [Path(p) for p in settings.vkp_trusted_keys.split(",") if p.strip()]
+        if settings.vkp_trusted_keys
+        else sorted((settings.data_dir / "keys").glob("*.pub"))
+    )
+    return [serialization.load_pem_public_key(p.read_bytes()) for p in paths]
+
+
+def verify(message: bytes, signature: bytes, keys: list[Ed25519PublicKey]) -> bool:
+    for key in keys:
+        try:
+            key.verify(signature, message)
+            return True
+        except InvalidSignature:
+            continue
+    return False
