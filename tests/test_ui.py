@@ -18,7 +18,15 @@ from tests.conftest import REPO
 
 APP = str(REPO / "ui" / "app.py")
 PASSWORD = "kunci-rahasia-123"
-PAGES = ["overview.py", "jobs.py", "costs.py", "telemetry.py", "upload.py", "search.py"]
+PAGES = [
+    "overview.py",
+    "jobs.py",
+    "costs.py",
+    "packages.py",
+    "telemetry.py",
+    "upload.py",
+    "search.py",
+]
 
 
 @pytest.fixture(autouse=True)
@@ -179,3 +187,37 @@ def test_uploads_never_replace_a_teachers_file(inbox):
         with pytest.raises(ValueError):
             save_upload(inbox, grade, "ipa", name, b"%PDF-1")
     assert save_upload(inbox, "kelas_10", "ipa", "../../y.pdf", b"%PDF-1").parent == first.parent
+
+
+def test_packages_page_builds_publishes_and_installs(populated, monkeypatch):
+    from engine.vkp.keys import keygen
+
+    keygen(populated.settings.data_dir / "keys")
+    at = app(logged_in=True)
+    at.switch_page("packages.py").run()
+    [build] = [b for b in at.button if b.label == "Build and publish the next version"]
+    build.click().run()
+    assert not at.exception
+    assert "Published informatika_kelas_10_v1.0.0.vkp" in texts(at)
+    at.switch_page("packages.py").run()
+    built = at.dataframe[0].value
+    assert list(built["published"]) == ["1.0.0"]
+
+    # the same server pulls from its own publish folder, as a school would from a USB stick
+    import os
+
+    os.environ["VKP_SOURCE"] = str(populated.settings.vkp_dir / "publish")
+    try:
+        st.cache_resource.clear()
+        at = app(logged_in=True)
+        at.switch_page("packages.py").run()
+        [update] = [b for b in at.button if b.label == "Update"]
+        update.click().run()
+        assert "'action': 'installed'" in texts(at)
+        at.switch_page("packages.py").run()
+        installed = at.dataframe[1].value
+        assert list(installed["installed"]) == ["1.0.0"] and list(
+            installed["catalogue latest"]
+        ) == ["1.0.0"]
+    finally:
+        del os.environ["VKP_SOURCE"]

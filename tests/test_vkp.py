@@ -312,3 +312,98 @@ def test_catalogue_keeps_only_the_newest_versions(admin):
         "informatika_kelas_10_v1.1.0_to_v1.2.0.vkp",
         "informatika_kelas_10_v1.2.0.vkp",
     ]
+
+
+def nexus(*args: str, env: dict, check: bool = True):
+    import os
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "engine.cli.main", "vkp", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=os.environ | env,
+    )
+    if check:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+@pytest.mark.slow
+def test_cli_build_verify_install_list_rollback(tmp_path, bedrock, monkeypatch):
+    admin_env = {"NEXUS_DATA_DIR": str(tmp_path / "admin")}
+    inbox = tmp_path / "admin" / "inbox" / "kelas_10" / "informatika"
+    pdfs.text_pdf(inbox / "a.pdf", ["Algoritma adalah urutan langkah."])
+    import os
+    import subprocess
+    import sys
+
+    def ingest() -> None:
+        subprocess.run(
+            [sys.executable, "-m", "engine.cli.main", "ingest", str(tmp_path / "admin" / "inbox")],
+            env=os.environ | admin_env,
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+
+    ingest()
+    assert "signing key" in nexus("keygen", env=admin_env).stdout
+    first = json.loads(
+        nexus("build", "informatika", "kelas_10", "--publish", "--json", env=admin_env).stdout
+    )
+    assert (
+        first["version"] == "1.0.0"
+        and first["file"] == "informatika_kelas_10_v1.0.0.vkp"
+        and first["size"] > 0
+    )
+    refused = nexus("build", "informatika", "kelas_10", env=admin_env, check=False)
+    assert refused.returncode == 1 and "nothing changed" in refused.stderr
+    pdfs.text_pdf(inbox / "b.pdf", ["Jaringan komputer."])
+    ingest()
+    second = json.loads(
+        nexus("build", "informatika", "kelas_10", "--publish", "--json", env=admin_env).stdout
+    )
+    assert second["version"] == "1.1.0" and second["delta_size"] < second["size"]
+
+    school_env = {
+        "NEXUS_DATA_DIR": str(tmp_path / "school"),
+        "VKP_TRUSTED_KEYS": str(tmp_path / "admin" / "keys" / "vkp_signing.pub"),
+    }
+    built = tmp_path / "admin" / "vkp" / "built"
+    assert "signature valid" in nexus("verify", str(built / first["file"]), env=school_env).stdout
+    nexus("install", str(built / first["file"]), env=school_env)
+    nexus("pull", "--source", str(tmp_path / "admin" / "vkp" / "publish"), env=school_env)
+    listed = json.loads(nexus("list", "--json", env=school_env).stdout)
+    assert listed["informatika_kelas_10"]["version"] == "1.1.0"
+    assert "back at v1.0.0" in nexus("rollback", "informatika", "kelas_10", env=school_env).stdout
+    stranger = nexus(
+        "install",
+        str(built / first["file"]),
+        env=school_env | {"VKP_TRUSTED_KEYS": str(tmp_path / "none.pub")},
+        check=False,
+    )
+    assert (
+        stranger.returncode == 1 and "signature does not match any trusted key" in stranger.stderr
+    )
+
+
+def test_publishing_to_s3_puts_packages_and_catalogue_in_the_bucket(admin, aws, monkeypatch):
+    import boto3
+
+    from engine.aws.control import setup
+
+    setup(Settings())
+    publisher = build_engine(Settings(NEXUS_DATA_DIR=admin.settings.data_dir)).publisher
+    built = admin.builder.build("informatika", "kelas_10")
+    result = CataloguePublisher(admin.settings, publisher).publish(built, "informatika", "kelas_10")
+    assert result["s3"]["pending"] == 0
+    keys = {
+        o["Key"]
+        for o in boto3.client("s3", region_name="us-east-1").list_objects_v2(
+            Bucket="openclass-nexus-ai"
+        )["Contents"]
+    }
+    assert keys == {"vkp/informatika_kelas_10_v1.0.0.vkp", "vkp/index.json"}

@@ -13,6 +13,7 @@ if login_gate():
             st.Page("overview.py", title="Overview", default=True),
             st.Page("jobs.py", title="Jobs"),
             st.Page("costs.py", title="Costs"),
+            st.Page("packages.py", title="Packages"),
             st.Page("telemetry.py", title="Telemetry"),
             st.Page("upload.py", title="Upload"),
             st.Page("search.py", title="Search"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -10,6 +11,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from engine.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 def keygen(folder: Path) -> tuple[Path, Path]:
@@ -49,7 +52,10 @@ def trusted_keys(settings: Settings) -> list[Ed25519PublicKey]:
         if settings.vkp_trusted_keys
         else sorted((settings.data_dir / "keys").glob("*.pub"))
     )
-    return [serialization.load_pem_public_key(p.read_bytes()) for p in paths]
+    missing = [p for p in paths if not p.exists()]
+    for path in missing:
+        log.warning("trusted key %s does not exist; ignored", path)
+    return [serialization.load_pem_public_key(p.read_bytes()) for p in paths if p.exists()]
 
 
 def verify(message: bytes, signature: bytes, keys: list[Ed25519PublicKey]) -> bool:

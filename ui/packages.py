@@ -1,0 +1,123 @@
+"""Knowledge packages: versions built and published here; on a school server, the installed
+version against the catalogue's latest, with update and rollback."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from engine.vkp.build import NothingToBuild
+from engine.vkp.package import PackageError
+from engine.vkp.publish import CataloguePublisher
+from engine.vkp.pull import pull, source_for
+from engine.vkp.transfer import TransferError
+from ui.common import get_engine, header, settings
+
+
+@st.cache_data(ttl=60, show_spinner="Reading the catalogue…")
+def _remote_index(source: str) -> dict:
+    return source_for(settings(), source).read_index()
+
+
+def _history(package: str) -> list[dict]:
+    from engine.vkp.build import PackageBuilder
+
+    # read-only: no signing key is needed to list what was built
+    return PackageBuilder(settings(), get_engine().store, "", None).history(package)
+
+
+def _built_here() -> None:
+    engine = get_engine()
+    catalogue = CataloguePublisher(settings(), engine.publisher)
+    published = catalogue.index()["packages"]
+    subjects = sorted(
+        {(c.subject, c.grade) for c in engine.store.collections() if not c.vkp_version}
+    )
+    st.subheader("Built here")
+    if not subjects:
+        st.info("Nothing ingested yet: packages are built from ingested grades/subjects.")
+        return
+    rows = []
+    for subject, grade in subjects:
+        name = f"{subject}_{grade}"
+        history = _history(name)
+        entry = published.get(name, {})
+        full = entry.get("full", {})
+        delta = (entry.get("deltas") or [{}])[-1]
+        rows.append(
+            {
+                "package": name,
+                "built": ", ".join(v["version"] for v in history) or "-",
+                "published": entry.get("latest", "-"),
+                "full size (KiB)": round(full.get("size", 0) / 1024, 1),
+                "latest delta (KiB)": round(delta.get("size", 0) / 1024, 1),
+            }
+        )
+    st.dataframe(rows, hide_index=True, width="stretch")
+    choice = st.selectbox("Package", [r["package"] for r in rows])
+    if st.button("Build and publish the next version"):
+        subject, grade = next((s, g) for s, g in subjects if f"{s}_{g}" == choice)
+        try:
+            built = engine.builder.build(subject, grade)
+        except (NothingToBuild, FileNotFoundError) as exc:
+            st.warning(str(exc))
+            return
+        catalogue.publish(built, subject, grade)
+        st.success(f"Published {built.file} ({built.size / 1024:.1f} KiB)")
+
+
+def _installed_here() -> None:
+    engine = get_engine()
+    installed = engine.installer.installed()
+    st.subheader("Installed on this server")
+    source = settings().vkp_source
+    latest: dict = {}
+    if source:
+        try:
+            latest = {k: v["latest"] for k, v in _remote_index(source)["packages"].items()}
+        except TransferError as exc:
+            st.warning(f"Catalogue unreachable: {exc}")
+    else:
+        st.caption("Set VKP_SOURCE (URL, folder or cloudfront) to compare with the catalogue.")
+    if not installed and not latest:
+        st.info("No packages installed. `nexus vkp pull --source URL|FOLDER` installs them.")
+        return
+    names = sorted(set(installed) | set(latest))
+    st.dataframe(
+        [
+            {
+                "package": n,
+                "installed": installed[n].version if n in installed else "-",
+                "previous": (installed[n].previous_version or "-") if n in installed else "-",
+                "catalogue latest": latest.get(n, "-"),
+            }
+            for n in names
+        ],
+        hide_index=True,
+        width="stretch",
+    )
+    name = st.selectbox("Package", names, key="installed_package")
+    left, right = st.columns(2)
+    if left.button("Update", disabled=not source):
+        results = pull(settings(), engine.installer, source_for(settings(), source), {name})
+        for result in results:
+            (st.error if result["action"] == "failed" else st.success)(str(result))
+    if right.button("Roll back", disabled=name not in installed):
+        row = installed[name]
+        try:
+            back = engine.installer.rollback(row.subject, row.grade)
+        except PackageError as exc:
+            st.error(str(exc))
+        else:
+            st.success(f"{name} is back at v{back.version}")
+
+
+def render() -> None:
+    header(
+        "Packages", "Versioned knowledge packages (VKP): what was built, published and installed."
+    )
+    _built_here()
+    _installed_here()
+
+
+if __name__ == "__main__":  # run as a page by st.navigation
+    render()
