@@ -190,6 +190,13 @@ class Settings(BaseSettings):
         description="Where `nexus vkp pull` reads: URL, folder or cloudfront",
     )
 
+    # --- backups ---------------------------------------------------------------------------------
+    backup_dir: Path = Field(Path("backups"), alias="BACKUP_DIR", description="Default target.")
+    backup_keep: int = Field(7, ge=1, alias="BACKUP_KEEP", description="Backups kept (newest).")
+    backup_every: str = Field(
+        "", alias="BACKUP_EVERY", description="e.g. 24h: the running engine backs up; empty = off"
+    )
+
     # --- derived paths ----------------------------------------------------------------------
     @property
     def inbox_dir(self) -> Path:

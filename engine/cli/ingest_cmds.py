@@ -170,12 +170,33 @@ def _watch(settings: Settings) -> None:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    if settings.backup_every:  # the seed's run_backup maintenance task
+        start_backups(settings, watcher.stopped)
     if settings.telemetry_enabled:  # the seed's telemetry_upload_cron
         from engine.telemetry.service import every_hour
 
         every_hour(engine.telemetry, watcher.stopped, settings.telemetry_upload_every_s)
     print(f"watching {inbox} ({watcher.mode}); drop PDFs into <grade>/<subject>/", file=sys.stderr)
     watcher.run()
+
+
+def start_backups(settings: Settings, stop) -> None:
+    import threading
+
+    from engine.cli.backup_cmds import run_backup
+    from engine.cli.vkp_cmds import _interval
+
+    every = _interval(settings.backup_every)
+
+    def loop() -> None:
+        while not stop.wait(every):
+            try:
+                result = run_backup(settings)
+                log.info("scheduled backup: %s", result["location"])
+            except Exception:  # a failed backup must not stop the engine
+                log.exception("scheduled backup failed")
+
+    threading.Thread(target=loop, name="backup", daemon=True).start()
 
 
 def cmd_watch(args: argparse.Namespace, settings: Settings) -> int:

@@ -9,7 +9,15 @@ import sys
 from pydantic import ValidationError
 
 from engine import __version__
-from engine.cli import admin_cmds, aws_cmds, ingest_cmds, query_cmds, telemetry_cmds, vkp_cmds
+from engine.cli import (
+    admin_cmds,
+    aws_cmds,
+    backup_cmds,
+    ingest_cmds,
+    query_cmds,
+    telemetry_cmds,
+    vkp_cmds,
+)
 from engine.settings import Settings
 
 
@@ -26,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     telemetry_cmds.register(sub)
     admin_cmds.register(sub)
     vkp_cmds.register(sub)
+    backup_cmds.register(sub)
     return parser
 
 
