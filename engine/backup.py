@@ -14,7 +14,6 @@ waited for). A restore checks the whole manifest before writing anything.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -27,6 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from engine.ingest.layout import sha256_file
 from engine.settings import Settings
 from engine.vkp.package import Chunk, load_chunks, save_chunks
 
@@ -47,14 +47,6 @@ class BackupResult:
     bytes: int
     collections: int
     chunks: int
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while block := fh.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def snapshot(
@@ -114,7 +106,7 @@ def snapshot(
     for number, path in enumerate(files, start=1):
         manifest["files"][path.relative_to(folder).as_posix()] = {
             "size": path.stat().st_size,
-            "sha256": _sha256(path),
+            "sha256": sha256_file(path),
         }
         if progress:
             progress("checksums", number, len(files))
@@ -143,7 +135,7 @@ def verify(folder: Path, progress: Progress | None = None) -> dict:
         raise BackupError(f"the backup holds files its manifest does not list, e.g. {extra[0]}")
     for number, (name, expected) in enumerate(sorted(manifest["files"].items()), start=1):
         path = folder / name
-        if path.stat().st_size != expected["size"] or _sha256(path) != expected["sha256"]:
+        if path.stat().st_size != expected["size"] or sha256_file(path) != expected["sha256"]:
             raise BackupError(f"{name} does not match its checksum: the backup is corrupt")
         if progress:
             progress("verify", number, len(manifest["files"]))

@@ -6,8 +6,6 @@ deleted (remove its chunks) or a duplicate of a file already ingested in the sam
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,16 +68,9 @@ class Catalog:
         )
         return [Document(**dict(r)) for r in rows]
 
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
+    def transaction(self):
         """Group writes (catalogue and lexical index) so a crash keeps all or none."""
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        self.conn.execute("COMMIT")
+        return db.transaction(self.conn)
 
     def referenced_shas(self, collection: str) -> set[str]:
         rows = self.conn.execute(

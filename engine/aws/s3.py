@@ -17,16 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.aws.clients import AwsUnavailable, aws_errors
+from engine.ingest.layout import sha256_file
 
 log = logging.getLogger(__name__)
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while block := fh.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass
@@ -58,7 +51,7 @@ class S3StorageManager:
         from boto3.s3.transfer import TransferConfig
 
         key = self.key(relative_key)
-        sha256 = sha256 or sha256_of(path)
+        sha256 = sha256 or sha256_file(path)
         try:
             if self.remote_sha256(key) == sha256:
                 return False
@@ -122,7 +115,7 @@ class Outbox:
             while block := src.read(1 << 20):
                 dst.write(block)
         os.replace(tmp, blob)
-        self._write_record(name, relative_key, sha256_of(blob))
+        self._write_record(name, relative_key, sha256_file(blob))
 
     def _write_record(self, name: str, relative_key: str, sha256: str) -> None:
         # the record is written last and atomically: a blob without one is an unfinished stage

@@ -8,10 +8,10 @@ from the chunks in Chroma (after a package install or a backup restore).
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass
 
+from engine import db
 from engine.lexical.analyzer import analyze
 
 
@@ -46,19 +46,6 @@ class LexicalIndex:
     def __init__(self, conn: sqlite3.Connection):
         self.conn = conn
 
-    @contextmanager
-    def _transaction(self) -> Iterator[None]:
-        if self.conn.in_transaction:  # part of the caller's transaction
-            yield
-            return
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        self.conn.execute("COMMIT")
-
     def add(self, grade: str, subject: str, sha256: str, chunks: Iterable[LexicalChunk]) -> None:
         """Index one document's chunks (replacing any earlier rows of the same document)."""
         rows = [
@@ -75,7 +62,7 @@ class LexicalIndex:
             )
             for c in chunks
         ]
-        with self._transaction():
+        with db.transaction(self.conn):
             self.remove(grade, subject, sha256)
             self.conn.executemany(
                 "INSERT INTO lexical (terms, grade, subject, sha256, chunk_id, source, page, pages,"

@@ -8,21 +8,12 @@ versions of each package are kept.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
-from pathlib import Path
 
+from engine.ingest.layout import sha256_file
 from engine.settings import Settings
 from engine.vkp.build import Built
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while block := fh.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class CataloguePublisher:

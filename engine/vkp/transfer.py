@@ -3,7 +3,6 @@ downloads that resume after an interruption, and `nexus vkp serve` for the LAN."
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -16,6 +15,8 @@ from collections.abc import Callable
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+
+from engine.ingest.layout import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +89,7 @@ class Source:
             raise TransferError(
                 f"{entry['file']}: got {size} bytes, the catalogue says {entry['size']}"
             )
-        if _sha256(part) != entry["sha256"]:
+        if sha256_file(part) != entry["sha256"]:
             part.unlink()
             raise TransferError(
                 f"{entry['file']}: checksum differs from the catalogue (corrupt or tampered)"
@@ -114,14 +115,6 @@ class Source:
                         progress(have, entry["size"])
         if have < entry["size"]:  # the link dropped: keep the .part, the next try resumes it
             raise ConnectionError(f"connection closed after {have} of {entry['size']} bytes")
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while block := fh.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class RangeRequestHandler(SimpleHTTPRequestHandler):
