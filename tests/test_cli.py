@@ -135,6 +135,7 @@ def test_kill_9_at_any_moment_then_restart_ingests_every_file_exactly_once(
             pdfs.lesson_pages(f"topik {i}", 3),
         )
     # reference: the same inbox ingested once, uninterrupted, in another data dir
+    monkeypatch.setenv("NEXUS_INBOX_DIR", str(inbox))  # both runs read the same inbox
     monkeypatch.setenv("NEXUS_DATA_DIR", str(tmp_path / "reference"))
     nexus("ingest", str(inbox), "--json")
     expected = chunk_ids(tmp_path / "reference")
