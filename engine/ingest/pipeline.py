@@ -29,8 +29,9 @@ from engine.embed.base import Embedder, EmbeddingResult, EmbeddingUnavailable
 from engine.ingest.chunk import Chunk, chunk_pages
 from engine.ingest.extract import ExtractionError, PdfExtractor
 from engine.ingest.layout import BadLocation, Placement, is_candidate, place, sha256_file
+from engine.ingest.records import DocumentRecords, lexical_chunk
 from engine.jobs.base import FileResult, FileStatus, JobRecord, JobTracker
-from engine.lexical.index import LexicalChunk, LexicalIndex
+from engine.lexical.index import LexicalIndex
 from engine.settings import Settings
 from engine.store.chroma import ChunkStore, StoredChunk, chunk_id
 
@@ -79,18 +80,13 @@ class _FileWork:
     embedded: EmbeddingResult | None = None
 
 
-def _lexical_chunk(chunk: StoredChunk) -> LexicalChunk:
-    meta = chunk.metadata
-    return LexicalChunk(chunk.id, chunk.text, meta["source"], meta["page"], meta["pages"])
-
-
 @dataclass
 class JobOutcome:
     job: JobRecord
     files: list[FileResult]
 
 
-class Ingestor:
+class Ingestor(DocumentRecords):
     """Runs ingestion jobs. Only one process writes at a time (a lock file in the data dir)."""
 
     def __init__(
@@ -231,10 +227,6 @@ class Ingestor:
                     found.setdefault(key, Path(key))
         return list(found.values())
 
-    def vanished(self, root: Path) -> list[Path]:
-        """Catalogued files under `root` that no longer exist (deleted while nobody watched)."""
-        return [Path(p) for p in self.catalog.paths_under(root) if not Path(p).exists()]
-
     @contextmanager
     def writer_lock(self) -> Iterator[None]:
         """Serialise writers across processes (`nexus watch` and a one-shot `nexus ingest`)."""
@@ -249,42 +241,6 @@ class Ingestor:
                 yield
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
-
-    def recover(self) -> list[str]:
-        """After a crash: mark dead jobs interrupted and delete chunks no document refers to."""
-        with self.writer_lock():
-            interrupted = self.tracker.mark_interrupted()
-            for collection in self.store.collections():
-                if collection.vkp_version:  # installed packages: managed by the installer
-                    continue
-                orphans = self.store.document_shas(collection.name) - self.catalog.referenced_shas(
-                    collection.name
-                )
-                for sha in orphans:
-                    log.info("removing orphaned chunks of %s from %s", sha[:12], collection.name)
-                    self.store.delete_document(collection.name, sha)
-            self.sync_lexical()
-            return interrupted
-
-    def sync_lexical(self) -> int:
-        """Make the lexical index hold exactly the catalogued documents' chunks.
-
-        Rows of documents the catalogue no longer has are dropped; documents it lacks (an
-        index from before it existed, a restored backup, an installed package) are indexed
-        from their chunks in Chroma. Returns the number of documents (re)indexed.
-        """
-        wanted = {(d.grade, d.subject, d.sha256): d for d in self.catalog.all()}
-        indexed = self.lexical.documents()
-        for key in indexed - wanted.keys():
-            self.lexical.remove(*key)
-        added = 0
-        for (grade, subject, sha), doc in wanted.items():
-            if (grade, subject, sha) in indexed or not doc.collection:
-                continue
-            stored = self.store.get_chunks(doc.collection, where={"file_sha256": sha})
-            self.lexical.add(grade, subject, sha, [_lexical_chunk(c) for c in stored])
-            added += 1
-        return added
 
     # --- one file: plan (cheap checks, start reading), then finish (embed, store) ---------
     def _plan_safely(self, path: Path, root: Path, read: Callable[[Path], Future]) -> _FileWork:
@@ -431,98 +387,17 @@ class Ingestor:
             work.pages,
             len(stored),
             work.previous,
-            lexical=[_lexical_chunk(c) for c in stored],
+            lexical=[lexical_chunk(c) for c in stored],
         )
         result.reason = work.note
 
     # --- catalogue bookkeeping --------------------------------------------------------------
-    def _record(
-        self,
-        result: FileResult,
-        status: FileStatus,
-        collection: str,
-        pages: int,
-        chunks: int,
-        previous: Document | None,
-        lexical: list[LexicalChunk] | None = None,
-    ) -> None:
-        """Point the catalogue (and the lexical index, in the same transaction) at the new
-        version, then release the old version's chunks."""
-        result.status, result.pages, result.chunks = status, pages, chunks
-        path = Path(result.path)
-        document = Document(
-            path=result.path,
-            grade=result.grade,
-            subject=result.subject,
-            file_name=path.name,
-            sha256=result.sha256,
-            size=path.stat().st_size,
-            status="ingested",
-            reason=result.reason,
-            pages=pages,
-            chunks=chunks,
-            collection=collection,
-        )
-        with self.catalog.transaction():
-            self.catalog.put(document)
-            if lexical is not None:
-                self.lexical.add(result.grade, result.subject, result.sha256, lexical)
-        if previous:
-            self._release(previous)
-
     @staticmethod
     def _fail(work: _FileWork, status: FileStatus, reason: str) -> None:
         """A failure is reported in the job only: the catalogue keeps the last good version,
         whose chunks go on answering searches until a readable version arrives."""
         work.result.status, work.result.reason = status, reason
         work.action = "report"
-
-    def _remove(self, key: str) -> FileResult:
-        previous = self.catalog.get(key)
-        self.catalog.remove(key)
-        if previous:
-            self._release(previous)
-        return FileResult(
-            key,
-            FileStatus.REMOVED,
-            "the file left the inbox; its chunks were removed",
-            grade=previous.grade if previous else "",
-            subject=previous.subject if previous else "",
-            sha256=previous.sha256 if previous else "",
-        )
-
-    def _release(self, doc: Document) -> None:
-        """Delete a document version's chunks unless another catalogue row still uses them.
-
-        When a copy remains under another name (the same PDF in two places), its chunks are
-        relabelled with the surviving file name so search results never cite a file that is gone.
-        """
-        copies = self.catalog.copies(doc.grade, doc.subject, doc.sha256)
-        if doc.collection and not any(c.collection == doc.collection for c in copies):
-            self.store.delete_document(doc.collection, doc.sha256)
-        if not copies:
-            self.lexical.remove(doc.grade, doc.subject, doc.sha256)
-        elif doc.file_name not in {c.file_name for c in copies}:
-            survivor = copies[0]
-            self.lexical.relabel(doc.grade, doc.subject, doc.sha256, survivor.file_name)
-            if survivor.collection == doc.collection:
-                self.store.relabel_document(doc.collection, doc.sha256, source=survivor.file_name)
-
-    def _save_text(self, sha256: str, pages: list[str]) -> None:
-        """Keep the extracted text (pages separated by form feeds) for publishing."""
-        self.settings.text_dir.mkdir(parents=True, exist_ok=True)
-        target = self.settings.text_dir / f"{sha256}.txt"
-        tmp = target.with_suffix(".tmp")
-        tmp.write_text("\f".join(pages), encoding="utf-8")
-        os.replace(tmp, target)
-
-    def _searchable(self, doc: Document) -> bool:
-        """Are this document's chunks in a collection the current embedder can query?
-
-        When EMBEDDING_STRATEGY changes model, unchanged files are embedded again with it.
-        """
-        model_key = doc.collection.rsplit("__", 1)[-1]
-        return self.embedder.for_model(model_key) is not None
 
     def _job_config(self) -> dict:
         s = self.settings
