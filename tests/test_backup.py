@@ -163,3 +163,22 @@ def test_backup_to_s3_and_restore_from_it(original, aws, tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert state(Settings(NEXUS_DATA_DIR=tmp_path / "restored")) == before
+
+
+def test_the_running_engine_backs_up_on_its_schedule(original, tmp_path, monkeypatch):
+    import threading
+
+    from engine.cli.ingest_cmds import start_backups
+
+    monkeypatch.setenv("BACKUP_DIR", str(tmp_path / "scheduled"))
+    monkeypatch.setenv("BACKUP_EVERY", "1s")
+    stop = threading.Event()
+    start_backups(Settings(), stop)
+    deadline = time.monotonic() + 30
+    while (
+        not list((tmp_path / "scheduled").glob("*/manifest.json")) and time.monotonic() < deadline
+    ):
+        time.sleep(0.1)
+    stop.set()
+    [backup] = list((tmp_path / "scheduled").glob("*/manifest.json"))[:1]
+    assert verify(backup.parent)["chunks"] > 0

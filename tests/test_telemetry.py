@@ -7,6 +7,7 @@ import json
 import socket
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 
 import boto3
@@ -248,3 +249,20 @@ def test_cli_show_prints_exactly_what_would_be_sent(settings):
     payloads = json.loads(shown)
     assert payloads == engine.telemetry.queued()
     assert len(payloads) == 1 and payloads[0]["metrics"]["avg_latency_ms"] == 33.0
+
+
+def test_the_running_engine_uploads_on_its_schedule(engine):
+    import threading
+
+    from engine.telemetry.service import every_hour
+
+    calls = []
+    engine.telemetry.upload = lambda: calls.append(1) or {"sent": 0}
+    stop = threading.Event()
+    thread = every_hour(engine.telemetry, stop, interval_s=0.05)
+    deadline = time.monotonic() + 5
+    while len(calls) < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    stop.set()
+    thread.join(timeout=5)
+    assert len(calls) >= 2 and not thread.is_alive()
