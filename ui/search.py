@@ -34,7 +34,7 @@ def render() -> None:
         if hit.vector_score is not None:
             scores += f" · vector {hit.vector_score:.3f}"
         if hit.lexical_score is not None:
-            scores += f" · lexical {hit.lexical_score:.2f}"
+            scores += f" · lexical {hit.lexical_score:.3g}"
         with st.container(border=True):
             st.markdown(
                 f"**{rank}. {hit.grade}/{hit.subject}/{hit.source}**, page {hit.pages} · {scores}"
