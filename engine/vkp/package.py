@@ -17,6 +17,7 @@ import hashlib
 import json
 import stat
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -134,7 +135,7 @@ def read_package(path: Path, trusted_keys: list) -> Package:
         with zipfile.ZipFile(path) as archive:
             _check_members(archive)
             data = {name: archive.read(name) for name in MEMBERS}
-    except zipfile.BadZipFile as exc:
+    except (zipfile.BadZipFile, zlib.error, RuntimeError, NotImplementedError, ValueError) as exc:
         raise PackageError(
             f"{path.name} is not a complete package (truncated or damaged): {exc}"
         ) from exc
