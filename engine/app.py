@@ -215,10 +215,10 @@ class Engine:
 
     def _telemetry_state(self) -> dict:
         """The non-query metrics of a telemetry payload."""
-        data = self.settings.data_dir
-        size = sum(p.stat().st_size for p in data.rglob("*") if p.is_file()) if data.exists() else 0
+        from engine.state import folder_mb
+
         return {
-            "storage_usage_mb": size / 2**20,
+            "storage_usage_mb": folder_mb(self.settings.data_dir),
             "model_version": self.embedder.model.model_id,
             "embedding_strategy": self.settings.embedding_strategy,
             "vkp_versions": {

@@ -29,6 +29,33 @@ class Document:
     updated_at: str = ""
 
 
+def documents_from_chunks(
+    chunks: list, *, folder: str, grade: str, subject: str, collection: str
+) -> list[tuple[Document, list]]:
+    """Catalogue rows for stored chunks, one per document (grouped by file sha256), each
+    with its chunks. `folder` is the path prefix the documents are listed under."""
+    by_document: dict[str, list] = {}
+    for chunk in chunks:
+        by_document.setdefault(chunk.metadata["file_sha256"], []).append(chunk)
+    rows = []
+    for sha, doc_chunks in by_document.items():
+        source = doc_chunks[0].metadata["source"]
+        document = Document(
+            path=f"{folder}{source}",
+            grade=grade,
+            subject=subject,
+            file_name=source,
+            sha256=sha,
+            size=0,
+            status="ingested",
+            pages=max(int(c.metadata["page_end"]) for c in doc_chunks),
+            chunks=len(doc_chunks),
+            collection=collection,
+        )
+        rows.append((document, doc_chunks))
+    return rows
+
+
 class Catalog:
     """Documents table of the engine's SQLite database."""
 

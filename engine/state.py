@@ -14,6 +14,24 @@ from engine.jobs.base import utc_now
 from engine.settings import Settings
 
 
+def pid_alive(pid: int) -> bool:
+    """Is process `pid` running (on this machine)?"""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by someone else
+        return True
+    return True
+
+
+def folder_mb(path: Path) -> float:
+    """Size of everything under `path`, in MB (0 when it does not exist)."""
+    if not path.exists():
+        return 0.0
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 2**20
+
+
 def state_file(settings: Settings) -> Path:
     return settings.run_dir / "engine.json"
 
@@ -30,8 +48,9 @@ def read_state(settings: Settings) -> dict:
     """The engine's last state with `running` true only if its process is alive."""
     try:
         state = json.loads(state_file(settings).read_text())
-        os.kill(state["pid"], 0)
-    except (OSError, ValueError, KeyError):
+    except (OSError, ValueError):
+        return {"running": False}
+    if not pid_alive(state.get("pid", -1)):
         return {"running": False}
     return state | {"running": True}
 

@@ -5,21 +5,13 @@ from __future__ import annotations
 import streamlit as st
 
 from engine.aws.control import status as aws_status
-from engine.state import read_state
+from engine.state import folder_mb, read_state
 from ui.common import get_engine, header, settings
 
 
 @st.cache_data(ttl=60, show_spinner="Checking AWS services…")
 def _aws(_cache_key: str) -> dict:
     return aws_status(settings(), get_engine())
-
-
-def _folder_mb(path) -> float:
-    return (
-        sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 2**20
-        if path.exists()
-        else 0.0
-    )
 
 
 def render() -> None:
@@ -39,7 +31,7 @@ def render() -> None:
     else:
         left.error("Engine not running")
         st.info("Start it on the server with `nexus up` (engine, Chroma and this panel).")
-    st.metric("Storage used (data folder)", f"{_folder_mb(settings().data_dir):.1f} MB")
+    st.metric("Storage used (data folder)", f"{folder_mb(settings().data_dir):.1f} MB")
 
     st.subheader("AWS services")
     if st.button("Check again"):

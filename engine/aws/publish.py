@@ -149,7 +149,7 @@ class Publisher:
         store, the catalogue (as files of `inbox`, so a re-uploaded file replaces its old
         version) and the lexical index. Returns the number of chunks loaded.
         """
-        from engine.catalog import Document
+        from engine.catalog import documents_from_chunks
         from engine.store.chroma import StoredChunk
 
         if self.s3 is None:
@@ -170,25 +170,14 @@ class Publisher:
             collection = self.store.add(
                 grade, subject, export["model_id"], export["model_key"], chunks
             )
-            by_document: dict[str, list] = {}
-            for chunk in chunks:
-                by_document.setdefault(chunk.metadata["file_sha256"], []).append(chunk)
-            for sha, doc_chunks in by_document.items():
-                source = doc_chunks[0].metadata["source"]
-                self.catalog.put(
-                    Document(
-                        path=str(inbox / grade / subject / source),
-                        grade=grade,
-                        subject=subject,
-                        file_name=source,
-                        sha256=sha,
-                        size=0,
-                        status="ingested",
-                        pages=max(c.metadata["page_end"] for c in doc_chunks),
-                        chunks=len(doc_chunks),
-                        collection=collection,
-                    )
-                )
+            for document, _ in documents_from_chunks(
+                chunks,
+                folder=f"{inbox / grade / subject}/",
+                grade=grade,
+                subject=subject,
+                collection=collection,
+            ):
+                self.catalog.put(document)
             loaded += len(chunks)
         return loaded
 

@@ -11,20 +11,11 @@ from pathlib import Path
 
 from engine import db
 from engine.jobs.base import FileResult, FileStatus, JobRecord, JobTracker, utc_now
+from engine.state import pid_alive
 
 _JSON_FIELDS = ("config", "errors", "tokens_by_subject")
 _JOB_COLUMNS = [f.name for f in fields(JobRecord)]
 _FILE_COLUMNS = [f.name for f in fields(FileResult)]
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class SqliteJobTracker(JobTracker):
@@ -92,7 +83,7 @@ class SqliteJobTracker(JobTracker):
         rows = self.conn.execute(
             "SELECT job_id, pid FROM jobs WHERE status = 'running' AND host = ?", (host,)
         ).fetchall()
-        dead = [r["job_id"] for r in rows if r["pid"] != os.getpid() and not _pid_alive(r["pid"])]
+        dead = [r["job_id"] for r in rows if r["pid"] != os.getpid() and not pid_alive(r["pid"])]
         for job_id in dead:
             self.conn.execute(
                 "UPDATE jobs SET status = 'interrupted', completed_at = ?, current_file = '' "

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 
 from engine.settings import Settings
+from engine.state import pid_alive
 
 log = logging.getLogger(__name__)
 
@@ -21,8 +21,9 @@ def running_server(settings: Settings) -> tuple[str, int] | None:
     run_file = settings.run_dir / "chroma.json"
     try:
         info = json.loads(run_file.read_text())
-        os.kill(info["pid"], 0)
-    except (OSError, ValueError, KeyError):
+    except (OSError, ValueError):
+        return None
+    if not pid_alive(info.get("pid", -1)):
         return None
     return info["host"], info["port"]
 

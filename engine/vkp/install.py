@@ -14,9 +14,10 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.catalog import Catalog, Document
+from engine.catalog import Catalog, documents_from_chunks
+from engine.ingest.records import lexical_chunk
 from engine.jobs.base import utc_now
-from engine.lexical.index import LexicalChunk, LexicalIndex
+from engine.lexical.index import LexicalIndex
 from engine.store.chroma import ChunkStore, StoredChunk, vkp_collection_name
 from engine.vkp.package import (
     Chunk,
@@ -161,9 +162,6 @@ class PackageInstaller:
     def _point(self, record: Installed, stored: list[StoredChunk]) -> None:
         """One transaction: the installed pointer, the catalogue rows, the lexical index."""
         prefix = f"vkp://{record.package}/"
-        by_document: dict[str, list[StoredChunk]] = {}
-        for chunk in stored:
-            by_document.setdefault(chunk.metadata["file_sha256"], []).append(chunk)
         with self.catalog.transaction():
             self.catalog.conn.execute(
                 "INSERT OR REPLACE INTO vkp_installed VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -185,34 +183,17 @@ class PackageInstaller:
             self.catalog.conn.execute(
                 "DELETE FROM documents WHERE substr(path, 1, ?) = ?", (len(prefix), prefix)
             )
-            for sha, chunks in by_document.items():
-                source = chunks[0].metadata["source"]
-                self.catalog.put(
-                    Document(
-                        path=f"{prefix}{source}",
-                        grade=record.grade,
-                        subject=record.subject,
-                        file_name=source,
-                        sha256=sha,
-                        size=0,
-                        status="ingested",
-                        pages=max(int(c.metadata["page_end"]) for c in chunks),
-                        chunks=len(chunks),
-                        collection=record.collection,
-                    )
-                )
+            for document, chunks in documents_from_chunks(
+                stored,
+                folder=prefix,
+                grade=record.grade,
+                subject=record.subject,
+                collection=record.collection,
+            ):
+                self.catalog.put(document)
                 self.lexical.add(
                     record.grade,
                     record.subject,
-                    sha,
-                    [
-                        LexicalChunk(
-                            c.id,
-                            c.text,
-                            c.metadata["source"],
-                            c.metadata["page"],
-                            c.metadata["pages"],
-                        )
-                        for c in chunks
-                    ],
+                    document.sha256,
+                    [lexical_chunk(c) for c in chunks],
                 )
