@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ from engine.aws.control import setup
 from engine.settings import Settings
 from tests import pdfs
 from tests.aws_helpers import all_keys, create_distribution, invalidated_paths
+from tests.net import closed_port_url
 
 BUCKET = "openclass-nexus-ai"
 PREFIX = "processed/informatika/kelas_10"
@@ -33,12 +33,6 @@ def nexus(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     )
     assert proc.returncode == 0, proc.stderr
     return proc
-
-
-def closed_port_url() -> str:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{sock.getsockname()[1]}"
 
 
 def lesson_inbox(inbox: Path) -> Path:

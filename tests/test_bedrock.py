@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 
 from engine.app import _bedrock, build_engine
@@ -13,6 +11,7 @@ from engine.embed.hybrid import HybridEmbedder
 from engine.settings import Settings
 from tests import pdfs
 from tests.fakes import FakeEmbedder
+from tests.net import closed_port_url
 
 
 @pytest.fixture
@@ -20,12 +19,6 @@ def stub(monkeypatch):
     with BedrockStub() as running:
         monkeypatch.setenv("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", running.url)
         yield running
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_titan_vectors_dimensions_and_tokens(stub):
@@ -54,7 +47,7 @@ def test_throttling_is_retried_with_backoff(stub):
 
 
 def test_an_unreachable_endpoint_is_reported_not_hung(monkeypatch):
-    monkeypatch.setenv("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", f"http://127.0.0.1:{closed_port()}")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", closed_port_url())
     embedder = _bedrock(Settings(BEDROCK_MAX_ATTEMPTS=1, BEDROCK_TIMEOUT_S=2))
     with pytest.raises(EmbeddingUnavailable, match="unreachable"):
         embedder.embed(["halo"])
@@ -80,7 +73,7 @@ def test_hybrid_falls_back_to_local_and_says_why(stub, monkeypatch, settings, in
     if outage == "503":
         stub.down = True
     else:
-        monkeypatch.setenv("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", f"http://127.0.0.1:{closed_port()}")
+        monkeypatch.setenv("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", closed_port_url())
     settings = Settings(EMBEDDING_STRATEGY="hybrid", BEDROCK_MAX_ATTEMPTS=2, BEDROCK_TIMEOUT_S=2)
     local = FakeEmbedder("all-minilm-l6-v2")
     engine = build_engine(settings, embedder=HybridEmbedder(_bedrock(settings), local))

@@ -15,6 +15,7 @@ import pytest
 
 from engine.devtools.bedrock_stub import BedrockStub
 from tests import pdfs
+from tests.net import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -166,14 +167,6 @@ def test_kill_9_at_any_moment_then_restart_ingests_every_file_exactly_once(
         statuses = [r[0] for r in db.execute("SELECT status FROM jobs ORDER BY timestamp")]
     assert statuses.count("interrupted") == 3
     assert statuses[-1] == "completed" and "running" not in statuses
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_up_serves_chroma_to_a_second_process_and_stops_cleanly(bedrock_env, inbox, monkeypatch):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ from engine.aws.control import setup
 from engine.settings import Settings
 from engine.telemetry.pii import check_payload
 from tests import pdfs
+from tests.net import closed_port_url
 
 TEN_AM = datetime(2026, 11, 2, 10, 15, tzinfo=UTC)
 
@@ -168,12 +168,6 @@ def test_a_payload_with_pii_is_not_queued_and_the_status_says_why(engine):
     assert engine.telemetry.queued() == []
     check = engine.telemetry.status()["last_pii_check"]
     assert check["ok"] is False and "model_version" in check["problems"][0]
-
-
-def closed_port_url() -> str:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{sock.getsockname()[1]}"
 
 
 def telemetry_items() -> list[dict]:
