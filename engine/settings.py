@@ -14,6 +14,23 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
+def parse_duration(text: str) -> float:
+    """Seconds in "90", "30s", "15m", "1h" or "2d".
+
+    Raises:
+        ValueError: anything else.
+    """
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    text = text.strip().lower()
+    try:
+        seconds = float(text[:-1]) * units[text[-1]] if text[-1:] in units else float(text)
+    except (ValueError, IndexError) as exc:
+        raise ValueError(f"{text!r} is not a duration like 30m, 1h or 2d") from exc
+    if seconds <= 0:
+        raise ValueError(f"{text!r} is not a positive duration")
+    return seconds
+
+
 class Settings(BaseSettings):
     """All settings of the engine. Field aliases are the environment variable names."""
 
@@ -104,6 +121,13 @@ class Settings(BaseSettings):
         None, alias="CHROMA_HOST", description="Chroma server; unset = embedded or `nexus up`'s."
     )
     chroma_port: int = Field(8000, alias="CHROMA_PORT")
+
+    @field_validator("backup_every")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        if value:
+            parse_duration(value)  # refuse "daily" at start-up, not in the backup thread
+        return value
 
     @field_validator("bedrock_dimensions")
     @classmethod

@@ -66,3 +66,18 @@ def test_a_copied_env_example_keeps_the_defaults(tmp_path, monkeypatch):
     (tmp_path / ".env").write_text((REPO / ".env.example").read_text())
     assert Settings() == Settings(_env_file=None)
     assert Settings().inbox_dir.as_posix() == "data/inbox"  # empty NEXUS_INBOX_DIR = default
+
+
+def test_durations_are_parsed_once_and_nonsense_is_refused(monkeypatch):
+    from engine.settings import parse_duration
+
+    assert [parse_duration(t) for t in ("90", "30s", "15m", "1h", "2d")] == [
+        90,
+        30,
+        900,
+        3600,
+        172800,
+    ]
+    monkeypatch.setenv("BACKUP_EVERY", "daily")
+    with pytest.raises(ValidationError, match="BACKUP_EVERY"):
+        Settings()

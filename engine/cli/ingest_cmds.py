@@ -15,7 +15,7 @@ from pathlib import Path
 from engine.app import build_engine
 from engine.cli.progress import BarProgress, LineProgress
 from engine.ingest.layout import root_for
-from engine.settings import Settings
+from engine.settings import Settings, parse_duration
 from engine.state import take_reruns, write_state
 
 log = logging.getLogger(__name__)
@@ -184,9 +184,8 @@ def start_backups(settings: Settings, stop) -> None:
     import threading
 
     from engine.cli.backup_cmds import run_backup
-    from engine.cli.vkp_cmds import _interval
 
-    every = _interval(settings.backup_every)
+    every = parse_duration(settings.backup_every)
 
     def loop() -> None:
         while not stop.wait(every):

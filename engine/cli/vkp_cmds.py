@@ -11,7 +11,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from engine.app import build_engine
-from engine.settings import Settings
+from engine.settings import Settings, parse_duration
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -133,11 +133,6 @@ def cmd_install(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _interval(text: str) -> float:
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    return float(text[:-1]) * units[text[-1]] if text[-1] in units else float(text)
-
-
 def cmd_pull(args: argparse.Namespace, settings: Settings) -> int:
     from engine.vkp.pull import pull, source_for
     from engine.vkp.transfer import TransferError
@@ -173,7 +168,7 @@ def cmd_pull(args: argparse.Namespace, settings: Settings) -> int:
                 print(" ".join(map(str, fields + [r.get("via", ""), r.get("error", "")])).rstrip())
         if not args.every:
             return 1 if any(r["action"] == "failed" for r in results) else 0
-        time.sleep(_interval(args.every))
+        time.sleep(parse_duration(args.every))
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
