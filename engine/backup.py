@@ -5,39 +5,61 @@ A backup is a folder (or the same files under `s3://<bucket>/backups/<host>/<tim
     nexus.db                  SQLite through its online backup API (never a file copy)
     chroma/<collection>/      every collection: meta.json, chunks.jsonl, vectors.f32
     inbox/, text/, vkp/       the teachers' PDFs, extracted text, built/published/installed packages
-    keys/                     public keys; private keys and salts only with --include-secrets
+    keys/                     public keys only; every other file in keys/ (private keys, salts,
+                              passwords) only with --include-secrets
     manifest.json             written last: every file's size and sha256, the original paths
 
 It is taken under the ingestion lock, so the database and Chroma agree (a running job is
-waited for). A restore checks the whole manifest before writing anything.
+waited for). Backups are not trusted on the way back: a restore first copies the backup into a
+private folder and checks all of it there (`engine.backup_staging`); nothing in the data dir
+changes until that has passed, and every file it then writes is confined to the data dir (and
+the configured inbox).
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
+import re
 import shutil
 import socket
 import sqlite3
 import tempfile
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from engine.backup_copy import copy_keys, copy_tree, filesystem_message
+from engine.backup_staging import (
+    BackupError,
+    check_contents,
+    private_folder,
+    stage_folder,
+    stage_s3,
+)
 from engine.ingest.layout import sha256_file
+from engine.locking import writer_lock
 from engine.settings import Settings
 from engine.vkp.package import Chunk, load_chunks, save_chunks
 
+__all__ = [
+    "BackupError",
+    "BackupResult",
+    "filesystem_message",
+    "prune",
+    "restore",
+    "snapshot",
+    "verify",
+]
+
 log = logging.getLogger(__name__)
 
-SECRET_NAMES = ("vkp_signing.key", "telemetry.salt", "admin_password")
 Progress = Callable[[str, int, int], None]
-
-
-class BackupError(Exception):
-    """A backup that cannot be used (corrupt, partial) or a restore that is refused."""
+BACKUP_NAME = re.compile(r"\d{8}T\d{6}Z")
 
 
 @dataclass
@@ -52,17 +74,41 @@ class BackupResult:
 def snapshot(
     engine, folder: Path, include_secrets: bool = False, progress: Progress | None = None
 ) -> BackupResult:
-    """Write a consistent backup of `engine`'s installation into the new folder `folder`."""
+    """Write a consistent backup of `engine`'s installation into the new folder `folder`.
+
+    Raises:
+        BackupError: the folder cannot be written (permissions, disk full...); a partial
+            backup is removed.
+    """
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(mode=0o700)
+    except OSError as exc:
+        raise BackupError(filesystem_message(exc, folder)) from exc
+    try:
+        return _snapshot(engine, folder, include_secrets, progress)
+    except OSError as exc:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise BackupError(filesystem_message(exc, folder)) from exc
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+
+
+def _snapshot(engine, folder: Path, include_secrets: bool, progress: Progress | None):
     settings: Settings = engine.settings
-    folder.mkdir(parents=True, exist_ok=False)
     chunks = 0
     with engine.ingestor.writer_lock():
         source = sqlite3.connect(settings.db_path)
         target = sqlite3.connect(folder / "nexus.db")
-        with target:
-            source.backup(target)
-        source.close()
-        target.close()
+        try:
+            with target:
+                source.backup(target)
+        except sqlite3.OperationalError as exc:  # the backup API's "disk full", "readonly"
+            raise OSError(errno.EIO, str(exc), str(folder / "nexus.db")) from exc
+        finally:
+            source.close()
+            target.close()
         collections = engine.store.collections()
         for number, info in enumerate(collections, start=1):
             stored = engine.store.get_chunks(info.name)
@@ -83,15 +129,9 @@ def snapshot(
                 progress("collections", number, len(collections))
         copies = {"inbox": settings.inbox_dir, "text": settings.text_dir, "vkp": settings.vkp_dir}
         for name, path in copies.items():
-            if path.exists():
-                shutil.copytree(
-                    path, folder / name, ignore=shutil.ignore_patterns("*.part", "downloads")
-                )
-        keys = settings.data_dir / "keys"
-        for key in sorted(keys.glob("*")) if keys.exists() else []:
-            if key.name not in SECRET_NAMES or include_secrets:
-                (folder / "keys").mkdir(exist_ok=True)
-                shutil.copy2(key, folder / "keys" / key.name)
+            if path.is_dir():
+                copy_tree(path, folder / name)
+        copy_keys(settings.data_dir / "keys", folder / "keys", include_secrets)
     files = sorted(p for p in folder.rglob("*") if p.is_file())
     manifest = {
         "format": 1,
@@ -115,70 +155,164 @@ def snapshot(
     return BackupResult(str(folder), len(files), total, len(collections), chunks)
 
 
-def verify(folder: Path, progress: Progress | None = None) -> dict:
-    """The manifest of a complete, intact backup (raises BackupError otherwise)."""
-    manifest_path = folder / "manifest.json"
-    if not manifest_path.exists():
-        raise BackupError(f"{folder} has no manifest.json: not a backup, or an unfinished one")
+@contextmanager
+def _staging():
+    """A private temporary folder, removed whatever happens."""
     try:
-        manifest = json.loads(manifest_path.read_text())
-    except ValueError as exc:
-        raise BackupError(f"{manifest_path} is damaged: {exc}") from exc
-    present = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()} - {
-        "manifest.json"
-    }
-    if missing := sorted(set(manifest["files"]) - present):
+        folder = private_folder()
+    except OSError as exc:
+        raise BackupError(filesystem_message(exc, tempfile.gettempdir())) from exc
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _stage(source: Path | str, staging: Path, s3, progress: Progress | None) -> dict:
+    """Bring the backup at `source` (a folder, or s3://bucket/prefix with `s3`) into `staging`."""
+    from engine.aws.clients import aws_errors
+
+    try:
+        if isinstance(source, str) and source.startswith("s3://"):
+            if s3 is None:
+                raise BackupError("restoring from s3:// needs S3_BUCKET_NAME")
+            bucket, _, prefix = source.removeprefix("s3://").partition("/")
+            if bucket != s3.bucket:
+                raise BackupError(
+                    f"the backup is in bucket {bucket}, S3_BUCKET_NAME is {s3.bucket}"
+                )
+            if not prefix.strip("/"):
+                raise BackupError("give the backup's folder in the bucket, not the whole bucket")
+            manifest = stage_s3(s3.client, bucket, prefix, staging, progress)
+        else:
+            manifest = stage_folder(Path(source), staging, progress)
+        check_contents(staging, manifest)
+    except aws_errors() as exc:
+        raise BackupError(f"cannot read the backup {source} from S3: {exc}") from exc
+    except OSError as exc:
+        where = f" ({exc.filename})" if exc.filename else ""
         raise BackupError(
-            f"the backup is incomplete: {len(missing)} file(s) missing, e.g. {missing[0]}"
-        )
-    if extra := sorted(present - set(manifest["files"])):
-        raise BackupError(f"the backup holds files its manifest does not list, e.g. {extra[0]}")
-    for number, (name, expected) in enumerate(sorted(manifest["files"].items()), start=1):
-        path = folder / name
-        if path.stat().st_size != expected["size"] or sha256_file(path) != expected["sha256"]:
-            raise BackupError(f"{name} does not match its checksum: the backup is corrupt")
-        if progress:
-            progress("verify", number, len(manifest["files"]))
+            f"cannot check the backup {source}: {exc.strerror or exc}{where}"
+        ) from exc
     return manifest
 
 
-def restore(
-    folder: Path, settings: Settings, force: bool = False, progress: Progress | None = None
-) -> dict:
-    """Restore the backup in `folder` into `settings.data_dir` (verified first)."""
-    from engine.app import build_engine
+def verify(folder: Path, progress: Progress | None = None) -> dict:
+    """The manifest of a complete, intact backup folder (raises BackupError otherwise)."""
+    with _staging() as staging:
+        return _stage(folder, staging, None, progress)
 
-    manifest = verify(folder, progress)
+
+def restore(
+    source: Path | str,
+    settings: Settings,
+    force: bool = False,
+    progress: Progress | None = None,
+    s3=None,
+) -> dict:
+    """Restore the backup at `source` into `settings.data_dir`, checked in full first.
+
+    Args:
+        source: a backup folder, or `s3://bucket/prefix/` (then `s3` is the storage manager).
+        settings: the target installation.
+        force: restore into a data dir that is not empty (files are replaced, not merged away).
+        progress: called with (phase, done, total).
+        s3: an `S3StorageManager` for s3:// sources.
+
+    Raises:
+        BackupError: the backup is refused (nothing in the data dir has changed), or writing
+            into the data dir failed (the message says so).
+    """
     data = settings.data_dir
     if data.exists() and any(data.iterdir()) and not force:
         raise BackupError(f"{data} is not empty; restore into an empty folder or pass --force")
-    data.mkdir(parents=True, exist_ok=True)
-    for name in ("inbox", "text", "vkp", "keys"):
-        if (folder / name).exists():
-            shutil.copytree(
-                folder / name,
-                data / name if name != "inbox" else settings.inbox_dir,
-                dirs_exist_ok=True,
+    with _staging() as staging:
+        manifest = _stage(source, staging, s3, progress)
+        _relocate_documents(staging / "nexus.db", manifest["inbox"], settings)
+        plan = _plan(staging, manifest, settings)  # every target checked before the first write
+        try:
+            data.mkdir(parents=True, exist_ok=True)
+            with writer_lock(settings.run_dir):
+                _install(plan, staging, settings, progress)
+        except OSError as exc:
+            raise BackupError(
+                f"{filesystem_message(exc, data)}; the data dir may be partly restored:"
+                " fix that and restore again with --force"
+            ) from exc
+    return manifest
+
+
+def _relocate_documents(db_path: Path, old_inbox: str, settings: Settings) -> None:
+    """Documents follow the inbox to its new place (done on the staged copy)."""
+    old, new = old_inbox.rstrip("/") + "/", str(settings.inbox_dir.resolve()) + "/"
+    conn = sqlite3.connect(db_path)
+    try:
+        with conn:
+            conn.execute("PRAGMA trusted_schema = OFF")
+            conn.execute(
+                "UPDATE documents SET path = ? || substr(path, ?) WHERE substr(path, 1, ?) = ?",
+                (new, len(old) + 1, len(old), old),
             )
-    tmp_db = data / "nexus.db.restoring"
-    shutil.copy2(folder / "nexus.db", tmp_db)
-    for suffix in ("-wal", "-shm"):
-        Path(f"{settings.db_path}{suffix}").unlink(missing_ok=True)
-    os.replace(tmp_db, settings.db_path)
-    old_inbox, new_inbox = (
-        manifest["inbox"].rstrip("/") + "/",
-        str(settings.inbox_dir.resolve()) + "/",
-    )
-    with sqlite3.connect(settings.db_path) as db:  # documents follow the inbox to its new place
-        db.execute(
-            "UPDATE documents SET path = ? || substr(path, ?) WHERE substr(path, 1, ?) = ?",
-            (new_inbox, len(old_inbox) + 1, len(old_inbox), old_inbox),
-        )
-    engine = build_engine(settings)
+    except sqlite3.Error as exc:
+        raise BackupError(f"nexus.db in the backup cannot be used: {exc}") from exc
+    finally:
+        conn.close()
+
+
+def _confined(target: Path, root: Path) -> Path:
+    """`target` with its folder resolved, refused unless that lies inside `root` (resolved)."""
+    parent = target.parent.resolve()  # resolved before any mkdir: no folder made through a link
+    if not parent.is_relative_to(root):
+        raise BackupError(f"refused to write {target}: it resolves outside {root}")
+    destination = parent / target.name
+    if destination.is_dir() and not destination.is_symlink():
+        raise BackupError(f"refused to write {destination}: a folder is in the way")
+    return destination
+
+
+def _place(source: Path, destination: Path, mode: int) -> None:
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    partial = destination.with_name(f".{destination.name}.restoring")
+    partial.unlink(missing_ok=True)
+    shutil.copyfile(source, partial)
+    if mode >= 0:
+        os.chmod(partial, mode)
+    os.replace(partial, destination)  # replaces a link itself, never writes through it
+
+
+def _plan(staging: Path, manifest: dict, settings: Settings) -> list[tuple[Path, Path, int]]:
+    """(staged file, confined destination, mode or -1) for every file the restore writes."""
+    data_root = settings.data_dir.resolve()
+    roots = {
+        "inbox": (settings.inbox_dir, settings.inbox_dir.resolve()),
+        "text": (settings.data_dir / "text", data_root),
+        "vkp": (settings.data_dir / "vkp", data_root),
+        "keys": (settings.data_dir / "keys", data_root),
+    }
+    plan = []
+    for name in sorted(manifest["files"]):
+        area, _, rest = name.partition("/")
+        if area in roots:
+            base, root = roots[area]
+            mode = 0o600 if area == "keys" else -1
+            plan.append((staging / name, _confined(base / rest, root), mode))
+    plan.append((staging / "nexus.db", _confined(settings.db_path, data_root), -1))
+    return plan
+
+
+def _install(plan: list, staging: Path, settings: Settings, progress) -> None:
+    """Write the planned files, then load the collections into Chroma."""
+    from engine.app import build_engine
     from engine.store.chroma import StoredChunk
 
-    collections = sorted((folder / "chroma").iterdir()) if (folder / "chroma").exists() else []
-    for number, path in enumerate(collections, start=1):
+    for source, destination, mode in plan:
+        if source == staging / "nexus.db":
+            for suffix in ("-wal", "-shm"):
+                Path(f"{destination}{suffix}").unlink(missing_ok=True)
+        _place(source, destination, mode)
+    engine = build_engine(settings)
+    folders = sorted((staging / "chroma").iterdir()) if (staging / "chroma").exists() else []
+    for number, path in enumerate(folders, start=1):
         meta = json.loads((path / "meta.json").read_text())
         engine.store.drop(path.name)
         stored = [StoredChunk(c.id, c.text, c.metadata, c.vector) for c in load_chunks(path)]
@@ -188,23 +322,33 @@ def restore(
             meta["model_id"],
             meta["model_key"],
             stored,
-            meta["vkp_version"],
+            meta.get("vkp_version") or "",
         )
         if name != path.name:
             raise BackupError(f"collection {path.name} came back as {name}")
         if progress:
-            progress("collections", number, len(collections))
+            progress("collections", number, len(folders))
     engine.ingestor.sync_lexical()
-    return manifest
+
+
+def backups_in(parent: Path) -> list[Path]:
+    """The backups in `parent`, oldest first: real folders named like `backup_name()` with a
+    manifest (a planted link or oddly named folder is neither counted nor deleted)."""
+    if not parent.is_dir():
+        return []
+    return sorted(
+        p
+        for p in parent.iterdir()
+        if BACKUP_NAME.fullmatch(p.name)
+        and not p.is_symlink()
+        and p.is_dir()
+        and (p / "manifest.json").is_file()
+    )
 
 
 def prune(parent: Path, keep: int) -> list[Path]:
     """Delete all but the newest `keep` backups in `parent`."""
-    backups = (
-        sorted(p for p in parent.iterdir() if (p / "manifest.json").exists())
-        if parent.exists()
-        else []
-    )
+    backups = backups_in(parent)
     doomed = backups[:-keep] if keep else []
     for path in doomed:
         shutil.rmtree(path)

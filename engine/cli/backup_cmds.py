@@ -12,7 +12,17 @@ from pathlib import Path
 from tqdm import tqdm
 
 from engine.app import build_engine, build_s3
-from engine.backup import BackupError, backup_name, prune, restore, snapshot, temporary_folder
+from engine.aws.clients import AwsUnavailable, aws_errors
+from engine.backup import (
+    BACKUP_NAME,
+    BackupError,
+    backup_name,
+    filesystem_message,
+    prune,
+    restore,
+    snapshot,
+    temporary_folder,
+)
 from engine.settings import Settings
 
 
@@ -65,9 +75,9 @@ def run_backup(
             prefix = f"{s3_prefix(settings)}/{name}"
             for path in sorted(p for p in folder.rglob("*") if p.is_file()):
                 s3.upload_file(path, f"{prefix}/{path.relative_to(folder).as_posix()}")
-            older = sorted({k.split("/")[2] for k in s3.list_keys(s3_prefix(settings) + "/")})[
-                : -settings.backup_keep
-            ]
+            names = {k.split("/")[2] for k in s3.list_keys(s3_prefix(settings) + "/")}
+            backups = sorted(n for n in names if BACKUP_NAME.fullmatch(n))
+            older = backups[: -settings.backup_keep]
             for old in older:
                 for key in s3.list_keys(f"{s3_prefix(settings)}/{old}/"):
                     s3.client.delete_object(Bucket=s3.bucket, Key=s3.key(key))
@@ -75,11 +85,16 @@ def run_backup(
                 "location": f"s3://{s3.bucket}/{s3.key(prefix)}/",
                 "pruned": older,
             }
+        except aws_errors() as exc:
+            raise BackupError(f"the backup to S3 failed: {exc}") from exc
         finally:
             shutil.rmtree(folder.parent, ignore_errors=True)
     parent = Path(to) if to else settings.backup_dir
     result = snapshot(engine, parent / name, include_secrets, progress)
-    pruned = prune(parent, settings.backup_keep)
+    try:
+        pruned = prune(parent, settings.backup_keep)
+    except OSError as exc:
+        raise BackupError(f"the backup is done, but pruning old ones failed: {exc}") from exc
     return vars(result) | {"pruned": [p.name for p in pruned]}
 
 
@@ -87,7 +102,7 @@ def cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
     bars = Bars()
     try:
         result = run_backup(settings, args.to, args.include_secrets, bars)
-    except BackupError as exc:
+    except (BackupError, AwsUnavailable) as exc:
         print(f"nexus backup: {exc}", file=sys.stderr)
         return 1
     finally:
@@ -100,33 +115,18 @@ def cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _download(settings: Settings, url: str) -> Path:
-    s3 = build_s3(settings)
-    if s3 is None:
-        raise BackupError("restoring from s3:// needs S3_BUCKET_NAME")
-    bucket, _, prefix = url.removeprefix("s3://").partition("/")
-    if bucket != s3.bucket:
-        raise BackupError(f"the backup is in bucket {bucket}, S3_BUCKET_NAME is {s3.bucket}")
-    prefix = prefix.rstrip("/") + "/"
-    folder = temporary_folder()
-    for key in s3.list_keys(prefix.removeprefix(s3.key("")) if s3.prefix else prefix):
-        target = folder / key[len(prefix) :]
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(s3.get_bytes(key))
-    return folder
-
-
 def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
     if args.data_dir:
         settings = settings.model_copy(update={"data_dir": args.data_dir})
     bars = Bars()
     try:
-        source = (
-            _download(settings, args.source)
-            if args.source.startswith("s3://")
-            else Path(args.source)
-        )
-        manifest = restore(source, settings, args.force, bars)
+        if args.source.startswith("s3://"):
+            manifest = restore(args.source, settings, args.force, bars, s3=build_s3(settings))
+        else:
+            manifest = restore(Path(args.source), settings, args.force, bars)
+    except OSError as exc:  # e.g. the data dir cannot even be listed
+        print(f"nexus restore: {filesystem_message(exc, settings.data_dir)}", file=sys.stderr)
+        return 1
     except BackupError as exc:
         print(f"nexus restore: refused: {exc}", file=sys.stderr)
         return 1
