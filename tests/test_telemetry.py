@@ -260,3 +260,143 @@ def test_the_running_engine_uploads_on_its_schedule(engine):
     stop.set()
     thread.join(timeout=5)
     assert len(calls) >= 2 and not thread.is_alive()
+
+
+# --- real curriculum names, local model paths, refused hours kept ------------------------------
+
+LONG_SUBJECT = "pendidikan_pancasila_dan_kewarganegaraan"
+
+
+@pytest.mark.parametrize(
+    "package",
+    [
+        f"{LONG_SUBJECT}_kelas_10",  # 49 characters: the seed's <subject>_<grade>
+        "informatika_kelas_10",
+        f"kelas_10__{LONG_SUBJECT}",  # engine.names.library_key
+        f"{'a' * 64}_kelas_12",  # the longest subject engine.names allows
+    ],
+)
+def test_real_curriculum_package_names_pass_the_guard(package):
+    payload = copy.deepcopy(VALID)
+    payload["metrics"]["vkp_versions"] = {package: "1.0.0"}
+    assert check_payload(payload) == []
+
+
+@pytest.mark.parametrize(
+    "package",
+    ["Budi_Santoso", "budi santoso_kelas_10", "kelas__10__x___y", "x" * 140 + "_kelas_10", "a"],
+)
+def test_names_that_are_not_package_names_are_still_refused(package):
+    payload = copy.deepcopy(VALID)
+    payload["metrics"]["vkp_versions"] = {package: "1.0.0"}
+    assert check_payload(payload)
+
+
+def describe_with(model: str, packages: dict | None = None):
+    return lambda: {
+        "storage_usage_mb": 1.0,
+        "model_version": model,
+        "embedding_strategy": "local",
+        "vkp_versions": packages or {},
+    }
+
+
+def test_a_local_model_path_is_sent_as_a_short_hash_not_the_path(engine):
+    engine.telemetry.describe = describe_with(
+        "/home/guru-budi/models/multilingual", {f"{LONG_SUBJECT}_kelas_10": "1.0.0"}
+    )
+    engine.telemetry.record_query(10, False, when=TEN_AM)
+    assert engine.telemetry.roll_up(now=TEN_AM + timedelta(hours=1)) == {"queued": 1, "refused": 0}
+    [payload] = engine.telemetry.queued()
+    label = payload["metrics"]["model_version"]
+    assert label.startswith("local-") and "budi" not in json.dumps(payload)
+    engine.telemetry.record_query(10, False, when=TEN_AM + timedelta(hours=1))
+    engine.telemetry.roll_up(now=TEN_AM + timedelta(hours=2))
+    assert {p["metrics"]["model_version"] for p in engine.telemetry.queued()} == {label}
+
+
+def raw_rows(engine, hour: str) -> int:
+    return engine.catalog.conn.execute(
+        "SELECT count(*) FROM telemetry_queries WHERE hour = ?", (hour,)
+    ).fetchone()[0]
+
+
+def test_a_refused_hour_keeps_its_rows_says_why_and_goes_out_once_fixed(engine, settings):
+    engine.telemetry.describe = describe_with("kepala.sekolah@sman1.sch.id")
+    for latency in (10, 30):
+        engine.telemetry.record_query(latency, False, when=TEN_AM)
+    later = TEN_AM + timedelta(hours=1)
+
+    assert engine.telemetry.roll_up(now=later) == {"queued": 0, "refused": 1}
+    assert engine.telemetry.roll_up(now=later) == {"queued": 0, "refused": 1}  # tried again
+    assert raw_rows(engine, "2026-11-02T10:00:00Z") == 2  # nothing dropped
+    [refused] = engine.telemetry.status()["refused_hours"]
+    assert refused["hour"] == "2026-11-02T10:00:00Z" and refused["queries"] == 2
+    assert "model_version" in refused["problems"][0]
+
+    status = subprocess.run(
+        [sys.executable, "-m", "engine.cli.main", "telemetry", "status"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert json.loads(status.stdout)["refused_hours"][0]["hour"] == "2026-11-02T10:00:00Z"
+    assert "held back 2026-11-02T10:00:00Z (2 searches kept): model_version" in status.stderr
+
+    engine.telemetry.describe = describe_with("sentence-transformers/all-MiniLM-L6-v2")
+    assert engine.telemetry.roll_up(now=later) == {"queued": 1, "refused": 0}
+    [payload] = engine.telemetry.queued()
+    assert payload["metrics"]["query_count"] == 2 and payload["metrics"]["avg_latency_ms"] == 20.0
+    assert raw_rows(engine, "2026-11-02T10:00:00Z") == 0
+    assert engine.telemetry.status()["refused_hours"] == []
+
+
+def test_a_queued_payload_edited_on_disk_is_held_back_not_dropped(engine, monkeypatch):
+    from engine.telemetry.sinks import TelemetrySink
+
+    class Recorder(TelemetrySink):
+        def __init__(self):
+            self.sent = []
+
+        def send(self, payloads):
+            self.sent += payloads
+
+    engine.telemetry.sink = Recorder()
+    for hour in range(2):
+        engine.telemetry.record_query(10, False, when=TEN_AM + timedelta(hours=hour))
+    engine.telemetry.roll_up(now=TEN_AM + timedelta(hours=2))
+    bad = copy.deepcopy(engine.telemetry.queued()[0])
+    bad["metrics"]["model_version"] = "guru budi"
+    engine.catalog.conn.execute(
+        "UPDATE telemetry_queue SET payload = ? WHERE hour = ?", (json.dumps(bad), bad["timestamp"])
+    )
+    result = engine.telemetry.upload(now=TEN_AM + timedelta(hours=2))
+    assert result["sent"] == 1 and result["pending"] == 1
+    assert [p["timestamp"] for p in engine.telemetry.sink.sent] == ["2026-11-02T11:00:00Z"]
+    [refused] = engine.telemetry.status()["refused_hours"]
+    assert refused["hour"] == "2026-11-02T10:00:00Z" and refused["kept"] == "queue"
+
+
+def test_the_panel_shows_held_back_hours_and_why(engine):
+    import streamlit
+    from streamlit.testing.v1 import AppTest
+
+    from engine.auth import set_password
+    from tests.conftest import REPO
+
+    engine.telemetry.describe = describe_with("kepala.sekolah@sman1.sch.id")
+    engine.telemetry.record_query(10, False, when=datetime.now(UTC) - timedelta(hours=2))
+    engine.telemetry.roll_up()
+    set_password(engine.settings, "kunci-rahasia-123")
+    streamlit.cache_resource.clear()
+    at = AppTest.from_file(str(REPO / "ui" / "app.py"), default_timeout=60)
+    at.session_state["authenticated"] = True
+    at.session_state["last_seen"] = time.time()
+    at.run()
+    at.switch_page("telemetry.py").run()
+    assert not at.exception
+    assert any("1 hour(s) held back by the PII guard" in w.value for w in at.warning)
+    [table] = at.dataframe
+    assert "model_version" in " ".join(table.value["why"])
+    streamlit.cache_resource.clear()

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import functools
+import math
 import time
+from collections.abc import Callable
 
 import streamlit as st
 
 from engine.app import Engine, build_engine
-from engine.auth import stored_hash, verify_password
+from engine.auth import login_throttle, stored_hash
 from engine.settings import Settings
 
 
@@ -21,14 +24,40 @@ def settings() -> Settings:
     return get_engine().settings
 
 
+def _timeout_s() -> float:
+    return settings().admin_session_timeout_min * 60
+
+
+def session_alive() -> bool:
+    """True while an admin is logged in and the session has not timed out (touches nothing)."""
+    state = st.session_state
+    return bool(state.get("authenticated")) and time.time() - state.get("last_seen", 0) < (
+        _timeout_s()
+    )
+
+
+def client_id() -> str:
+    """Who is trying to log in: the TCP peer's address, or one shared bucket for localhost.
+
+    `st.context.ip_address` is the socket's peer (Streamlit does not read X-Forwarded-For), so
+    a client cannot pick its own bucket by sending headers. Behind a reverse proxy every client
+    shares the proxy's bucket, which is the safe direction to err in.
+    """
+    try:
+        address = st.context.ip_address
+    except Exception:  # no script-run context (bare mode): one bucket for everyone
+        address = None
+    if not isinstance(address, str) or not address:  # localhost, or no real connection
+        return "local"
+    return f"ip:{address[:64]}"
+
+
 def login_gate() -> bool:
     """True when an admin is logged in; otherwise draw the login (or set-up) form."""
     stored = stored_hash(settings())
-    timeout_s = settings().admin_session_timeout_min * 60
-    now = time.time()
     state = st.session_state
-    if state.get("authenticated") and now - state.get("last_seen", 0) < timeout_s:
-        state["last_seen"] = now
+    if session_alive():
+        state["last_seen"] = time.time()
         return True
     st.title("OpenClass Nexus")
     if state.get("authenticated"):
@@ -44,11 +73,43 @@ def login_gate() -> bool:
         password = st.text_input("Admin password", type="password")
         submitted = st.form_submit_button("Log in")
     if submitted:
-        if verify_password(password, stored):
-            state["authenticated"], state["last_seen"] = True, now
+        result = login_throttle(settings()).login(client_id(), password, stored)
+        if result.ok:
+            state["authenticated"], state["last_seen"] = True, time.time()
             st.rerun()
-        st.error("Wrong password.")
+        if result.wait_s > 0:
+            st.error(f"Too many attempts, try again in {math.ceil(result.wait_s)} s.")
+        else:
+            st.error("Wrong password.")
     return False
+
+
+def session_fragment(run_every: str | float) -> Callable[[Callable[[], None]], Callable[[], None]]:
+    """`st.fragment(run_every=...)` that shows nothing once the session is over.
+
+    A self-refreshing fragment reruns without the page (and so without the login gate); this
+    checks the session on every run, draws nothing after logout or timeout, and asks for a
+    full rerun so the login form appears. Its runs do not count as activity: an open page
+    does not keep a session alive.
+    """
+
+    def decorate(body: Callable[[], None]) -> Callable[[], None]:
+        @st.fragment(run_every=run_every)
+        @functools.wraps(body)
+        def guarded() -> None:
+            state = st.session_state
+            if not session_alive():
+                # once: redraw the whole app, which now shows the login form
+                if state.get("authenticated") is not None and not state.get("_sent_to_login"):
+                    state["_sent_to_login"] = True
+                    st.rerun(scope="app")
+                return
+            state["_sent_to_login"] = False
+            body()
+
+        return guarded
+
+    return decorate
 
 
 def logout_button() -> None:

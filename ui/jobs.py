@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from engine.state import read_state, request_rerun
-from ui.common import get_engine, header, settings
+from ui.common import get_engine, header, session_fragment, settings
 
 FAILED = {
     "encrypted",
@@ -25,7 +25,7 @@ FAILED = {
 }
 
 
-@st.fragment(run_every="2s")
+@session_fragment(run_every="2s")
 def _running() -> None:
     running = [j for j in get_engine().tracker.list_jobs(20) if j.status == "running"]
     for job in running:

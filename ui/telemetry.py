@@ -28,6 +28,24 @@ def render() -> None:
     upload = status["last_upload"]
     right.metric("Last upload", upload["at"][:16] if upload else "never")
     st.caption(f"Destination: {status['destination']}. Sent fields: {', '.join(status['sends'])}")
+    refused = status["refused_hours"]
+    if refused:
+        st.warning(
+            f"{len(refused)} hour(s) held back by the PII guard. Their counts are kept and go "
+            "out on the next upload once the cause is fixed."
+        )
+        st.dataframe(
+            [
+                {
+                    "hour": r["hour"],
+                    "searches kept": r["queries"],
+                    "why": "; ".join(r["problems"]),
+                }
+                for r in refused
+            ],
+            hide_index=True,
+            width="stretch",
+        )
 
     history = telemetry.history(days=30)
     if not history:

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-import re
+from typing import Protocol
 
 import streamlit as st
 
-from engine.ingest.upload import save_upload
+from engine.ingest.upload import UploadRefused, save_upload
+from engine.names import BadName, check_grade_subject
 from ui.common import get_engine, header, settings
 
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _.-]{0,60}")
+
+class Uploaded(Protocol):
+    name: str
+
+    def getvalue(self) -> bytes: ...
 
 
 def _known(kind: str) -> list[str]:
@@ -21,6 +26,24 @@ def _known(kind: str) -> list[str]:
         if inbox.exists()
         else []
     )
+
+
+def save_all(grade: str, subject: str, files: list[Uploaded]) -> None:
+    """Save each file, one message per file: a refused name never stops the others."""
+    inbox = settings().inbox_dir
+    max_bytes = settings().upload_max_mb * 2**20
+    for uploaded in files:
+        shown = repr(str(uploaded.name)[:80])
+        try:
+            saved = save_upload(
+                inbox, grade, subject, uploaded.name, uploaded.getvalue(), max_bytes=max_bytes
+            )
+        except UploadRefused as exc:
+            st.error(f"Not added: {exc}")
+        except OSError as exc:
+            st.error(f"Not added: {shown} could not be written ({exc.strerror or exc}).")
+        else:
+            st.success(f"{uploaded.name} → {saved.relative_to(inbox)}")
 
 
 def render() -> None:
@@ -37,16 +60,20 @@ def render() -> None:
     )
     if subject in (None, "(new)"):
         subject = right.text_input("New subject folder", placeholder="informatika")
-    files = st.file_uploader("Curriculum PDFs", type=["pdf"], accept_multiple_files=True)
+    limit = settings().upload_max_mb
+    files = st.file_uploader(
+        f"Curriculum PDFs (up to {limit} MB each)",
+        type=["pdf"],
+        accept_multiple_files=True,
+        max_upload_size=limit,
+    )
     if st.button("Add to inbox", type="primary", disabled=not files):
-        if not (grade and subject and _NAME.fullmatch(grade) and _NAME.fullmatch(subject)):
-            st.error("Choose a grade and a subject (letters, digits, space, _ . - only).")
+        try:
+            check_grade_subject(grade or "", subject or "")
+        except BadName as exc:
+            st.error(f"Choose a grade and a subject: {exc}")
             return
-        for uploaded in files:
-            saved = save_upload(
-                settings().inbox_dir, grade, subject, uploaded.name, uploaded.getvalue()
-            )
-            st.success(f"{uploaded.name} → {saved.relative_to(settings().inbox_dir)}")
+        save_all(grade, subject, files)
         get_engine()  # keep the engine warm for the Jobs and Search pages
 
 

@@ -1,4 +1,4 @@
-"""`nexus admin set-password`."""
+"""`nexus admin set-password` and `nexus admin unlock`."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 import getpass
 import sys
 
-from engine.auth import MIN_LENGTH, set_password
+from engine.auth import MIN_LENGTH, login_throttle, set_password
 from engine.settings import Settings
 
 
@@ -16,6 +16,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = admin_sub.add_parser("set-password", help="set the panel password (stored as a hash)")
     p.add_argument("--stdin", action="store_true", help="read one line from standard input")
     p.set_defaults(func=cmd_set_password)
+    p = admin_sub.add_parser("unlock", help="forget failed panel logins (lift every lockout)")
+    p.set_defaults(func=cmd_unlock)
+
+
+def cmd_unlock(args: argparse.Namespace, settings: Settings) -> int:
+    login_throttle(settings).reset()
+    print("failed logins forgotten: the panel accepts the password again now")
+    return 0
 
 
 def cmd_set_password(args: argparse.Namespace, settings: Settings) -> int:

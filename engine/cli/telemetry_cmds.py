@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from engine.app import build_engine
 from engine.settings import Settings
@@ -37,7 +38,18 @@ def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps(payloads, indent=2))
     else:
         print("nothing to send yet: telemetry covers completed hours with searches")
+    _print_refused(telemetry.refused())
     return 0
+
+
+def _print_refused(refused: list[dict]) -> None:
+    """Say on stderr which hours the PII guard kept back, and why (stdout stays JSON)."""
+    for item in refused:
+        print(
+            f"held back {item['hour']} ({item['queries']} searches kept): "
+            + "; ".join(item["problems"]),
+            file=sys.stderr,
+        )
 
 
 def cmd_upload(args: argparse.Namespace, settings: Settings) -> int:
@@ -51,5 +63,7 @@ def cmd_upload(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
-    print(json.dumps(build_engine(settings).telemetry.status(), indent=2))
+    status = build_engine(settings).telemetry.status()
+    print(json.dumps(status, indent=2))
+    _print_refused(status["refused_hours"])
     return 0

@@ -1,37 +1,146 @@
-"""Saving an uploaded PDF into the inbox without touching what is already there."""
+"""Saving an uploaded PDF into the inbox without touching what is already there.
+
+Uploads are hostile: the browser sends the file name and the bytes, and both are checked here
+before anything is written. Names are refused, never cleaned up (a name the watcher would
+ignore, a path, `..`, NUL, control characters, more than the file system allows), the size is
+capped, and the write is confined to `<inbox>/<grade>/<subject>/`.
+"""
 
 from __future__ import annotations
 
+import errno
+import logging
 import os
+import secrets
+import unicodedata
 from pathlib import Path
 
+from engine.ingest.layout import is_candidate, is_ignored
+from engine.names import BadName, check_grade_subject
 
-def save_upload(inbox: Path, grade: str, subject: str, name: str, data: bytes) -> Path:
+log = logging.getLogger(__name__)
+
+NAME_MAX_BYTES = 255  # NAME_MAX of ext4, xfs, btrfs, NTFS (in UTF-16 units) and most others
+_COPY_SUFFIX_RESERVE = len(" (999)")
+
+
+class UploadRefused(ValueError):
+    """An upload that is not written; the message says why, in words a teacher understands."""
+
+
+def check_upload_name(name: str) -> str:
+    """Return `name` if a PDF may be saved under it, else raise `UploadRefused`."""
+    if not isinstance(name, str) or not name:
+        raise UploadRefused("the file has no name")
+    shown = repr(name[:80])
+    if "\x00" in name:
+        raise UploadRefused(f"{shown} contains a NUL character: rename the file")
+    if any(unicodedata.category(c) in ("Cc", "Cs") for c in name):
+        raise UploadRefused(f"{shown} contains control characters: rename the file")
+    if "/" in name or "\\" in name:
+        raise UploadRefused(f"{shown} is a path, not a file name: upload the file itself")
+    if ".." in name:
+        raise UploadRefused(f"{shown} contains '..': rename the file")
+    size = len(name.encode("utf-8"))
+    if size > NAME_MAX_BYTES - _COPY_SUFFIX_RESERVE:
+        raise UploadRefused(
+            f"{shown}… is too long ({size} bytes; at most "
+            f"{NAME_MAX_BYTES - _COPY_SUFFIX_RESERVE}): give the file a shorter name"
+        )
+    if is_ignored(Path(name)):
+        raise UploadRefused(
+            f"{shown} looks like a temporary, lock or hidden file (the engine ignores names "
+            "starting with '.', '~$' or ending in .part, .tmp, …): rename the file"
+        )
+    if not is_candidate(Path(name)):
+        raise UploadRefused(f"{shown} is not a .pdf file")
+    return name
+
+
+def save_upload(
+    inbox: Path,
+    grade: str,
+    subject: str,
+    name: str,
+    data: bytes,
+    *,
+    max_bytes: int | None = None,
+) -> Path:
     """Write `data` as `<inbox>/<grade>/<subject>/<name>` and return the path.
 
-    Raises:
-        ValueError: a grade, subject or file name that would leave its folder.
+    Args:
+        inbox: the watched inbox.
+        grade, subject: folder names; they must follow `engine.names`.
+        name: the file name the browser sent.
+        data: the file's bytes.
+        max_bytes: the largest upload accepted (UPLOAD_MAX_MB); None = no cap.
 
-    The file is written under a dot-name (ignored by the watcher) and renamed when complete. An
-    existing file of the same name is never replaced: the upload gets `name (2).pdf`, unless
-    it holds the same bytes, in which case nothing is written.
+    Raises:
+        UploadRefused: a bad grade, subject or file name, or a file over the size cap.
+
+    The file is written under a dot-name (ignored by the watcher) and linked to its name when
+    complete. An existing file of the same name is never replaced: the upload gets
+    `name (2).pdf`, unless it holds the same bytes, in which case nothing is written.
     """
-    for part in (grade, subject):
-        if not part or part in (".", "..") or "/" in part or "\\" in part or part.startswith("."):
-            raise ValueError(f"{part!r} is not a folder name")
-    folder = inbox / grade / subject
+    try:
+        check_grade_subject(grade, subject)
+    except BadName as exc:
+        raise UploadRefused(str(exc)) from exc
+    check_upload_name(name)
+    if max_bytes is not None and len(data) > max_bytes:
+        raise UploadRefused(
+            f"{name[:80]!r} is {len(data) / 2**20:.1f} MB; the limit is "
+            f"{max_bytes / 2**20:.0f} MB (UPLOAD_MAX_MB)"
+        )
+    root = inbox.resolve()
+    folder = (inbox / grade / subject).resolve()
+    if not folder.is_relative_to(root) or folder == root:
+        raise UploadRefused(f"{grade}/{subject} leads outside the inbox")
     folder.mkdir(parents=True, exist_ok=True)
-    base = Path(name.replace("\\", "/")).name
-    if not base or base.startswith("."):
-        raise ValueError(f"{name!r} is not a file name")
-    stem, suffix = Path(base).stem, Path(base).suffix or ".pdf"
-    target, number = folder / f"{stem}{suffix}", 1
-    while target.exists():
-        if target.read_bytes() == data:
-            return target
-        number += 1
-        target = folder / f"{stem} ({number}){suffix}"
-    partial = folder / f".{target.name}.part"
+    if folder.resolve() != folder:  # a link swapped in meanwhile
+        raise UploadRefused(f"{grade}/{subject} leads outside the inbox")
+    stem, suffix = Path(name).stem, Path(name).suffix
+    partial = folder / f".upload-{secrets.token_hex(8)}.part"
     partial.write_bytes(data)
-    os.replace(partial, target)
-    return target
+    try:
+        for number in range(1, 1000):
+            target = folder / (name if number == 1 else f"{stem} ({number}){suffix}")
+            if not target.resolve().is_relative_to(root):
+                raise UploadRefused(f"{name[:80]!r} leads outside the inbox")
+            if _same_file(target, data):
+                return target
+            if _link_new(partial, target):
+                log.info("upload saved as %s", target)
+                return target
+        raise UploadRefused(f"{name[:80]!r}: 999 files of that name already; rename the file")
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def _same_file(path: Path, data: bytes) -> bool:
+    try:
+        return path.is_file() and path.stat().st_size == len(data) and path.read_bytes() == data
+    except OSError:
+        return False
+
+
+def _link_new(partial: Path, target: Path) -> bool:
+    """Give `partial`'s bytes the name `target` unless that name exists (then False).
+
+    A hard link fails atomically when the name is taken, so a file that appeared since we
+    looked is never overwritten. File systems without hard links get an exclusive create.
+    """
+    try:
+        os.link(partial, target)
+        return True
+    except FileExistsError:
+        return False
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
+            raise
+    try:
+        with target.open("xb") as out:
+            out.write(partial.read_bytes())
+        return True
+    except FileExistsError:
+        return False

@@ -8,8 +8,12 @@ Indonesian NIK (16 digits), IP addresses and free text. Anything else fails, wit
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
+from pathlib import Path
+
+from engine.names import MAX_NAME_LENGTH
 
 EMBEDDING_STRATEGIES = {"local", "bedrock", "hybrid"}
 NUMERIC_METRICS = {
@@ -24,7 +28,10 @@ METRICS = NUMERIC_METRICS | {"model_version", "embedding_strategy", "vkp_version
 _HASH = re.compile(r"[0-9a-f]{64}")
 _HOUR = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:00:00Z")
 _MODEL = re.compile(r"[A-Za-z][A-Za-z0-9._:/-]{0,99}")  # e.g. amazon.titan-embed-text-v2:0
-_PACKAGE = re.compile(r"[a-z][a-z0-9-]{0,30}_[a-z0-9][a-z0-9_-]{0,30}")  # subject_grade
+# a package: `<subject>_<grade>` or `<grade>__<subject>`, names as in engine.names (each up to
+# MAX_NAME_LENGTH): lowercase words joined by single underscores (or a hyphen, from older names)
+_PACKAGE = re.compile(r"[a-z0-9]+(?:(?:_|__|-)[a-z0-9]+)+")
+_PACKAGE_MAX = 2 * MAX_NAME_LENGTH + 2
 _SEMVER = re.compile(r"\d{1,4}\.\d{1,4}\.\d{1,4}")
 
 _SCANS = {
@@ -87,10 +94,38 @@ def _check_versions(value: object) -> list[str]:
         return ["vkp_versions is not an object"]
     problems = []
     for name, version in value.items():
-        if not (isinstance(name, str) and _PACKAGE.fullmatch(name)):
+        if not (isinstance(name, str) and len(name) <= _PACKAGE_MAX and _PACKAGE.fullmatch(name)):
             problems.append("a vkp_versions key is not <subject>_<grade>")
         else:
             problems += _scan(name, "a vkp_versions key")
         if not (isinstance(version, str) and _SEMVER.fullmatch(version)):
             problems.append("a vkp_versions value is not MAJOR.MINOR.PATCH")
     return problems
+
+
+def model_label(model_id: str, salt: str = "") -> str:
+    """What telemetry reports as `model_version`: the model id, or a short hash of a local path.
+
+    Hub and Bedrock ids (`sentence-transformers/all-MiniLM-L6-v2`, `amazon.titan-embed-text-v2:0`)
+    are sent as they are. A model loaded from a folder (`/models/multilingual`,
+    `C:\\models\\x`, `./m`) is reported as `local-xxxx-xxxx-xxxx`, a hash of the path salted
+    with the deployment's salt: the same folder gives the same label on this server, and no
+    path (which may hold a user name) leaves the machine, not even as a guessable hash. The
+    hash is grouped by four so no run of digits can look like a phone number.
+    """
+    if _is_path(model_id):
+        path = model_id.rstrip("/\\")
+        digest = hashlib.sha256(f"{salt}:{path}".encode("utf-8", "replace")).hexdigest()
+        return "local-" + "-".join(digest[i : i + 4] for i in range(0, 12, 4))
+    return model_id
+
+
+def _is_path(model_id: str) -> bool:
+    if model_id.startswith(("/", "~", ".")) or "\\" in model_id:
+        return True
+    if re.match(r"[A-Za-z]:[\\/]", model_id) or model_id.count("/") > 1:
+        return True  # a drive letter; hub ids are exactly <owner>/<name>
+    try:
+        return Path(model_id).is_dir()  # a relative folder that happens to look like an id
+    except OSError:
+        return False

@@ -4,6 +4,10 @@ Only aggregates are kept: for each search, its hour, latency and whether it fail
 question, never who asked. Each completed hour becomes one payload in the seed's shape
 (`school_id_hash`, `timestamp`, `metrics`); it must pass the PII guard to be queued, and only
 the queue is ever uploaded. The queue lives in SQLite, survives restarts and is capped.
+
+Nothing is dropped silently: an hour the guard refuses keeps its raw rows and its reasons
+(`telemetry_state` rows keyed `refused:<hour>`, so no schema change is needed; the migrations
+in engine/db.py belong to the whole engine) until a later roll-up can send it.
 """
 
 from __future__ import annotations
@@ -21,10 +25,12 @@ from pathlib import Path
 
 from engine.aws.clients import aws_errors
 from engine.jobs.base import utc_now
-from engine.telemetry.pii import METRICS, check_payload
+from engine.telemetry.pii import METRICS, check_payload, model_label
 from engine.telemetry.sinks import TelemetrySink
 
 log = logging.getLogger(__name__)
+
+_REFUSED = "refused:"  # telemetry_state key prefix: why an hour was not sent
 
 
 def hour_of(moment: datetime) -> str:
@@ -102,7 +108,7 @@ class Telemetry:
                         "p95_latency_ms": round(p95, 1),
                         "error_count": errors,
                         "storage_usage_mb": round(state["storage_usage_mb"], 1),
-                        "model_version": state["model_version"],
+                        "model_version": model_label(state["model_version"], self._salt()),
                         "embedding_strategy": state["embedding_strategy"],
                         "vkp_versions": state["vkp_versions"],
                     },
@@ -111,38 +117,61 @@ class Telemetry:
         return payloads
 
     def roll_up(self, now: datetime | None = None) -> dict:
-        """Move completed hours into the queue, each through the PII guard."""
+        """Move completed hours into the queue, each through the PII guard.
+
+        An hour the guard refuses keeps its raw rows (so it is retried on every roll-up, and
+        goes out once the cause is fixed) and its reasons are recorded for `status()`; only a
+        queued hour's raw rows are deleted.
+        """
         if not self.enabled:
             return {"queued": 0, "refused": 0}
         queued = refused = 0
         for payload in self.build(now):
+            hour = payload["timestamp"]
             problems = check_payload(payload)
             with self._lock:
                 if problems:
                     refused += 1
-                    log.error(
-                        "telemetry for %s not sent: %s", payload["timestamp"], "; ".join(problems)
-                    )
-                    self._set(
-                        "last_pii_check", {"ok": False, "at": utc_now(), "problems": problems}
-                    )
-                else:
-                    queued += 1
-                    self.conn.execute(
-                        "INSERT OR REPLACE INTO telemetry_queue (hour, payload, created_at)"
-                        " VALUES (?, ?, ?)",
-                        (payload["timestamp"], json.dumps(payload), utc_now()),
-                    )
-                    self.conn.execute(
-                        "INSERT OR REPLACE INTO telemetry_history (hour, payload) VALUES (?, ?)",
-                        (payload["timestamp"], json.dumps(payload)),
-                    )
-                    self._set("last_pii_check", {"ok": True, "at": utc_now(), "problems": []})
+                    self._refuse(hour, problems, "raw")
+                    continue
+                queued += 1
                 self.conn.execute(
-                    "DELETE FROM telemetry_queries WHERE hour = ?", (payload["timestamp"],)
+                    "INSERT OR REPLACE INTO telemetry_queue (hour, payload, created_at)"
+                    " VALUES (?, ?, ?)",
+                    (hour, json.dumps(payload), utc_now()),
                 )
+                self.conn.execute(
+                    "INSERT OR REPLACE INTO telemetry_history (hour, payload) VALUES (?, ?)",
+                    (hour, json.dumps(payload)),
+                )
+                self._set("last_pii_check", {"ok": True, "at": utc_now(), "problems": []})
+                self.conn.execute("DELETE FROM telemetry_queries WHERE hour = ?", (hour,))
+                self.conn.execute("DELETE FROM telemetry_state WHERE key = ?", (_REFUSED + hour,))
         self._cap()
         return {"queued": queued, "refused": refused}
+
+    def _refuse(self, hour: str, problems: list[str], kept: str) -> None:
+        """Record why `hour` was not sent (`kept`: "raw" rows or the "queue" entry)."""
+        previous = self._get(_REFUSED + hour)
+        if previous is None or previous["problems"] != problems:
+            log.error("telemetry for %s not sent: %s", hour, "; ".join(problems))
+        self._set(_REFUSED + hour, {"at": utc_now(), "problems": problems, "kept": kept})
+        self._set("last_pii_check", {"ok": False, "at": utc_now(), "problems": problems})
+
+    def refused(self) -> list[dict]:
+        """Hours the guard refused, oldest first: `hour`, `problems`, `at`, `kept`, `queries`."""
+        rows = self.conn.execute(
+            "SELECT key, value FROM telemetry_state WHERE key LIKE ? ORDER BY key",
+            (_REFUSED + "%",),
+        ).fetchall()
+        found = []
+        for key, value in rows:
+            hour = key.removeprefix(_REFUSED)
+            (count,) = self.conn.execute(
+                "SELECT count(*) FROM telemetry_queries WHERE hour = ?", (hour,)
+            ).fetchone()
+            found.append({"hour": hour, **json.loads(value), "queries": count})
+        return found
 
     def _cap(self) -> None:
         with self._lock:
@@ -176,15 +205,25 @@ class Telemetry:
             return {"sent": 0, "pending": 0, "error": ""}
         if self.sink is None:
             return {"sent": 0, "pending": len(payloads), "error": "no telemetry table configured"}
-        # guard again at the door: the queue could have been edited on disk
-        safe = [p for p in payloads if not check_payload(p)]
+        # guard again at the door: the queue could have been edited on disk. A payload that
+        # fails now stays queued (never sent, never silently dropped) with its reasons.
+        safe = []
+        for payload in payloads:
+            problems = check_payload(payload)
+            if problems:
+                with self._lock:
+                    self._refuse(str(payload.get("timestamp", "?"))[:40], problems, "queue")
+            else:
+                safe.append(payload)
+        if not safe:
+            return {"sent": 0, "pending": len(payloads), "error": "the PII guard refused them"}
         try:
             self.sink.send(safe)
         except aws_errors() as exc:
             return {"sent": 0, "pending": len(payloads), "error": str(exc)}
         with self._lock:
             self.conn.executemany(
-                "DELETE FROM telemetry_queue WHERE hour = ?", [(p["timestamp"],) for p in payloads]
+                "DELETE FROM telemetry_queue WHERE hour = ?", [(p["timestamp"],) for p in safe]
             )
             self._set("last_upload", {"at": utc_now(), "sent": len(safe)})
         return {"sent": len(safe), "pending": len(self.queued()), "error": ""}
@@ -197,6 +236,7 @@ class Telemetry:
             "queue_length": len(self.queued()),
             "last_pii_check": self._get("last_pii_check"),
             "last_upload": self._get("last_upload"),
+            "refused_hours": self.refused(),
             "destination": "DynamoDB" if self.sink else "local queue only",
         }
 
