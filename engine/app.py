@@ -50,21 +50,10 @@ def _local(settings: Settings) -> Embedder:
 
 
 def _bedrock(settings: Settings) -> Embedder:
-    import boto3
-    from botocore.config import Config
-
+    from engine.aws.clients import bedrock_client
     from engine.embed.bedrock import BedrockEmbedder
 
-    client = boto3.client(
-        "bedrock-runtime",
-        region_name=settings.bedrock_region,
-        config=Config(
-            retries={"mode": "standard", "max_attempts": settings.bedrock_max_attempts},
-            connect_timeout=settings.bedrock_timeout_s,
-            read_timeout=settings.bedrock_timeout_s,
-            max_pool_connections=settings.bedrock_concurrency,
-        ),
-    )
+    client = bedrock_client(settings)
     return BedrockEmbedder(
         client,
         model_id=settings.bedrock_model_id,
@@ -236,7 +225,7 @@ def build_s3(settings: Settings):
     from engine.aws.s3 import S3StorageManager
 
     return S3StorageManager(
-        client(settings, "s3"),
+        client(settings, "s3", transfer=True),
         settings.s3_bucket_name,
         settings.s3_prefix,
         settings.s3_multipart_threshold_mb,

@@ -23,8 +23,16 @@ def bedrock_price_per_1000(settings: Settings, model_id: str, region: str) -> tu
     return prices.get("us-east-1", 0.0), False
 
 
+def _bedrock_region(settings: Settings) -> str:
+    from engine.aws.clients import region
+
+    return region(settings, "bedrock-runtime")
+
+
 def bedrock_cost(settings: Settings, tokens: int) -> float:
-    price, _ = bedrock_price_per_1000(settings, settings.bedrock_model_id, settings.bedrock_region)
+    price, _ = bedrock_price_per_1000(
+        settings, settings.bedrock_model_id, _bedrock_region(settings)
+    )
     return tokens / 1000 * price
 
 
@@ -46,7 +54,7 @@ def get_cost_summary(tracker: JobTracker, settings: Settings, days: int = 7) -> 
     }
     per_subject: dict[str, float] = defaultdict(float)
     price, exact = bedrock_price_per_1000(
-        settings, settings.bedrock_model_id, settings.bedrock_region
+        settings, settings.bedrock_model_id, _bedrock_region(settings)
     )
     for job in tracker.jobs_since(start.isoformat()):
         day = datetime.fromisoformat(job.timestamp).date()
@@ -73,5 +81,5 @@ def get_cost_summary(tracker: JobTracker, settings: Settings, days: int = 7) -> 
         ],
         "per_subject": {k: round(v, 10) for k, v in sorted(per_subject.items())},
         "monthly_run_rate": round(total / days * 30, 10),
-        "estimated_regions": [] if exact else [settings.bedrock_region],
+        "estimated_regions": [] if exact else [_bedrock_region(settings)],
     }

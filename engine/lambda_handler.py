@@ -3,8 +3,13 @@ ingested by the same pipeline (Bedrock embeddings) and the grade/subject is publ
 
 A Lambda starts with an empty /tmp, so before ingesting, the subject's published Chroma export
 is loaded back (`Publisher.load_export`): the new export then holds the whole subject, not just
-this file. Two uploads of one subject at the same moment race (the last publish wins); a
-re-upload of either file repairs it.
+this file. Loading, ingesting and publishing happen under the grade/subject's lease
+(`engine.aws.lease`), so concurrent uploads to one subject are processed one after another and
+none is lost, while other subjects run in parallel. A record whose subject stays busy, or
+whose publish could not be delivered, raises: Lambda retries the event.
+
+Object keys come from whoever can upload to the bucket: grade and subject must follow
+`engine.names`, every further part must be a plain name, and the file must land in the inbox.
 """
 
 from __future__ import annotations
@@ -12,14 +17,24 @@ from __future__ import annotations
 import json
 import logging
 import os
+from pathlib import Path
 from urllib.parse import unquote_plus
 
 from engine.app import build_engine
 from engine.aws.clients import client
 from engine.aws.control import RAW_PREFIX
+from engine.aws.lease import SubjectLease
+from engine.names import BadName, check_grade_subject, library_key
 from engine.settings import Settings
 
 log = logging.getLogger(__name__)
+
+_DEFAULT_WAIT_S = 600.0  # without a Lambda context (tests, local runs)
+_MARGIN_S = 60.0  # left for ingesting and publishing after the lease is finally free
+
+
+class NotDelivered(Exception):
+    """The subject was processed but its publish is still waiting: let Lambda retry."""
 
 
 def _records(event: dict) -> list[tuple[str, str]]:
@@ -32,36 +47,57 @@ def _records(event: dict) -> list[tuple[str, str]]:
     return found
 
 
-def handler(event: dict, context: object = None) -> dict:
+def inbox_target(key: str, inbox: Path) -> tuple[str, str, Path]:
+    """(grade, subject, path in the inbox) for an uploaded object key.
+
+    Raises:
+        BadName: the key is outside the layout or names something that is not a plain file.
+    """
+    parts = key.split("/")
+    if not key.startswith(RAW_PREFIX) or len(parts) < 4 or not key.lower().endswith(".pdf"):
+        raise BadName(f"expected {RAW_PREFIX}<grade>/<subject>/<file>.pdf")
+    grade, subject = check_grade_subject(parts[1], parts[2])
+    rest = parts[3:]
+    if any(p in ("", ".", "..") or "\x00" in p or "\\" in p for p in rest):
+        raise BadName(f"{key!r} has an empty, '.', '..' or otherwise unsafe path part")
+    target = inbox.joinpath(grade, subject, *rest).resolve()
+    if not target.is_relative_to(inbox.resolve()):
+        raise BadName(f"{key!r} points outside the inbox")
+    return grade, subject, target
+
+
+def _wait_s(context: object) -> float:
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    return max(1.0, remaining() / 1000 - _MARGIN_S) if remaining else _DEFAULT_WAIT_S
+
+
+def handler(event: dict, context: object = None, settings: Settings | None = None) -> dict:
     """Process the S3 records of `event`; returns what happened to each."""
     if event.get("Event") == "s3:TestEvent":  # sent once when the notification is configured
         return {"status": "ignored", "reason": "s3:TestEvent", "files": []}
-    settings = Settings()
+    settings = settings or Settings()
     engine = build_engine(settings)
-    s3 = client(settings, "s3")
+    s3 = client(settings, "s3", transfer=True)
+    leases = SubjectLease(client(settings, "dynamodb"), settings.dynamodb_locks_table)
     inbox = (settings.data_dir / "inbox").resolve()
     files = []
     for bucket, key in _records(event):
-        parts = key.split("/")
-        if not key.startswith(RAW_PREFIX) or len(parts) < 4 or not key.lower().endswith(".pdf"):
-            files.append(
-                {
-                    "key": key,
-                    "status": "bad_location",
-                    "reason": f"expected {RAW_PREFIX}<grade>/<subject>/<file>.pdf",
-                }
-            )
+        try:
+            grade, subject, target = inbox_target(key, inbox)
+        except BadName as exc:
+            files.append({"key": key, "status": "bad_location", "reason": str(exc)})
             continue
-        grade, subject, name = parts[1], parts[2], parts[-1]
-        engine.publisher.load_export(grade, subject, inbox)
-        engine.ingestor.sync_lexical()
-        target = inbox / grade / subject / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        s3.download_file(bucket, key, str(target))
-        outcome = engine.ingestor.run(
-            [target], inbox, job_type="lambda", input_dir=f"s3://{bucket}/{key}"
-        )
-        report = engine.publisher.publish_job(outcome.files)
+        with leases.hold(library_key(grade, subject), wait_s=_wait_s(context)):
+            engine.publisher.load_export(grade, subject, inbox)
+            engine.ingestor.sync_lexical()
+            target.parent.mkdir(parents=True, exist_ok=True)
+            s3.download_file(bucket, key, str(target))
+            outcome = engine.ingestor.run(
+                [target], inbox, job_type="lambda", input_dir=f"s3://{bucket}/{key}"
+            )
+            report = engine.publisher.publish_job(outcome.files)
+            if report.pending:
+                raise NotDelivered(f"{key}: {report.pending} object(s) not delivered")
         for result in outcome.files:
             files.append(
                 {
@@ -69,8 +105,6 @@ def handler(event: dict, context: object = None) -> dict:
                     "status": str(result.status),
                     "reason": result.reason,
                     "chunks": result.chunks,
-                }
-                | {
                     "job_id": outcome.job.job_id,
                     "published": len(report.sent),
                     "invalidation": report.invalidation_id,

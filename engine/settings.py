@@ -58,7 +58,9 @@ class Settings(BaseSettings):
     fallback_enabled: bool = Field(
         True, alias="FALLBACK_ENABLED", description="hybrid: fall back to local embeddings."
     )
-    bedrock_region: str = Field("us-east-1", alias="BEDROCK_REGION")
+    bedrock_region: str = Field(
+        "", alias="BEDROCK_REGION", description="Empty = the AWS region (see AWS_REGION)."
+    )
     bedrock_model_id: str = Field("amazon.titan-embed-text-v2:0", alias="BEDROCK_MODEL_ID")
     bedrock_dimensions: int = Field(
         1024, alias="BEDROCK_DIMENSIONS", description="256, 512 or 1024"
@@ -92,6 +94,18 @@ class Settings(BaseSettings):
     max_pages: int = Field(2000, ge=1, alias="MAX_PAGES")
     extract_timeout_s: float = Field(120.0, gt=0, alias="EXTRACT_TIMEOUT_S")
     extract_memory_mb: int = Field(2048, ge=128, alias="EXTRACT_MEMORY_MB")
+    max_page_chars: int = Field(
+        100_000,
+        ge=1,
+        alias="MAX_PAGE_CHARS",
+        description="Text bombs: a page with more characters of text refuses the file.",
+    )
+    max_file_chars: int = Field(
+        5_000_000,
+        ge=1,
+        alias="MAX_FILE_CHARS",
+        description="Text bombs: a file with more characters of text is refused (too_large).",
+    )
 
     # --- search ---------------------------------------------------------------------------
     search_mode: Literal["hybrid", "vector", "lexical"] = Field(
@@ -150,6 +164,11 @@ class Settings(BaseSettings):
         "ETLPipelineJobs", alias="DYNAMODB_JOBS_TABLE", description="Job records on when set."
     )
     dynamodb_telemetry_table: str = Field("NexusTelemetry", alias="DYNAMODB_TELEMETRY_TABLE")
+    dynamodb_locks_table: str = Field(
+        "NexusLocks",
+        alias="DYNAMODB_LOCKS_TABLE",
+        description="Per-grade/subject leases of the Lambda processor (no lost updates).",
+    )
     cloudfront_distribution_id: str = Field("", alias="CLOUDFRONT_DISTRIBUTION_ID")
     cloudfront_distribution_url: str = Field("", alias="CLOUDFRONT_DISTRIBUTION_URL")
     cloudfront_key_pair_id: str = Field("", alias="CLOUDFRONT_KEY_PAIR_ID")
@@ -160,9 +179,16 @@ class Settings(BaseSettings):
     lambda_timeout: int = Field(900, ge=1, le=900, alias="LAMBDA_TIMEOUT")
     lambda_memory: int = Field(3008, ge=128, le=10240, alias="LAMBDA_MEMORY")
     sns_topic_arn: str = Field("", alias="SNS_TOPIC_ARN", description="Lambda notifies it.")
-    aws_region: str = Field("us-east-1", alias="AWS_REGION")
+    aws_region: str = Field(
+        "",
+        alias="AWS_REGION",
+        description="Empty = boto3's chain: AWS_DEFAULT_REGION, the profile's region, us-east-1.",
+    )
     aws_timeout_s: float = Field(
-        3.0, gt=0, alias="AWS_TIMEOUT_S", description="Per-call bound for S3/DynamoDB/CloudFront."
+        10.0,
+        gt=0,
+        alias="AWS_TIMEOUT_S",
+        description="Bound on a whole S3/DynamoDB/CloudFront/Lambda call, retries included.",
     )
     bedrock_prices: dict[str, dict[str, float]] = Field(
         # USD per 1,000 input tokens, per model and region (Titan v2: $0.02 per million).
@@ -193,10 +219,26 @@ class Settings(BaseSettings):
         "", alias="NEXUS_ADMIN_PASSWORD_HASH", description="scrypt hash; see nexus admin."
     )
     admin_session_timeout_min: int = Field(30, ge=1, alias="ADMIN_SESSION_TIMEOUT_MIN")
+    admin_login_free_attempts: int = Field(
+        5, ge=1, alias="ADMIN_LOGIN_FREE_ATTEMPTS", description="Failed logins before delays."
+    )
+    admin_login_max_delay_s: float = Field(
+        900.0, gt=0, alias="ADMIN_LOGIN_MAX_DELAY_S", description="Longest lockout (doubling)."
+    )
+    upload_max_mb: int = Field(
+        200, ge=1, alias="UPLOAD_MAX_MB", description="Largest PDF the panel accepts (MB)."
+    )
     ui_address: str = Field(
         "127.0.0.1", alias="UI_ADDRESS", description="Where the panel listens (0.0.0.0 = LAN)."
     )
     ui_port: int = Field(8501, alias="UI_PORT")
+    ui_language: Literal["id", "en"] = Field(
+        "id", alias="UI_LANGUAGE", description="Panel language: id (Indonesian) or en."
+    )
+    api_address: str = Field(
+        "127.0.0.1", alias="API_ADDRESS", description="Where the HTTP API listens."
+    )
+    api_port: int = Field(8600, alias="API_PORT", description="The HTTP API's port.")
 
     # --- knowledge packages (VKP) -------------------------------------------------------------
     vkp_signing_key: Path | None = Field(
@@ -215,7 +257,9 @@ class Settings(BaseSettings):
     )
 
     # --- backups ---------------------------------------------------------------------------------
-    backup_dir: Path = Field(Path("backups"), alias="BACKUP_DIR", description="Default target.")
+    backup_dir_override: Path | None = Field(
+        None, alias="BACKUP_DIR", description="Default backup target; empty = <data>/backups."
+    )
     backup_keep: int = Field(7, ge=1, alias="BACKUP_KEEP", description="Backups kept (newest).")
     backup_every: str = Field(
         "", alias="BACKUP_EVERY", description="e.g. 24h: the running engine backs up; empty = off"
@@ -253,6 +297,11 @@ class Settings(BaseSettings):
     def vkp_dir(self) -> Path:
         """Built packages (`built/`), the local publish folder (`publish/`), downloads."""
         return self.data_dir / "vkp"
+
+    @property
+    def backup_dir(self) -> Path:
+        """Where `nexus backup` writes by default (under the data dir, writable in Docker)."""
+        return self.backup_dir_override or self.data_dir / "backups"
 
     @property
     def log_dir(self) -> Path:

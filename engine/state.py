@@ -1,13 +1,18 @@
 """What the running engine is doing, for the panel (another process): `<data>/run/engine.json`.
 
-The watcher rewrites it every few seconds; a reader treats it as stale when the process that
-wrote it is gone.
+The watcher rewrites it every few seconds and a heartbeat thread refreshes its timestamp even
+while a long job runs. A reader trusts the heartbeat, not a process id: in Docker Compose the
+panel runs in another container, where the engine's pid (1) means nothing. On the same host the
+pid is checked as well, so a killed engine is seen at once.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import socket
+import threading
+from datetime import datetime
 from pathlib import Path
 
 from engine.jobs.base import utc_now
@@ -32,6 +37,10 @@ def folder_mb(path: Path) -> float:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 2**20
 
 
+HEARTBEAT_EVERY_S = 5.0
+STALE_AFTER_S = 30.0  # six missed heartbeats: the engine is gone
+
+
 def state_file(settings: Settings) -> Path:
     return settings.run_dir / "engine.json"
 
@@ -39,20 +48,40 @@ def state_file(settings: Settings) -> Path:
 def write_state(settings: Settings, **state: object) -> None:
     settings.run_dir.mkdir(parents=True, exist_ok=True)
     target = state_file(settings)
-    tmp = target.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(state | {"pid": os.getpid(), "updated_at": utc_now()}))
+    tmp = target.with_suffix(f".{os.getpid()}-{threading.get_ident()}.tmp")
+    mine = {"pid": os.getpid(), "host": socket.gethostname(), "updated_at": utc_now()}
+    tmp.write_text(json.dumps(state | mine))
     os.replace(tmp, target)
 
 
-def read_state(settings: Settings) -> dict:
-    """The engine's last state with `running` true only if its process is alive."""
+def read_state(settings: Settings, *, now: datetime | None = None) -> dict:
+    """The engine's last state, with `running` true only while its heartbeat is fresh."""
     try:
         state = json.loads(state_file(settings).read_text())
-    except (OSError, ValueError):
+        beat = datetime.fromisoformat(state["updated_at"])
+    except (OSError, ValueError, KeyError, TypeError):
         return {"running": False}
-    if not pid_alive(state.get("pid", -1)):
-        return {"running": False}
+    age = ((now or datetime.fromisoformat(utc_now())) - beat).total_seconds()
+    same_host = state.get("host") == socket.gethostname()
+    if age > STALE_AFTER_S or (same_host and not pid_alive(state.get("pid", -1))):
+        return {"running": False, "last_seen": state["updated_at"]}
     return state | {"running": True}
+
+
+def start_heartbeat(settings: Settings, stop: threading.Event) -> threading.Thread:
+    """Refresh the state file's timestamp every few seconds until `stop` is set."""
+
+    def beat() -> None:
+        while not stop.wait(HEARTBEAT_EVERY_S):
+            try:
+                state = json.loads(state_file(settings).read_text())
+            except (OSError, ValueError):
+                continue  # nothing written yet: the first tick writes it
+            write_state(settings, **{k: v for k, v in state.items() if k not in ("pid", "host")})
+
+    thread = threading.Thread(target=beat, name="heartbeat", daemon=True)
+    thread.start()
+    return thread
 
 
 def request_rerun(settings: Settings, path: str) -> None:

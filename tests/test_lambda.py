@@ -65,7 +65,7 @@ def sns_to_sqs(monkeypatch) -> str:
 
 @pytest.mark.slow
 def test_handler_processes_uploads_from_real_s3_events(aws, bedrock, monkeypatch, tmp_path):
-    from engine.aws.lambda_handler import handler
+    from engine.lambda_handler import handler
 
     setup(Settings())
     events_queue = capture_s3_events()
@@ -114,7 +114,7 @@ def test_handler_processes_uploads_from_real_s3_events(aws, bedrock, monkeypatch
 
 
 def test_handler_refuses_keys_outside_the_layout(aws, bedrock):
-    from engine.aws.lambda_handler import handler
+    from engine.lambda_handler import handler
 
     event = {
         "Records": [
@@ -162,7 +162,7 @@ def test_deploy_lambda_creates_then_updates_and_wires_the_bucket(aws, monkeypatc
         FunctionName="nexus-processor"
     )
     assert (config["Timeout"], config["MemorySize"]) == (900, 3008)
-    assert config["Handler"] == "engine.aws.lambda_handler.handler"
+    assert config["Handler"] == "engine.lambda_handler.handler"
     assert config["Environment"]["Variables"]["EMBEDDING_STRATEGY"] == "bedrock"
     notification = boto3.client(
         "s3", region_name="us-east-1"
@@ -172,3 +172,115 @@ def test_deploy_lambda_creates_then_updates_and_wires_the_bucket(aws, monkeypatc
     rules = {r["Name"].lower(): r["Value"] for r in wired["Filter"]["Key"]["FilterRules"]}
     assert rules == {"prefix": "raw-curriculum/", "suffix": ".pdf"}
     assert first["package_bytes"] > 10_000
+
+
+def _event(key: str) -> dict:
+    from urllib.parse import quote_plus
+
+    return {"Records": [{"s3": {"bucket": {"name": BUCKET}, "object": {"key": quote_plus(key)}}}]}
+
+
+@pytest.mark.slow
+def test_concurrent_uploads_to_one_subject_all_end_up_published(aws, bedrock, tmp_path):
+    """8 uploads to each of two subjects, each on its own cold "Lambda", all at once: the
+    per-subject lease serialises each subject, so no publish drops another's document."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from engine.lambda_handler import handler
+
+    setup(Settings())
+    s3 = boto3.client("s3", region_name="us-east-1")
+    uploads = []
+    for subject in ("informatika", "biologi"):
+        for n in range(8):
+            pdf = pdfs.text_pdf(
+                tmp_path / "src" / subject / f"bab{n}.pdf",
+                [f"Materi {subject} bab {n}: pokok bahasan nomor {n} untuk kelas sepuluh."],
+            )
+            key = f"raw-curriculum/kelas_10/{subject}/bab{n}.pdf"
+            s3.upload_file(str(pdf), BUCKET, key)
+            uploads.append((subject, n, key))
+
+    def process(upload) -> dict:
+        subject, n, key = upload
+        settings = Settings(NEXUS_DATA_DIR=str(tmp_path / "lambda" / f"{subject}-{n}"))
+        return handler(_event(key), None, settings=settings)
+
+    with ThreadPoolExecutor(len(uploads)) as pool:
+        results = list(pool.map(process, uploads))
+
+    assert all(r["files"][0]["status"] == "ingested" for r in results), results
+    for subject in ("informatika", "biologi"):
+        prefix = f"processed/{subject}/kelas_10"
+        export = json.loads(
+            s3.get_object(Bucket=BUCKET, Key=f"{prefix}/chromadb/titan-embed-text-v2-1024.json")[
+                "Body"
+            ].read()
+        )
+        assert sorted({m["source"] for m in export["metadatas"]}) == [
+            f"bab{n}.pdf" for n in range(8)
+        ]
+    leases = boto3.client("dynamodb", region_name="us-east-1").scan(TableName="NexusLocks")
+    assert leases["Items"] == []  # every lease was given back
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "raw-curriculum/../../etc/x.pdf",
+        "raw-curriculum/kelas_10/informatika/../../../../tmp/evil.pdf",
+        "raw-curriculum/kelas-10/informatika/bab1.pdf",
+        "raw-curriculum/kelas_10/informatika//bab1.pdf",
+    ],
+)
+def test_handler_refuses_keys_that_escape_the_inbox_or_break_the_names(aws, bedrock, key):
+    from engine.lambda_handler import handler
+
+    [result] = handler(_event(key))["files"]
+    assert result["status"] == "bad_location", result
+
+
+def test_a_lease_is_exclusive_until_released_or_expired(aws):
+    from engine.aws.clients import client
+    from engine.aws.lease import LeaseTimeout, SubjectLease
+
+    setup(Settings())
+    now = [1000.0]
+    leases = SubjectLease(
+        client(Settings(), "dynamodb"), "NexusLocks", ttl_s=60, clock=lambda: now[0]
+    )
+    assert leases.try_acquire("kelas_10__informatika", "lambda-a")
+    assert not leases.try_acquire("kelas_10__informatika", "lambda-b")
+    assert leases.try_acquire("kelas_10__biologi", "lambda-b")  # other subjects run in parallel
+    with pytest.raises(LeaseTimeout):
+        with leases.hold("kelas_10__informatika", wait_s=0.3, poll_s=0.05):
+            pass
+    now[0] += 61  # lambda-a crashed: its lease expires
+    assert leases.try_acquire("kelas_10__informatika", "lambda-b")
+    assert not leases.renew("kelas_10__informatika", "lambda-a")
+    leases.release("kelas_10__informatika", "lambda-a")  # not ours any more: kept
+    assert not leases.try_acquire("kelas_10__informatika", "lambda-c")
+    leases.release("kelas_10__informatika", "lambda-b")
+    assert leases.try_acquire("kelas_10__informatika", "lambda-c")
+
+
+def test_deploy_lambda_with_a_container_image(aws, monkeypatch):
+    from engine.aws.control import deploy_lambda
+
+    iam = boto3.client("iam", region_name="us-east-1")
+    role = iam.create_role(RoleName="nexus-image", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    monkeypatch.setenv("LAMBDA_FUNCTION_NAME", "nexus-image")
+    monkeypatch.setenv("LAMBDA_ROLE_ARN", role)
+    setup(Settings())
+    uri = "123456789012.dkr.ecr.us-east-1.amazonaws.com/openclass-nexus:lambda"
+    first = deploy_lambda(Settings(), image_uri=uri)
+    second = deploy_lambda(Settings(), image_uri=uri + "-2")
+    assert (first["action"], first["package_type"]) == ("created", "Image")
+    assert second["action"] == "updated"
+    function = boto3.client("lambda", region_name="us-east-1").get_function(
+        FunctionName="nexus-image"
+    )
+    assert function["Configuration"]["PackageType"] == "Image"
+    assert function["Code"]["ImageUri"] == uri + "-2"
+    env = function["Configuration"]["Environment"]["Variables"]
+    assert env["DYNAMODB_LOCKS_TABLE"] == "NexusLocks"

