@@ -209,8 +209,15 @@ def restore(
     force: bool = False,
     progress: Progress | None = None,
     s3=None,
+    trust_keys: bool = False,
 ) -> dict:
     """Restore the backup at `source` into `settings.data_dir`, checked in full first.
+
+    Keys are the root of trust (a public key in keys/ is trusted to sign packages, the admin
+    password hash opens the panel), and a backup folder or bucket is not trusted: whoever can
+    write there could plant their own. So keys/ is restored only with `trust_keys`; otherwise
+    the keys are left out and listed (with their sha256) in the returned manifest's
+    `skipped_keys`, for the admin to check and restore deliberately.
 
     Args:
         source: a backup folder, or `s3://bucket/prefix/` (then `s3` is the storage manager).
@@ -218,6 +225,7 @@ def restore(
         force: restore into a data dir that is not empty (files are replaced, not merged away).
         progress: called with (phase, done, total).
         s3: an `S3StorageManager` for s3:// sources.
+        trust_keys: also restore keys/ (public keys, and secrets if the backup has them).
 
     Raises:
         BackupError: the backup is refused (nothing in the data dir has changed), or writing
@@ -229,6 +237,7 @@ def restore(
     with _staging() as staging:
         manifest = _stage(source, staging, s3, progress)
         _relocate_documents(staging / "nexus.db", manifest["inbox"], settings)
+        manifest["skipped_keys"] = [] if trust_keys else _untrusted_keys(staging, manifest)
         plan = _plan(staging, manifest, settings)  # every target checked before the first write
         try:
             data.mkdir(parents=True, exist_ok=True)
@@ -240,6 +249,15 @@ def restore(
                 " fix that and restore again with --force"
             ) from exc
     return manifest
+
+
+def _untrusted_keys(staging: Path, manifest: dict) -> list[dict]:
+    """The keys/ entries of a backup, with their sha256, left out of an untrusted restore."""
+    return [
+        {"name": name, "sha256": sha256_file(staging / name)}
+        for name in sorted(manifest["files"])
+        if name.startswith("keys/")
+    ]
 
 
 def _relocate_documents(db_path: Path, old_inbox: str, settings: Settings) -> None:
@@ -290,9 +308,10 @@ def _plan(staging: Path, manifest: dict, settings: Settings) -> list[tuple[Path,
         "keys": (settings.data_dir / "keys", data_root),
     }
     plan = []
+    skipped = {k["name"] for k in manifest.get("skipped_keys", [])}
     for name in sorted(manifest["files"]):
         area, _, rest = name.partition("/")
-        if area in roots:
+        if area in roots and name not in skipped:
             base, root = roots[area]
             mode = 0o600 if area == "keys" else -1
             plan.append((staging / name, _confined(base / rest, root), mode))

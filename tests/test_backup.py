@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
 import subprocess
 import sys
 import time
@@ -11,7 +14,7 @@ import pytest
 
 from engine.app import build_engine
 from engine.backup import BackupError, restore, verify
-from engine.cli.backup_cmds import run_backup
+from engine.backup_runs import run_backup
 from engine.settings import Settings
 from engine.vkp.keys import keygen
 from tests import pdfs
@@ -182,3 +185,65 @@ def test_the_running_engine_backs_up_on_its_schedule(original, tmp_path, monkeyp
     stop.set()
     [backup] = list((tmp_path / "scheduled").glob("*/manifest.json"))[:1]
     assert verify(backup.parent)["chunks"] > 0
+
+
+def test_keys_are_restored_only_when_the_admin_trusts_the_backup(original, tmp_path):
+    """A backup folder is not trusted: a key found there would become a trusted package
+    signer, so restore leaves keys/ out (and says which) unless asked with trust_keys."""
+    folder = Path(run_backup(Settings(), str(tmp_path / "backups"))["location"])
+    planted = folder / "keys" / "vkp_signing.pub"
+    assert planted.exists()
+
+    cautious = Settings(NEXUS_DATA_DIR=tmp_path / "cautious")
+    manifest = restore(folder, cautious)
+    assert [k["name"] for k in manifest["skipped_keys"]] == ["keys/vkp_signing.pub"]
+    assert not (cautious.data_dir / "keys" / "vkp_signing.pub").exists()
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "engine.cli.main", "restore", str(folder)],
+        env={**os.environ, "NEXUS_DATA_DIR": str(tmp_path / "cli")},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "--trust-keys" in proc.stderr and "keys/vkp_signing.pub" in proc.stderr
+
+    trusting = Settings(NEXUS_DATA_DIR=tmp_path / "trusting")
+    assert restore(folder, trusting, trust_keys=True)["skipped_keys"] == []
+    assert (trusting.data_dir / "keys" / "vkp_signing.pub").read_bytes() == planted.read_bytes()
+
+
+def test_backup_list_and_restore_from_a_target_folder_take_the_newest(original, tmp_path):
+    """`nexus backup --to FOLDER` makes timestamped backups; `restore FOLDER` picks the
+    newest complete one instead of saying "not a backup"."""
+    target = tmp_path / "usb"
+    first = Path(run_backup(Settings(), str(target))["location"])
+    newest = target / "29991231T235959Z"  # a later backup, as the clock would name it
+    shutil.copytree(first, newest)
+    (target / "30000101T000000Z").mkdir()  # an interrupted one: no manifest
+
+    env = {**os.environ, "NEXUS_DATA_DIR": str(tmp_path / "fresh")}
+    listing = subprocess.run(
+        [sys.executable, "-m", "engine.cli.main", "backup", "list", "--to", str(target), "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert listing.returncode == 0, listing.stderr
+    rows = json.loads(listing.stdout)
+    assert [(r["name"], r["complete"]) for r in rows] == [
+        (first.name, True),
+        ("29991231T235959Z", True),
+    ]
+    proc = subprocess.run(
+        [sys.executable, "-m", "engine.cli.main", "restore", str(target)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "29991231T235959Z" in proc.stderr
+    assert (tmp_path / "fresh" / "nexus.db").exists()
