@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine import db
+from engine.ingest.scan import path_key
 from engine.jobs.base import utc_now
 
 
@@ -107,7 +108,8 @@ class Catalog:
         return {r[0] for r in rows}
 
     def paths_under(self, root: Path) -> list[str]:
-        prefix = str(root.resolve()).rstrip("/") + "/"
+        """Keys (see `engine.ingest.scan.path_key`) of the documents below folder `root`."""
+        prefix = path_key(root.resolve()).rstrip("/") + "/"
         rows = self.conn.execute(
             "SELECT path FROM documents WHERE substr(path, 1, ?) = ?", (len(prefix), prefix)
         ).fetchall()

@@ -72,3 +72,24 @@ def lesson_pages(topic: str, pages: int = 3, sentences: int = 12) -> list[str]:
         )
         for p in range(1, pages + 1)
     ]
+
+
+def text_bomb_pdf(path: Path, pages: int = 2000, lines: int = 650, line_chars: int = 100) -> Path:
+    """A small PDF whose `pages` pages all share one content stream of `lines` lines of
+    `line_chars` characters: ~300 KB on disk, `pages * lines * line_chars` characters of text
+    (130 million with the defaults)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    doc = pymupdf.open()
+    first = doc.new_page()
+    first.insert_text((50, 50), "x", fontname="helv", fontsize=1)  # puts /helv in /Resources
+    first.clean_contents()  # one content stream
+    [contents] = first.get_contents()
+    text = b"(" + b"ABCDEFGHIJ" * (line_chars // 10) + b") Tj T*\n"
+    doc.update_stream(contents, b"BT /helv 1 Tf 1 TL 20 800 Td\n" + text * lines + b"ET\n")
+    _, resources = doc.xref_get_key(first.xref, "Resources")
+    for _ in range(pages - 1):
+        page = doc.new_page()
+        doc.xref_set_key(page.xref, "Resources", resources)
+        doc.xref_set_key(page.xref, "Contents", f"{contents} 0 R")
+    doc.save(path, deflate=True)
+    return path

@@ -42,3 +42,18 @@ def test_root_of_paths_outside_the_inbox(tmp_path):
     assert root_for(subject, inbox) == tmp_path / "usb"
     assert root_for(subject / "bab.pdf", inbox) == tmp_path / "usb"
     assert root_for(inbox / "kelas_7", inbox) == inbox
+
+
+@pytest.mark.parametrize(
+    ("grade", "subject", "suggestion"),
+    [
+        ("kelas-10", "informatika", "kelas_10"),
+        ("Kelas 10", "informatika", "kelas_10"),
+        ("kelas_10", "Bahasa__Indonesia", "bahasa_indonesia"),
+    ],
+)
+def test_grade_and_subject_folders_must_follow_the_naming_rule(
+    tmp_path, grade, subject, suggestion
+):
+    with pytest.raises(BadLocation, match=f"rename the folder: .*'{suggestion}'"):
+        place(tmp_path / grade / subject / "bab1.pdf", tmp_path)

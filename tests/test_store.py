@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from engine.store.chroma import ChunkStore, StoredChunk, chunk_id, collection_name
+import pytest
+
+from engine.names import BadName
+from engine.store.chroma import (
+    ChunkStore,
+    StoredChunk,
+    chunk_id,
+    collection_name,
+    vkp_collection_name,
+)
 from engine.store.client import make_chroma_client
 
 
@@ -53,10 +62,19 @@ def test_writes_are_batched_under_the_servers_limit(settings):
     assert name == collection_name("kelas_10", "ipa", "fake-m")
 
 
-def test_collection_names_are_chroma_safe_and_separate_models(settings):
-    assert collection_name("Kelas 10", "Bahasa Indonesia", "all-minilm-l6-v2") == (
-        "nexus__kelas-10__bahasa-indonesia__all-minilm-l6-v2"
+def test_collection_names_use_the_exact_checked_names_and_separate_models(settings):
+    assert collection_name("kelas_10", "bahasa_indonesia", "all-minilm-l6-v2") == (
+        "nexus__kelas_10__bahasa_indonesia__all-minilm-l6-v2"
     )
+    assert (
+        vkp_collection_name("kelas_10", "ipa", "m", "1.2.0") == "nexus__kelas_10__ipa__m__vkp-1-2-0"
+    )
+    # nothing is cleaned up: names that could collide with another folder's are refused
+    for grade, subject in [("Kelas 10", "ipa"), ("kelas-10", "ipa"), ("kelas_10", "ipa__x")]:
+        with pytest.raises(BadName, match="kelas_10|ipa_x"):
+            collection_name(grade, subject, "m")
+        with pytest.raises(BadName):
+            vkp_collection_name(grade, subject, "m", "1.0.0")
     store = ChunkStore(make_chroma_client(settings))
     store.add("kelas_10", "ipa", "fake/a", "model-a", chunks("a" * 64, 2))
     store.add("kelas_10", "ipa", "fake/b", "model-b", chunks("a" * 64, 2))

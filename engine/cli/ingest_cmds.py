@@ -15,6 +15,7 @@ from pathlib import Path
 from engine.app import build_engine
 from engine.cli.progress import BarProgress, LineProgress
 from engine.ingest.layout import root_for
+from engine.ingest.scan import path_for_key
 from engine.settings import Settings, parse_duration
 from engine.state import take_reruns, write_state
 
@@ -85,6 +86,10 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
         outcome = engine.ingestor.run(
             [path], root_for(path, settings.inbox_dir), input_dir=str(path), progress=progress
         )
+    except Exception as exc:  # the job record is finished and says what happened
+        log.exception("ingestion stopped")
+        print(f"nexus ingest: the job stopped early: {type(exc).__name__}", file=sys.stderr)
+        return 1
     finally:
         progress.close()
     upload = settings.s3_upload if args.upload is None else args.upload
@@ -138,8 +143,8 @@ def _watch(settings: Settings) -> None:
 
     def tick(watcher: InboxWatcher) -> None:
         """Publish the engine's state for the panel; pick up its re-run requests."""
-        for path in take_reruns(settings):
-            watcher.gate.touch(path)
+        for path in take_reruns(settings):  # catalogue keys: map them back to real paths
+            watcher.gate.touch(path_for_key(str(path)))
         if time.monotonic() - last_state[0] >= 2:
             last_state[0] = time.monotonic()
             embedder = engine.embedder.status()
@@ -183,7 +188,7 @@ def _watch(settings: Settings) -> None:
 def start_backups(settings: Settings, stop) -> None:
     import threading
 
-    from engine.cli.backup_cmds import run_backup
+    from engine.backup_runs import run_backup
 
     every = parse_duration(settings.backup_every)
 
@@ -221,6 +226,8 @@ def panel_command(settings: Settings, port: int | None = None) -> list[str]:
         "false",
         "--client.toolbarMode",
         "minimal",
+        "--server.maxUploadSize",  # Streamlit refuses bigger uploads, even before login
+        str(settings.upload_max_mb),
     ]
 
 
@@ -246,7 +253,13 @@ def cmd_ui(args: argparse.Namespace, settings: Settings) -> int:
 
     if stored_hash(settings) is None:
         print("no admin password yet: run `nexus admin set-password` first", file=sys.stderr)
-    return subprocess.call(panel_command(settings, args.port))
+    # exec, not a child: SIGTERM/SIGINT reach Streamlit itself and the port is freed with it
+    command = panel_command(settings, args.port)
+    os.environ["NEXUS_DATA_DIR"] = str(settings.data_dir)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(command[0], command)
+    return 1  # not reached
 
 
 def cmd_up(args: argparse.Namespace, settings: Settings) -> int:

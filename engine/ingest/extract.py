@@ -2,16 +2,24 @@
 
 PyMuPDF is C code: a hostile file can hang it or make it allocate without bound, and neither can
 be stopped from inside the same process. So files are read by `python -m
-engine.ingest.extract_worker` under `RLIMIT_AS`, with a wall-clock limit per file. The worker
-lives across files (PyMuPDF is imported once); when it times out or dies it is killed and a
-fresh one is started for the next file. Every way a file can fail becomes an `ExtractionError`
-with a status and a reason a teacher can act on.
+engine.ingest.extract_worker` under `RLIMIT_AS`, with a wall-clock limit per file and caps on
+the characters of text per page and per file (text bombs). The worker lives across files
+(PyMuPDF is imported once); when it times out or dies it is killed and a fresh one is started
+for the next file. Every way a file can fail becomes an `ExtractionError` with a status and a
+reason a teacher can act on.
+
+Answers come back on a pipe of their own (passed to the worker with `pass_fds`), never on the
+worker's stdout, where MuPDF prints its messages. Each answer echoes the request's id and path
+and is checked against them, so one file's text can never be recorded under another's name.
+The worker's stdout and stderr share one pipe that is drained while waiting, keeping a tail for
+diagnosing crashes (a full, undrained pipe would otherwise stall a chatty worker).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import resource
 import selectors
 import subprocess
@@ -33,6 +41,7 @@ _OUT_OF_MEMORY_SIGNS = (
     "Cannot allocate memory",
     "bad_alloc",
 )
+_DIAGNOSTICS_KEPT = 64 * 1024  # bytes of the worker's stdout/stderr kept for error messages
 
 
 class ExtractionError(Exception):
@@ -50,16 +59,31 @@ class Extracted:
 
     pages: list[str]
     note: str = ""
+    file_id: tuple[int, int] | None = None  # (st_dev, st_ino) of the file the worker read
 
 
 class PdfExtractor:
     """Reads PDFs through a capped, restartable worker process. Use as a context manager."""
 
-    def __init__(self, *, max_pages: int, timeout_s: float, memory_mb: int):
+    def __init__(
+        self,
+        *,
+        max_pages: int,
+        timeout_s: float,
+        memory_mb: int,
+        max_page_chars: int = 100_000,
+        max_file_chars: int = 5_000_000,
+    ):
         self.max_pages = max_pages
         self.timeout_s = timeout_s
         self.memory_mb = memory_mb
+        self.max_page_chars = max_page_chars
+        self.max_file_chars = max_file_chars
         self._proc: subprocess.Popen | None = None
+        self._results: int | None = None  # read end of the worker's answer pipe
+        self._diagnostics = b""
+        self._request_id = 0
+        self._deadline = 0.0
 
     def __enter__(self) -> PdfExtractor:
         return self
@@ -71,28 +95,48 @@ class PdfExtractor:
         if self._proc is not None:
             self._proc.kill()
             self._proc.wait()
-            for stream in (self._proc.stdin, self._proc.stdout, self._proc.stderr):
+            for stream in (self._proc.stdin, self._proc.stdout):
                 stream.close()
             self._proc = None
+        if self._results is not None:
+            os.close(self._results)
+            self._results = None
 
     def extract(self, path: Path) -> Extracted:
         """Extract the text of every page of `path`.
 
         Raises:
             ExtractionError: encrypted, no text layer, corrupt, not a PDF, too many pages,
-                timeout, out of memory, or a crash of the worker.
+                too much text, timeout, out of memory, or a crash of the worker.
         """
         proc = self._worker()
-        request = json.dumps({"path": str(path), "max_pages": self.max_pages})
-        try:
-            proc.stdin.write((request + "\n").encode())
+        self._request_id += 1
+        request = {
+            "id": self._request_id,
+            "path": str(path),
+            "max_pages": self.max_pages,
+            "max_page_chars": self.max_page_chars,
+            "max_file_chars": self.max_file_chars,
+        }
+        try:  # ensure_ascii: undecodable bytes of a name travel as \udcXX escapes
+            proc.stdin.write((json.dumps(request, ensure_ascii=True) + "\n").encode("ascii"))
             proc.stdin.flush()
         except BrokenPipeError:
             pass  # the worker died on start-up; reading its answer reports why
-        line = self._read_line(proc)
+        line = self._read_answer(proc)
         if line is None:
-            raise self._worker_lost()
-        result = json.loads(line)
+            raise self._worker_lost(timed_out=time.monotonic() >= self._deadline)
+        try:
+            result = json.loads(line)
+            matches = result.get("id") == request["id"] and result.get("path") == request["path"]
+        except (ValueError, AttributeError):
+            result, matches = {}, False
+        if not matches:
+            self.close()  # out of step: never trust this worker's next answer either
+            log.error("PDF worker answered out of turn for %r", request["path"])
+            raise ExtractionError(
+                FileStatus.FAILED, "the PDF reader gave an answer for another request"
+            )
         if result["status"] == "out_of_memory":
             self.close()
             raise ExtractionError(
@@ -100,7 +144,8 @@ class PdfExtractor:
             )
         if result["status"] != "ok":
             raise ExtractionError(FileStatus(result["status"]), result["reason"])
-        return Extracted(pages=result["pages"], note=result.get("note", ""))
+        file_id = tuple(result["file"]) if result.get("file") else None
+        return Extracted(pages=result["pages"], note=result.get("note", ""), file_id=file_id)
 
     def _worker(self) -> subprocess.Popen:
         if self._proc is None or self._proc.poll() is not None:
@@ -110,47 +155,85 @@ class PdfExtractor:
             def limit_memory() -> None:  # runs in the child before exec
                 resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
 
-            self._proc = subprocess.Popen(
-                [sys.executable, "-m", "engine.ingest.extract_worker"],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                preexec_fn=limit_memory,
-            )
+            read_end, write_end = os.pipe()
+            try:
+                self._proc = subprocess.Popen(
+                    [sys.executable, "-m", "engine.ingest.extract_worker", str(write_end)],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    pass_fds=(write_end,),
+                    preexec_fn=limit_memory,
+                )
+            except BaseException:
+                os.close(read_end)
+                raise
+            finally:
+                os.close(write_end)
+            self._results = read_end
+            self._diagnostics = b""
+            os.set_blocking(self._proc.stdout.fileno(), False)
         return self._proc
 
-    def _read_line(self, proc: subprocess.Popen) -> bytes | None:
-        """One answer line, or None when the time limit passes or the worker exits."""
-        deadline = time.monotonic() + self.timeout_s
+    def _read_answer(self, proc: subprocess.Popen) -> bytes | None:
+        """One answer line, or None when the time limit passes or the worker exits.
+
+        The worker's messages are drained meanwhile (keeping a tail) so it never stalls on a
+        full pipe.
+        """
+        deadline = self._deadline = time.monotonic() + self.timeout_s
         buffer = b""
         with selectors.DefaultSelector() as selector:
-            selector.register(proc.stdout, selectors.EVENT_READ)
+            selector.register(self._results, selectors.EVENT_READ, "results")
+            selector.register(proc.stdout, selectors.EVENT_READ, "messages")
             while not buffer.endswith(b"\n"):
                 remaining = deadline - time.monotonic()
-                if remaining <= 0 or not selector.select(remaining):
+                events = selector.select(remaining) if remaining > 0 else []
+                if not events:
                     return None
-                data = proc.stdout.read1(1 << 20)
-                if not data:
-                    return None
-                buffer += data
+                for key, _ in events:
+                    if key.data == "messages":
+                        if not self._drain_messages(proc):
+                            selector.unregister(proc.stdout)
+                        continue
+                    data = os.read(self._results, 1 << 20)
+                    if not data:
+                        return None
+                    buffer += data
         return buffer
 
-    def _worker_lost(self) -> ExtractionError:
+    def _drain_messages(self, proc: subprocess.Popen) -> bool:
+        """Keep the tail of what the worker printed; False once the pipe is closed."""
+        try:
+            data = proc.stdout.read()
+        except BlockingIOError:
+            return True
+        if data is None:
+            return True
+        self._diagnostics = (self._diagnostics + data)[-_DIAGNOSTICS_KEPT:]
+        return bool(data)
+
+    def _worker_lost(self, *, timed_out: bool) -> ExtractionError:
+        """Why the worker gave no answer: the time limit, memory, or a crash."""
         proc = self._proc
-        timed_out = proc.poll() is None
-        if timed_out:
+        try:  # closed its answer pipe: it is exiting, give it a moment
+            proc.wait(timeout=0 if timed_out else 5)
+        except subprocess.TimeoutExpired:
+            timed_out = True
             proc.kill()
-        proc.wait()
-        stderr = proc.stderr.read().decode("utf-8", "replace")
+            proc.wait()
+        os.set_blocking(proc.stdout.fileno(), True)
+        self._diagnostics = (self._diagnostics + proc.stdout.read())[-_DIAGNOSTICS_KEPT:]
+        messages = self._diagnostics.decode("utf-8", "replace")
         self.close()
         if timed_out:
             return ExtractionError(
                 FileStatus.TIMEOUT, f"reading the PDF took longer than {self.timeout_s:g} s"
             )
-        if proc.returncode == -9 or any(sign in stderr for sign in _OUT_OF_MEMORY_SIGNS):
+        if proc.returncode == -9 or any(sign in messages for sign in _OUT_OF_MEMORY_SIGNS):
             return ExtractionError(
                 FileStatus.OUT_OF_MEMORY, f"reading the PDF needed more than {self.memory_mb} MB"
             )
-        last = stderr.strip().splitlines()[-1:] or [f"exit code {proc.returncode}"]
-        log.warning("PDF worker died: %s", stderr[-2000:])
+        last = messages.strip().splitlines()[-1:] or [f"exit code {proc.returncode}"]
+        log.warning("PDF worker died: %s", messages[-2000:])
         return ExtractionError(FileStatus.FAILED, f"PDF reader crashed: {last[0]}")

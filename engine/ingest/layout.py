@@ -1,10 +1,19 @@
-"""Where a file sits in the inbox: `<grade>/<subject>/<file>.pdf`, and which names to ignore."""
+"""Where a file sits in the inbox: `<grade>/<subject>/<file>.pdf`, and which names to ignore.
+
+Grade and subject are the first two folder names, checked by `engine.names` (lowercase
+letters and digits in words joined by single underscores): a `kelas-10` or `Kelas 10` folder is
+refused with a message suggesting `kelas_10`, never cleaned up, so that two folders can never
+share a collection.
+"""
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
+
+from engine.names import BadName, check_grade_subject
 
 # Names that are still being written or are editor/OS droppings.
 _IGNORED_SUFFIXES = (".part", ".crdownload", ".partial", ".download", ".tmp", ".swp", "~")
@@ -12,7 +21,8 @@ _IGNORED_PREFIXES = (".", "~$", "~lock.")
 
 
 class BadLocation(ValueError):
-    """The file is not inside a `<grade>/<subject>/` folder."""
+    """The file is not inside a `<grade>/<subject>/` folder, or those folders' names are not
+    allowed grade/subject names."""
 
 
 @dataclass(frozen=True)
@@ -40,7 +50,8 @@ def place(path: Path, root: Path) -> Placement:
     Deeper folders (`kelas_10/informatika/bab1/materi.pdf`) are allowed; shallower ones are not.
 
     Raises:
-        BadLocation: the file is directly in the inbox or in a grade folder without a subject.
+        BadLocation: the file is directly in the inbox or in a grade folder without a subject,
+            or a folder name breaks the naming rule (the message says what to rename it to).
     """
     try:
         parts = path.relative_to(root).parts
@@ -51,7 +62,11 @@ def place(path: Path, root: Path) -> Placement:
             "file must be inside <grade>/<subject>/ (for example kelas_10/informatika/bab1.pdf),"
             f" found at {'/'.join(parts)}"
         )
-    return Placement(grade=parts[0], subject=parts[1])
+    try:
+        grade, subject = check_grade_subject(parts[0], parts[1])
+    except BadName as exc:
+        raise BadLocation(f"rename the folder: {exc}") from exc
+    return Placement(grade=grade, subject=subject)
 
 
 def root_for(path: Path, inbox: Path) -> Path:
@@ -70,8 +85,13 @@ def root_for(path: Path, inbox: Path) -> Path:
 
 
 def sha256_file(path: Path, block: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
     with path.open("rb") as fh:
-        while chunk := fh.read(block):
-            digest.update(chunk)
+        return sha256_stream(fh, block)
+
+
+def sha256_stream(fh: BinaryIO, block: int = 1 << 20) -> str:
+    """sha256 of what is left to read in `fh`."""
+    digest = hashlib.sha256()
+    while chunk := fh.read(block):
+        digest.update(chunk)
     return digest.hexdigest()

@@ -7,11 +7,13 @@ Crash safety comes from the order of writes and from content-addressed chunk ids
 A kill between any two steps leaves either a file the catalogue does not mark as done (it is
 processed again on restart) or chunks no catalogue row refers to (`reconcile` deletes them).
 The teacher's file is only ever opened for reading.
+
+Every entry of the inbox is hostile (see `engine.ingest.scan`): each one gets a result, every
+error of one file becomes that file's `failed` status, and a job is always finished.
 """
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import time
@@ -19,71 +21,31 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
 
-from engine.catalog import Catalog, Document
+from engine.catalog import Catalog
 from engine.costs import bedrock_cost
-from engine.embed.base import Embedder, EmbeddingResult, EmbeddingUnavailable
-from engine.ingest.chunk import Chunk, chunk_pages
+from engine.embed.base import Embedder, EmbeddingUnavailable
+from engine.ingest.chunk import chunk_pages
 from engine.ingest.extract import ExtractionError, PdfExtractor
-from engine.ingest.layout import BadLocation, Placement, is_candidate, place, sha256_file
+from engine.ingest.layout import BadLocation, place, sha256_stream
 from engine.ingest.records import DocumentRecords, lexical_chunk
+from engine.ingest.scan import (
+    NotRegularFile,
+    Refused,
+    clean_text,
+    open_regular,
+    path_key,
+    regular_source,
+)
+from engine.ingest.work import FileWork, JobOutcome, Progress, Silent
 from engine.jobs.base import FileResult, FileStatus, JobRecord, JobTracker
 from engine.lexical.index import LexicalIndex
+from engine.locking import writer_lock
 from engine.settings import Settings
 from engine.store.chroma import ChunkStore, StoredChunk, chunk_id
 
 log = logging.getLogger(__name__)
-
-
-class Progress(Protocol):
-    """What the CLI and the panel are told while a job runs."""
-
-    def file_started(self, path: str, number: int, total: int) -> None: ...
-    def chunks_embedded(self, count: int, total: int) -> None: ...
-    def file_done(self, result: FileResult) -> None: ...
-
-
-class _Silent:
-    def file_started(self, path: str, number: int, total: int) -> None:
-        pass
-
-    def chunks_embedded(self, count: int, total: int) -> None:
-        pass
-
-    def file_done(self, result: FileResult) -> None:
-        pass
-
-
-@dataclass
-class _FileWork:
-    """One file between its cheap checks and its ingestion.
-
-    `action` is "ingest" (its PDF is being read in `extraction`), "remove" (it left the
-    inbox), or "report" (the result is already decided: skipped, bad location, too large...).
-    """
-
-    path: Path
-    result: FileResult
-    started: float
-    action: str = "report"
-    placement: Placement | None = None
-    before: os.stat_result | None = None
-    previous: Document | None = None
-    extraction: Future | None = None
-    pages: int = 0
-    page_texts: list[str] = field(default_factory=list)
-    note: str = ""
-    chunks: list[Chunk] = field(default_factory=list)
-    embedded: EmbeddingResult | None = None
-
-
-@dataclass
-class JobOutcome:
-    job: JobRecord
-    files: list[FileResult]
 
 
 class Ingestor(DocumentRecords):
@@ -119,72 +81,89 @@ class Ingestor(DocumentRecords):
     ) -> JobOutcome | None:
         """Ingest (or remove) the files at `paths` (files or folders) under `root`.
 
-        Returns None when nothing in `paths` concerns the engine (e.g. only temp files).
+        Every file gets a result, whatever goes wrong with it, and the job is always finished
+        (`completed`, `partial` or `failed`) and saved, even when an error escapes the loop (it
+        is then re-raised). Returns None when nothing in `paths` concerns the engine (e.g. only
+        temp files).
         """
-        progress = progress or _Silent()
+        progress = progress or Silent()
         root = root.resolve()
         with self.writer_lock():
-            targets = self.collect(paths)
+            targets = self.collect(paths, root)
             if not targets:
                 return None
             job = JobRecord(
                 job_type=job_type,
-                input_dir=input_dir or str(root),
+                input_dir=path_key(input_dir or root),
                 total_files=len(targets),
                 config=self._job_config(),
             )
             self.tracker.save_job(job)
             started = time.monotonic()
             results: list[FileResult] = []
-            models: set[str] = set()
-            extractor = self._extractor()
-            with (
-                ThreadPoolExecutor(1, thread_name_prefix="pdf-reader") as reader,
-                ThreadPoolExecutor(1, thread_name_prefix="chunk-writer") as writer,
-            ):
-
-                def plan(path: Path) -> _FileWork:
-                    return self._plan_safely(
-                        path, root, lambda p: reader.submit(extractor.extract, p)
-                    )
-
-                def commit(work: _FileWork) -> None:
-                    """Runs on the writer thread, in file order."""
-                    self._commit_safely(work, root)
-
-                def report(work: _FileWork, done: Future) -> None:
-                    done.result()  # _commit_safely never raises; this re-raises bugs
-                    result = work.result
-                    result.seconds = round(time.monotonic() - work.started, 3)
-                    if work.embedded and result.status is FileStatus.INGESTED:
-                        models.add(work.embedded.model.key)
-                        job.fallback_reason = work.embedded.fallback_reason or job.fallback_reason
-                    job.count(result)
-                    job.strategy_used = ",".join(sorted(models))
-                    self.tracker.save_file(job.job_id, result)
-                    self.tracker.save_job(job)
-                    results.append(result)
-                    progress.file_done(result)
-
-                pending: deque[tuple[_FileWork, Future]] = deque()
-                upcoming = plan(targets[0])
-                for number, path in enumerate(targets, start=1):
-                    current = upcoming
-                    # Plan the next file now, so its PDF is read while this one is embedded.
-                    upcoming = plan(targets[number]) if number < len(targets) else None
-                    job.current_file = str(path)
-                    self.tracker.save_job(job)
-                    progress.file_started(str(path), number, len(targets))
-                    self._embed_safely(current, progress, job)
-                    # Store it on the writer thread while the next file is embedded.
-                    pending.append((current, writer.submit(commit, current)))
-                    while len(pending) > 1 or (pending and pending[0][1].done()):
-                        report(*pending.popleft())
-                while pending:
-                    report(*pending.popleft())
-            job.finish(started, time.monotonic())
-            self.tracker.save_job(job)
+            try:
+                self._run_files(job, targets, root, progress, results)
+            except Exception as exc:
+                log.exception("job %s stopped early", job.job_id)
+                job.errors.append(clean_text(f"job stopped early: {type(exc).__name__}: {exc}"))
+                raise
+            finally:
+                job.finish(started, time.monotonic())
+                self.tracker.save_job(job)
             return JobOutcome(job, results)
+
+    def _run_files(
+        self,
+        job: JobRecord,
+        targets: list[Path],
+        root: Path,
+        progress: Progress,
+        results: list[FileResult],
+    ) -> None:
+        """Plan, embed, store and report each file; the next file's PDF is read meanwhile."""
+        models: set[str] = set()
+        extractor = self._extractor()
+        with (
+            ThreadPoolExecutor(1, thread_name_prefix="pdf-reader") as reader,
+            ThreadPoolExecutor(1, thread_name_prefix="chunk-writer") as writer,
+        ):
+
+            def plan(path: Path) -> FileWork:
+                return self._plan_safely(path, root, lambda p: reader.submit(extractor.extract, p))
+
+            def commit(work: FileWork) -> None:
+                """Runs on the writer thread, in file order."""
+                self._commit_safely(work, root)
+
+            def report(work: FileWork, done: Future) -> None:
+                done.result()  # _commit_safely never raises; this re-raises bugs
+                result = work.result
+                result.seconds = round(time.monotonic() - work.started, 3)
+                if work.embedded and result.status is FileStatus.INGESTED:
+                    models.add(work.embedded.model.key)
+                    job.fallback_reason = work.embedded.fallback_reason or job.fallback_reason
+                self._save_result(job, result)
+                job.strategy_used = ",".join(sorted(models))
+                self._save_progress(job)
+                results.append(result)
+                progress.file_done(result)
+
+            pending: deque[tuple[FileWork, Future]] = deque()
+            upcoming = plan(targets[0])
+            for number in range(1, len(targets) + 1):
+                current = upcoming
+                # Plan the next file now, so its PDF is read while this one is embedded.
+                upcoming = plan(targets[number]) if number < len(targets) else None
+                job.current_file = current.result.path
+                self._save_progress(job)
+                progress.file_started(current.result.path, number, len(targets))
+                self._embed_safely(current, progress, job)
+                # Store it on the writer thread while the next file is embedded.
+                pending.append((current, writer.submit(commit, current)))
+                while len(pending) > 1 or (pending and pending[0][1].done()):
+                    report(*pending.popleft())
+            while pending:
+                report(*pending.popleft())
 
     def _extractor(self) -> PdfExtractor:
         """The PDF reader, kept across jobs so a long-running engine starts its worker once.
@@ -193,6 +172,8 @@ class Ingestor(DocumentRecords):
         """
         limits = {
             "max_pages": self.settings.max_pages,
+            "max_page_chars": self.settings.max_page_chars,
+            "max_file_chars": self.settings.max_file_chars,
             "timeout_s": self.settings.extract_timeout_s,
             "memory_mb": self.settings.extract_memory_mb,
         }
@@ -207,75 +188,57 @@ class Ingestor(DocumentRecords):
             self._pdf_extractor.close()
             self._pdf_extractor = None
 
-    def collect(self, paths: Iterable[Path]) -> list[Path]:
-        """Expand folders into PDFs; keep vanished paths the catalogue knows (deletions)."""
-        found: dict[str, Path] = {}
-        for path in paths:
-            path = Path(path).resolve()
-            if path.is_dir():
-                for child in sorted(path.rglob("*.[pP][dD][fF]")):
-                    if child.is_file() and is_candidate(child.relative_to(path)):
-                        found.setdefault(str(child), child)
-                for gone in self.vanished(path):
-                    found.setdefault(str(gone), gone)
-            elif path.is_file():
-                if is_candidate(path):
-                    found.setdefault(str(path), path)
-            else:  # gone: a deleted file, or a deleted folder of files
-                known = [str(path)] if self.catalog.get(str(path)) else []
-                for key in known + self.catalog.paths_under(path):
-                    found.setdefault(key, Path(key))
-        return list(found.values())
-
     @contextmanager
     def writer_lock(self) -> Iterator[None]:
         """Serialise writers across processes (`nexus watch` and a one-shot `nexus ingest`)."""
-        self.settings.run_dir.mkdir(parents=True, exist_ok=True)
-        with (self.settings.run_dir / "writer.lock").open("w") as fh:
-            try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                log.info("waiting for another ingestion in this data dir to finish")
-                fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+        with writer_lock(self.settings.run_dir):
+            yield
 
     # --- one file: plan (cheap checks, start reading), then finish (embed, store) ---------
-    def _plan_safely(self, path: Path, root: Path, read: Callable[[Path], Future]) -> _FileWork:
-        plan = _FileWork(path, FileResult(str(path), FileStatus.FAILED), started=time.monotonic())
+    def _plan_safely(self, path: Path, root: Path, read: Callable[[Path], Future]) -> FileWork:
+        result = FileResult(path_key(path), FileStatus.FAILED)
+        plan = FileWork(path, result, started=time.monotonic())
         try:
             self._plan(plan, root, read)
         except Exception as exc:  # one bad file must never stop the engine
-            log.exception("failed to check %s", path)
+            log.exception("failed to check %s", result.path)
             plan.result.reason = f"{type(exc).__name__}: {exc}"
             plan.action = "report"
         return plan
 
-    def _plan(self, plan: _FileWork, root: Path, read: Callable[[Path], Future]) -> None:
+    def _plan(self, plan: FileWork, root: Path, read: Callable[[Path], Future]) -> None:
         path, result = plan.path, plan.result
-        if not path.exists():
+        if not os.path.lexists(path):
             plan.action = "remove"
             return
         try:
+            plan.source = regular_source(path, root)
             plan.placement = place(path, root)
+        except Refused as exc:
+            result.status, result.reason = exc.status, exc.reason
+            return
         except BadLocation as exc:
             result.status, result.reason = FileStatus.BAD_LOCATION, str(exc)
             return
         result.grade, result.subject = plan.placement.grade, plan.placement.subject
-        plan.before = path.stat()
-        limit_mb = self.settings.max_file_mb
-        if plan.before.st_size == 0:
-            result.status, result.reason = FileStatus.EMPTY, "the file is empty (0 bytes)"
+        try:
+            fh = open_regular(plan.source)
+        except NotRegularFile as exc:
+            result.status, result.reason = FileStatus.NOT_A_FILE, str(exc)
             return
-        if plan.before.st_size > limit_mb * 2**20:
-            size_mb = plan.before.st_size / 2**20
-            result.status = FileStatus.TOO_LARGE
-            result.reason = f"{size_mb:.1f} MB, more than the limit of {limit_mb:g} MB"
-            return
-        result.sha256 = sha256_file(path)
-        plan.previous = self.catalog.get(str(path))
+        with fh:
+            plan.before = os.fstat(fh.fileno())
+            limit_mb = self.settings.max_file_mb
+            if plan.before.st_size == 0:
+                result.status, result.reason = FileStatus.EMPTY, "the file is empty (0 bytes)"
+                return
+            if plan.before.st_size > limit_mb * 2**20:
+                size_mb = plan.before.st_size / 2**20
+                result.status = FileStatus.TOO_LARGE
+                result.reason = f"{size_mb:.1f} MB, more than the limit of {limit_mb:g} MB"
+                return
+            result.sha256 = sha256_stream(fh)
+        plan.previous = self.catalog.get(result.path)
         if (
             plan.previous
             and plan.previous.sha256 == result.sha256
@@ -285,25 +248,31 @@ class Ingestor(DocumentRecords):
             result.pages, result.chunks = plan.previous.pages, plan.previous.chunks
             return
         plan.action = "ingest"
-        plan.extraction = read(path)
+        plan.extraction = read(plan.source)
 
-    def _embed_safely(self, work: _FileWork, progress: Progress, job: JobRecord) -> None:
+    def _embed_safely(self, work: FileWork, progress: Progress, job: JobRecord) -> None:
         if work.action != "ingest":
             return
         try:
             self._embed(work, progress, job)
         except Exception as exc:  # one bad file must never stop the engine
-            log.exception("failed to ingest %s", work.path)
+            log.exception("failed to ingest %s", work.result.path)
             self._fail(work, FileStatus.FAILED, f"{type(exc).__name__}: {exc}")
 
-    def _embed(self, work: _FileWork, progress: Progress, job: JobRecord) -> None:
+    def _embed(self, work: FileWork, progress: Progress, job: JobRecord) -> None:
         """Wait for the text, chunk it, embed the chunks (main thread)."""
         try:
             extracted = work.extraction.result()
         except ExtractionError as exc:
             return self._fail(work, exc.status, exc.reason)
-        after = work.path.stat()
-        if (after.st_size, after.st_mtime_ns) != (work.before.st_size, work.before.st_mtime_ns):
+        after = os.stat(work.source)
+        before = work.before
+        if extracted.file_id not in (None, (before.st_dev, before.st_ino)) or (
+            after.st_dev,
+            after.st_ino,
+            after.st_size,
+            after.st_mtime_ns,
+        ) != (before.st_dev, before.st_ino, before.st_size, before.st_mtime_ns):
             reason = "the file changed while it was read; it will be read again"
             return self._fail(work, FileStatus.FAILED, reason)
         work.pages, work.note = len(extracted.pages), extracted.note
@@ -330,29 +299,35 @@ class Ingestor(DocumentRecords):
             job.tokens_by_subject[subject] = tokens
             job.estimated_cost = round(bedrock_cost(self.settings, job.input_tokens), 8)
 
-    def _commit_safely(self, work: _FileWork, root: Path) -> None:
+    def _commit_safely(self, work: FileWork, root: Path) -> None:
         try:
             self._commit(work, root)
         except Exception as exc:  # one bad file must never stop the engine
-            log.exception("failed to store %s", work.path)
+            log.exception("failed to store %s", work.result.path)
             work.result.status = FileStatus.FAILED
             work.result.reason = f"{type(exc).__name__}: {exc}"
 
-    def _commit(self, work: _FileWork, root: Path) -> None:
+    def _commit(self, work: FileWork, root: Path) -> None:
         """Store the chunks and switch the catalogue to them (writer thread, in file order)."""
         if work.action == "remove":
-            work.result = self._remove(str(work.path))
+            work.result = self._remove(work.result.path)
             return
         if work.action != "ingest":
             return
         result, placement = work.result, work.placement
         # checked here, not when planning: the previous file may have been this one's twin
         copy = self.catalog.stored_copy(
-            placement.grade, placement.subject, result.sha256, str(work.path)
+            placement.grade, placement.subject, result.sha256, result.path
         )
         if copy:
             self._record(
-                result, FileStatus.SKIPPED, copy.collection, copy.pages, copy.chunks, work.previous
+                result,
+                FileStatus.SKIPPED,
+                copy.collection,
+                copy.pages,
+                copy.chunks,
+                work.previous,
+                size=work.before.st_size,
             )
             result.reason = f"same content as {copy.path}, already ingested"
             return
@@ -366,7 +341,7 @@ class Ingestor(DocumentRecords):
                 metadata={
                     "grade": placement.grade,
                     "subject": placement.subject,
-                    "source": work.path.name,
+                    "source": Path(result.path).name,
                     "file_sha256": result.sha256,
                     "page": c.page_start,
                     "page_end": c.page_end,
@@ -387,13 +362,14 @@ class Ingestor(DocumentRecords):
             work.pages,
             len(stored),
             work.previous,
+            size=work.before.st_size,
             lexical=[lexical_chunk(c) for c in stored],
         )
         result.reason = work.note
 
     # --- catalogue bookkeeping --------------------------------------------------------------
     @staticmethod
-    def _fail(work: _FileWork, status: FileStatus, reason: str) -> None:
+    def _fail(work: FileWork, status: FileStatus, reason: str) -> None:
         """A failure is reported in the job only: the catalogue keeps the last good version,
         whose chunks go on answering searches until a readable version arrives."""
         work.result.status, work.result.reason = status, reason

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 from engine.catalog import Document
-from engine.jobs.base import FileResult, FileStatus
+from engine.ingest.scan import clean_text, expand, path_for_key, path_key
+from engine.jobs.base import FileResult, FileStatus, JobRecord
 from engine.lexical.index import LexicalChunk
 from engine.store.chroma import StoredChunk
 
@@ -29,9 +31,57 @@ def lexical_chunk(chunk: StoredChunk) -> LexicalChunk:
 class DocumentRecords:
     """Catalogue, lexical index and recovery; mixed into `Ingestor` (which sets the parts)."""
 
+    def _save_result(self, job: JobRecord, result: FileResult) -> None:
+        """Count and record one file's result; a result that cannot be saved is replaced by a
+        `failed` one saying why, so the job's counters and its file list agree."""
+        for name in ("path", "reason", "grade", "subject"):
+            setattr(result, name, clean_text(getattr(result, name)))
+        try:
+            self.tracker.save_file(job.job_id, result)
+        except Exception as exc:  # one bad record must never stop the job
+            log.exception("cannot record the result of %s", result.path)
+            result.status = FileStatus.FAILED
+            result.reason = clean_text(f"the result could not be recorded: {exc}")
+            try:
+                self.tracker.save_file(job.job_id, result)
+            except Exception:
+                log.exception("cannot record the failure of %s either", result.path)
+        job.count(result)
+
+    def _save_progress(self, job: JobRecord) -> None:
+        """Progress updates are best effort: the final save of the job is what counts."""
+        try:
+            self.tracker.save_job(job)
+        except Exception:
+            log.exception("cannot save the progress of job %s", job.job_id)
+
+    def collect(self, paths: Iterable[Path], root: Path) -> list[Path]:
+        """Every inbox entry in `paths` (folders are walked), whatever its kind, plus vanished
+        paths the catalogue knows (deletions). Entries are keyed by `path_key`."""
+        entries, folders = expand(paths, root)
+        found: dict[str, Path] = {}
+        for entry in entries:
+            key = path_key(entry)
+            if os.path.lexists(entry):
+                found.setdefault(key, entry)
+                continue
+            # gone: a deleted file, or a deleted folder of files
+            known = [key] if self.catalog.get(key) else []
+            for gone in known + self.catalog.paths_under(entry):
+                found.setdefault(gone, path_for_key(gone))
+        for folder in folders:
+            for gone in self.vanished(folder):
+                found.setdefault(path_key(gone), gone)
+        return list(found.values())
+
     def vanished(self, root: Path) -> list[Path]:
-        """Catalogued files under `root` that no longer exist (deleted while nobody watched)."""
-        return [Path(p) for p in self.catalog.paths_under(root) if not Path(p).exists()]
+        """Catalogued files under `root` that no longer exist (deleted while nobody watched).
+
+        Catalogue paths are keys (`path_key`); the real paths are returned. A broken link is
+        still there: it is reported as `not_a_file`, not removed.
+        """
+        paths = [path_for_key(key) for key in self.catalog.paths_under(root)]
+        return [p for p in paths if not os.path.lexists(p)]
 
     def recover(self) -> list[str]:
         """After a crash: mark dead jobs interrupted and delete chunks no document refers to."""
@@ -77,19 +127,20 @@ class DocumentRecords:
         pages: int,
         chunks: int,
         previous: Document | None,
+        *,
+        size: int,
         lexical: list[LexicalChunk] | None = None,
     ) -> None:
         """Point the catalogue (and the lexical index, in the same transaction) at the new
-        version, then release the old version's chunks."""
+        version, then release the old version's chunks. `result.path` is the file's key."""
         result.status, result.pages, result.chunks = status, pages, chunks
-        path = Path(result.path)
         document = Document(
             path=result.path,
             grade=result.grade,
             subject=result.subject,
-            file_name=path.name,
+            file_name=Path(result.path).name,
             sha256=result.sha256,
-            size=path.stat().st_size,
+            size=size,
             status="ingested",
             reason=result.reason,
             pages=pages,

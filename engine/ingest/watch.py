@@ -3,18 +3,25 @@
 The watchdog handler is a thin adapter that only queues paths. `StabilityGate` decides when a
 queued file has stopped changing (size and mtime unchanged for WATCH_STABLE_SECONDS) so a
 100 MB copy in progress is never read half-written; it is testable without watchdog.
+
+The watcher never dies because of a file: an error while handling a batch of paths (or in the
+periodic tick) is logged and the watcher goes on. Entries are found as the pipeline finds them
+(`engine.ingest.scan.inbox_entries`): FIFOs, folders named `x.pdf` and links are queued too, so
+that each gets a status; links to folders are never descended into.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.ingest.layout import is_candidate, is_ignored
+from engine.ingest.layout import is_ignored
+from engine.ingest.scan import inbox_entries, is_reportable
 
 log = logging.getLogger(__name__)
 
@@ -42,11 +49,15 @@ class StabilityGate:
         """
         if is_ignored(path):
             return
-        if path.is_dir():
-            for child in path.rglob("*"):
-                if is_candidate(child) and child.is_file():
-                    self.touch(child)
+        if path.is_dir() and not path.is_symlink():
+            for child in inbox_entries(path):
+                self._queue(child)
             return
+        if os.path.lexists(path) and not is_reportable(path):
+            return  # not a PDF name (a folder's own entries were queued above)
+        self._queue(path)
+
+    def _queue(self, path: Path) -> None:
         with self._lock:
             self._pending[path] = _Pending(self._signature(path), self.clock())
 
@@ -71,7 +82,7 @@ class StabilityGate:
     @staticmethod
     def _signature(path: Path) -> tuple[int, int] | None:
         try:
-            stat = path.stat()
+            stat = os.lstat(path)  # a FIFO is never opened; a link is judged by the pipeline
         except OSError:
             return None
         return (stat.st_size, stat.st_mtime_ns)
@@ -88,9 +99,12 @@ def _event_handler(gate: StabilityGate):
                 return
             if event.is_directory and event.event_type == "modified":
                 return  # its files report their own changes
-            gate.touch(Path(event.src_path))
-            if getattr(event, "dest_path", ""):
-                gate.touch(Path(event.dest_path))
+            try:
+                gate.touch(Path(os.fsdecode(event.src_path)))
+                if getattr(event, "dest_path", ""):
+                    gate.touch(Path(os.fsdecode(event.dest_path)))
+            except Exception:  # the observer thread must survive any path
+                log.exception("watcher: cannot queue a changed path; going on")
 
     return InboxEventHandler()
 
@@ -134,19 +148,28 @@ class InboxWatcher:
         log.info("watching %s (%s)", self.inbox, self.mode)
         try:
             # Rescan: files dropped, changed or deleted while the engine was down.
-            self.gate.touch(self.inbox)
-            if gone := self.vanished():
-                self.on_ready(gone)
+            self._safely("rescan the inbox", self.gate.touch, self.inbox)
+            if gone := self._safely("look for deleted files", self.vanished):
+                self._safely("handle deleted files", self.on_ready, gone)
             tick = min(0.5, self.poll_interval_s)
             while not self.stopped.wait(tick):
                 if self.on_tick is not None:
-                    self.on_tick(self)
-                ready = self.gate.ready()
+                    self._safely("run the periodic tasks", self.on_tick, self)
+                ready = self._safely("check queued files", self.gate.ready)
                 if ready:
-                    self.on_ready(ready)
+                    self._safely(f"handle {len(ready)} file(s)", self.on_ready, ready)
         finally:
             observer.stop()
             observer.join(timeout=10)
 
     def stop(self) -> None:
         self.stopped.set()
+
+    @staticmethod
+    def _safely(what: str, action: Callable, *args: object):
+        """Run `action`; an error is logged, never allowed to end the watcher."""
+        try:
+            return action(*args)
+        except Exception:
+            log.exception("watcher: failed to %s; going on", what)
+            return None

@@ -33,7 +33,9 @@ class FileStatus(StrEnum):
     NOT_PDF = "not_pdf"  # another kind of file renamed .pdf
     TOO_LARGE = "too_large"
     TOO_MANY_PAGES = "too_many_pages"
-    BAD_LOCATION = "bad_location"  # not under <grade>/<subject>/
+    BAD_LOCATION = "bad_location"  # not under <grade>/<subject>/, or a folder name not allowed
+    NOT_A_FILE = "not_a_file"  # a folder, FIFO, device, socket or broken link with a PDF name
+    OUTSIDE_INBOX = "outside_inbox"  # a link to something outside the inbox (never followed)
     TIMEOUT = "timeout"
     OUT_OF_MEMORY = "out_of_memory"
     FAILED = "failed"  # anything else (embedding or storage error), reason says what
@@ -108,11 +110,19 @@ class JobRecord:
             self.total_chunks += result.chunks
 
     def finish(self, started_monotonic_s: float, now_monotonic_s: float) -> None:
-        """Set the final status from the counters."""
+        """Set the final status from the counters.
+
+        A job that stopped before every file was processed is never `completed`.
+        """
         self.processing_time = round(now_monotonic_s - started_monotonic_s, 3)
         self.completed_at = utc_now()
         self.current_file = ""
-        if self.failed_files == 0:
+        if self.processed_files < self.total_files:
+            self.errors.append(
+                f"{self.total_files - self.processed_files} file(s) were not processed"
+            )
+            self.status = "partial" if self.successful_files or self.skipped_files else "failed"
+        elif self.failed_files == 0:
             self.status = "completed"
         elif self.successful_files or self.skipped_files:
             self.status = "partial"

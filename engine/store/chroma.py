@@ -1,5 +1,8 @@
 """Chunks in ChromaDB: one collection per grade + subject + embedding model.
 
+Collections made before grade/subject names were checked (`nexus__kelas-10__...`, from a
+lossy slug) are still found and searched through their metadata.
+
 Chunk ids are `<file sha256[:24]>-<chunk index>`, so storing the same document again (a retry
 after a crash, the same PDF dropped twice) overwrites instead of duplicating. Writes go in
 batches below the server's maximum batch size.
@@ -8,21 +11,26 @@ batches below the server's maximum batch size.
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass
+
+from engine.names import SEPARATOR, library_key
 
 log = logging.getLogger(__name__)
 
 _NAME_PREFIX = "nexus"
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-") or "x"
-
-
 def collection_name(grade: str, subject: str, model_key: str) -> str:
-    """Chroma-safe name: `nexus__kelas-10__informatika__all-minilm-l6-v2`."""
-    return "__".join([_NAME_PREFIX, _slug(grade), _slug(subject), model_key])[:500]
+    """`nexus__kelas_10__informatika__all-minilm-l6-v2`, from the exact grade and subject.
+
+    Names are checked, never cleaned up (`engine.names`), so `kelas_10` and `kelas-10` can never
+    share a collection: the second is refused. At most 5 + 2 + 129 + 2 + len(model_key)
+    characters, well within Chroma's limit.
+
+    Raises:
+        BadName: grade or subject break the naming rule.
+    """
+    return SEPARATOR.join([_NAME_PREFIX, library_key(grade, subject), model_key])
 
 
 def vkp_collection_name(grade: str, subject: str, model_key: str, version: str) -> str:

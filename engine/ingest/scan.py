@@ -1,0 +1,259 @@
+"""Finding teachers' files in the inbox, naming them safely, and deciding which may be opened.
+
+Everything in the inbox comes from outside and is treated as hostile: its names, its kinds of
+entry and its links.
+
+File names. On Linux a name is bytes; Python hands undecodable bytes over as lone surrogates
+(`os.fsdecode(b"bab\\xe9.pdf")` is `"bab\\udce9.pdf"`), which SQLite, JSON and Chroma cannot
+store. Such a file is still ingested: everything the engine records (catalogue, job results,
+chunk `source`, logs) uses its *key*, `path_key(path)`, in which every byte that is not valid
+UTF-8, and every control character, is written as `%XX` (`bab%E9.pdf`). The file itself is
+always opened through the real path, and `path_for_key` turns a stored key back into it. Keys of
+ordinary names are the names themselves. Limitation: a file literally named `bab%E9.pdf` and one
+whose raw name is `bab<0xE9>.pdf` in the same folder share one key; the literal name wins.
+
+Kinds of entry. Every entry with a PDF name is reported, whatever it is: a folder named `x.pdf`,
+a named pipe, a device, a socket or a link that cannot be followed gets a status
+(`not_a_file`, `outside_inbox`) instead of being skipped silently. Nothing is opened before
+`lstat`/`stat` say it is a regular file, and files are opened with `O_NONBLOCK | O_NOFOLLOW`
+and checked again with `fstat`, so a FIFO swapped in at the last moment can never block a read.
+
+Symlink policy. A link is followed only when its fully resolved target is a regular file inside
+the inbox (the root being ingested); its grade and subject come from where the link sits.
+A link to anything else is refused with a status: a broken (dangling or looping) link and a
+link to something that is not a regular file are `not_a_file`, a link whose target lies outside
+the inbox (`/etc/passwd`, `/dev/zero`, a USB stick) is `outside_inbox`. Links to folders are
+never descended into; they are reported too, so a teacher learns why their files are not read.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+from collections.abc import Iterable
+from pathlib import Path
+from typing import BinaryIO
+
+from engine.ingest.layout import is_candidate, is_ignored
+from engine.jobs.base import FileStatus
+
+log = logging.getLogger(__name__)
+
+_OPEN_FLAGS = (
+    os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC | getattr(os, "O_NOCTTY", 0)
+)
+_ESCAPED_BYTES = frozenset([*range(0x20), 0x7F])  # control characters
+
+
+class Refused(Exception):
+    """An inbox entry that is not opened, with the status and reason to record."""
+
+    def __init__(self, status: FileStatus, reason: str):
+        super().__init__(f"{status}: {reason}")
+        self.status = status
+        self.reason = reason
+
+
+class NotRegularFile(OSError):
+    """The opened path is not a regular file (a FIFO or device swapped in after the checks)."""
+
+
+# --- names ------------------------------------------------------------------------------------
+def path_key(path: Path | str) -> str:
+    """The storable, readable form of a path: valid UTF-8, control characters and undecodable
+    bytes written as `%XX`. Ordinary paths are returned unchanged."""
+    text = os.fspath(path)
+    if isinstance(text, bytes):
+        text = os.fsdecode(text)
+    if text.isprintable():
+        try:
+            text.encode("utf-8")
+            return text
+        except UnicodeEncodeError:
+            pass
+    out = []
+    for char in text:
+        code = ord(char)
+        if 0xDC80 <= code <= 0xDCFF:  # an undecodable byte, as surrogateescape hands it over
+            out.append(f"%{code - 0xDC00:02X}")
+        elif 0xD800 <= code <= 0xDFFF:  # a lone surrogate that no file name can hold
+            out.append("\ufffd")
+        elif code < 0x20 or 0x7F <= code <= 0x9F:
+            out.append("".join(f"%{b:02X}" for b in char.encode("utf-8")))
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+def clean_text(text: str) -> str:
+    """`text` (a reason, an error message) made storable: no lone surrogates."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _unescape(key: str) -> bytes:
+    raw = bytearray()
+    i = 0
+    while i < len(key):
+        char = key[i]
+        if char == "%" and _is_escape(key[i + 1 : i + 3]):
+            raw.append(int(key[i + 1 : i + 3], 16))
+            i += 3
+            continue
+        raw.extend(char.encode("utf-8"))
+        i += 1
+    return bytes(raw)
+
+
+def _is_escape(hex_digits: str) -> bool:
+    if len(hex_digits) != 2 or any(c not in "0123456789ABCDEF" for c in hex_digits):
+        return False
+    value = int(hex_digits, 16)
+    return value in _ESCAPED_BYTES or value >= 0x80
+
+
+def path_for_key(key: str) -> Path:
+    """The real path a stored key stands for (the inverse of `path_key`)."""
+    literal = Path(key)
+    if "%" not in key or os.path.lexists(literal):
+        return literal
+    return Path(os.fsdecode(_unescape(key)))
+
+
+# --- finding entries -------------------------------------------------------------------------
+def is_reportable(path: Path) -> bool:
+    """An entry the engine reports on: a PDF name, or a link to a folder (never followed)."""
+    if is_ignored(path):
+        return False
+    return is_candidate(path) or (os.path.islink(path) and os.path.isdir(path))
+
+
+def inbox_entries(folder: Path) -> list[Path]:
+    """Every reportable entry below `folder`, of any kind, sorted; links are not descended into.
+
+    Hidden folders are skipped (editors' and the OS's droppings); a folder that cannot be listed
+    is logged.
+    """
+
+    def unreadable(exc: OSError) -> None:
+        log.warning("cannot list %s: %s", path_key(exc.filename or ""), exc.strerror)
+
+    found: list[Path] = []
+    for top, dirs, files in os.walk(folder, onerror=unreadable):  # followlinks=False
+        top_path = Path(top)
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        for name in dirs + files:
+            entry = top_path / name
+            relative = entry.relative_to(folder)
+            if is_ignored(relative):
+                continue
+            if is_candidate(relative) or (os.path.islink(entry) and os.path.isdir(entry)):
+                found.append(entry)
+    return sorted(found)
+
+
+def normalise(path: Path | str) -> Path:
+    """Absolute, with the folders above it resolved but the entry itself kept (a link stays a
+    link, so that the symlink policy can judge it)."""
+    path = Path(os.path.abspath(path))
+    return path.parent.resolve() / path.name
+
+
+def expand(paths: Iterable[Path], root: Path) -> tuple[list[Path], list[Path]]:
+    """Split `paths` into entries to look at and folders whose vanished files to look for.
+
+    A folder given directly (the inbox, a grade folder) is walked even when it is reached
+    through a link; a link to a folder found *inside* it is reported, not followed.
+    """
+    entries: list[Path] = []
+    folders: list[Path] = []
+    for given in paths:
+        path = normalise(given)
+        if path.resolve() == root or (path.is_dir() and not path.is_symlink()):
+            folder = root if path.resolve() == root else path
+            folders.append(folder)
+            entries.extend(inbox_entries(folder))
+        elif os.path.lexists(path):
+            if is_reportable(path):
+                entries.append(path)
+        else:
+            entries.append(path)  # gone: the caller decides whether the catalogue knew it
+    return entries, folders
+
+
+# --- what may be opened ------------------------------------------------------------------------
+def _kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
+
+
+def regular_source(path: Path, root: Path) -> Path:
+    """The path to open for inbox entry `path` under the (resolved) `root`, by the symlink
+    policy in the module docstring.
+
+    Raises:
+        FileNotFoundError: nothing is there any more.
+        Refused: a folder, FIFO, device, socket, broken link or link leaving the inbox.
+    """
+    st = os.lstat(path)
+    if not stat.S_ISLNK(st.st_mode):
+        if not stat.S_ISREG(st.st_mode):
+            raise Refused(
+                FileStatus.NOT_A_FILE, f"{_kind(st.st_mode)} with a PDF name, not a PDF file"
+            )
+        return path
+    try:
+        target_st = os.stat(path)
+    except OSError as exc:
+        pointed = path_key(os.readlink(path))
+        raise Refused(
+            FileStatus.NOT_A_FILE,
+            f"a broken link: it points to {pointed}, which cannot be opened"
+            f" ({exc.strerror or type(exc).__name__})",
+        ) from exc
+    target = Path(os.path.realpath(path))
+    if not target.is_relative_to(root):
+        raise Refused(
+            FileStatus.OUTSIDE_INBOX,
+            f"a link to {path_key(target)}, outside the inbox; links are followed only to"
+            " files inside the inbox: copy the file in instead",
+        )
+    if stat.S_ISDIR(target_st.st_mode):
+        raise Refused(
+            FileStatus.NOT_A_FILE, "a link to a folder; links to folders are not followed"
+        )
+    if not stat.S_ISREG(target_st.st_mode):
+        raise Refused(FileStatus.NOT_A_FILE, f"a link to {_kind(target_st.st_mode)}, not a PDF")
+    return target
+
+
+def open_regular(path: Path) -> BinaryIO:
+    """Open `path` for reading only if it is, at the moment of opening, a regular file.
+
+    O_NONBLOCK makes opening a FIFO return at once instead of waiting for a writer; O_NOFOLLOW
+    refuses a link swapped in after `regular_source` looked; `fstat` checks what was opened.
+
+    Raises:
+        NotRegularFile: a FIFO, device, socket or folder.
+        OSError: it cannot be opened (including ELOOP for a swapped-in link).
+    """
+    fd = os.open(path, _OPEN_FLAGS)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise NotRegularFile(f"{path_key(path)} is {_kind(mode)}")
+    except BaseException:
+        os.close(fd)
+        raise
+    return os.fdopen(fd, "rb")
