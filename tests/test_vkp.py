@@ -26,6 +26,10 @@ QUESTIONS = ["topologi jaringan bintang", "basis data kunci primer", "algoritma 
 
 @pytest.fixture
 def admin(tmp_path):
+    return make_admin(tmp_path)
+
+
+def make_admin(tmp_path: Path):
     """The admin's installation: three lessons ingested, a signing key."""
     settings = Settings(NEXUS_DATA_DIR=tmp_path / "admin")
     engine = build_engine(settings, embedder=FakeEmbedder())
@@ -70,7 +74,7 @@ def installed_collection(engine) -> list:
 
 def test_build_verify_install_gives_the_same_search_results(admin, tmp_path):
     built = admin.builder.build("informatika", "kelas_10")
-    assert (built.version, built.file) == ("1.0.0", "informatika_kelas_10_v1.0.0.vkp")
+    assert (built.version, built.file) == ("1.0.0", "kelas_10__informatika__v1.0.0.vkp")
     school_engine = school(tmp_path, admin)
 
     manifest = school_engine.installer.verify(built_file(admin, built.file))
@@ -114,7 +118,7 @@ def test_full_a_plus_delta_equals_full_b_and_rollback_returns_to_a(admin, tmp_pa
     a = admin.builder.build("informatika", "kelas_10")
     change_one_lesson(admin)
     b = admin.builder.build("informatika", "kelas_10")
-    assert b.delta_file == "informatika_kelas_10_v1.0.0_to_v1.1.0.vkp" and b.delta_size < b.size
+    assert b.delta_file == "kelas_10__informatika__v1.0.0_to_v1.1.0.vkp" and b.delta_size < b.size
 
     updated, fresh = school(tmp_path, admin, "updated"), school(tmp_path, admin, "fresh")
     updated.installer.install(built_file(admin, a.file))
@@ -267,8 +271,8 @@ def test_pull_over_http_resumes_an_interrupted_download_and_prefers_deltas(
         "from": "1.0.0",
         "version": "1.1.0",
     }
-    index = json.loads((admin.settings.vkp_dir / "publish" / "vkp" / "index.json").read_text())
-    assert second["bytes"] == index["packages"]["informatika_kelas_10"]["deltas"][0]["size"]
+    index = catalogue.payload()
+    assert second["bytes"] == index["packages"]["kelas_10__informatika"]["deltas"][0]["size"]
     [third] = pull(school_engine.settings, school_engine.installer, Source(http_catalogue))
     assert third["action"] == "up to date"
     assert list((school_engine.settings.vkp_dir / "downloads").glob("*")) == []
@@ -280,13 +284,13 @@ def test_pull_from_a_usb_folder_and_a_catalogue_naming_a_missing_file(admin, tmp
     )
     usb = admin.settings.vkp_dir / "publish"
     school_engine = school(tmp_path, admin)
-    (usb / "vkp" / "informatika_kelas_10_v1.0.0.vkp").rename(tmp_path / "moved.vkp")
+    (usb / "vkp" / "kelas_10__informatika__v1.0.0.vkp").rename(tmp_path / "moved.vkp")
 
     [missing] = pull(school_engine.settings, school_engine.installer, Source(str(usb)))
     assert missing["action"] == "failed" and "does not exist" in missing["error"]
     assert school_engine.installer.installed() == {}
 
-    (tmp_path / "moved.vkp").rename(usb / "vkp" / "informatika_kelas_10_v1.0.0.vkp")
+    (tmp_path / "moved.vkp").rename(usb / "vkp" / "kelas_10__informatika__v1.0.0.vkp")
     [done] = pull(school_engine.settings, school_engine.installer, Source(str(usb)))
     assert done["action"] == "installed"
     with pytest.raises(TransferError, match="no catalogue"):
@@ -301,16 +305,16 @@ def test_catalogue_keeps_only_the_newest_versions(admin):
         pdfs.text_pdf(path, [f"Materi tambahan {topic}."])
         admin.ingestor.run([admin.settings.inbox_dir], admin.settings.inbox_dir)
         catalogue.publish(admin.builder.build("informatika", "kelas_10"), "informatika", "kelas_10")
-    package = catalogue.index()["packages"]["informatika_kelas_10"]
+    package = catalogue.index()["packages"]["kelas_10__informatika"]
     assert [v["version"] for v in package["versions"]] == ["1.1.0", "1.2.0"] and package[
         "latest"
     ] == "1.2.0"
     assert [(d["from"], d["to"]) for d in package["deltas"]] == [("1.1.0", "1.2.0")]
     files = sorted(p.name for p in (admin.settings.vkp_dir / "publish" / "vkp").glob("*.vkp"))
     assert files == [
-        "informatika_kelas_10_v1.1.0.vkp",
-        "informatika_kelas_10_v1.1.0_to_v1.2.0.vkp",
-        "informatika_kelas_10_v1.2.0.vkp",
+        "kelas_10__informatika__v1.1.0.vkp",
+        "kelas_10__informatika__v1.1.0_to_v1.2.0.vkp",
+        "kelas_10__informatika__v1.2.0.vkp",
     ]
 
 
@@ -356,7 +360,7 @@ def test_cli_build_verify_install_list_rollback(tmp_path, bedrock, monkeypatch):
     )
     assert (
         first["version"] == "1.0.0"
-        and first["file"] == "informatika_kelas_10_v1.0.0.vkp"
+        and first["file"] == "kelas_10__informatika__v1.0.0.vkp"
         and first["size"] > 0
     )
     refused = nexus("build", "informatika", "kelas_10", env=admin_env, check=False)
@@ -377,7 +381,7 @@ def test_cli_build_verify_install_list_rollback(tmp_path, bedrock, monkeypatch):
     nexus("install", str(built / first["file"]), env=school_env)
     nexus("pull", "--source", str(tmp_path / "admin" / "vkp" / "publish"), env=school_env)
     listed = json.loads(nexus("list", "--json", env=school_env).stdout)
-    assert listed["informatika_kelas_10"]["version"] == "1.1.0"
+    assert listed["kelas_10__informatika"]["version"] == "1.1.0"
     assert "back at v1.0.0" in nexus("rollback", "informatika", "kelas_10", env=school_env).stdout
     stranger = nexus(
         "install",
@@ -406,7 +410,7 @@ def test_publishing_to_s3_puts_packages_and_catalogue_in_the_bucket(admin, aws, 
             Bucket="openclass-nexus-ai"
         )["Contents"]
     }
-    assert keys == {"vkp/informatika_kelas_10_v1.0.0.vkp", "vkp/index.json"}
+    assert keys == {"vkp/kelas_10__informatika__v1.0.0.vkp", "vkp/index.json"}
 
 
 def test_every_single_byte_flip_is_refused_or_changes_nothing(admin, tmp_path):

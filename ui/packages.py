@@ -1,21 +1,29 @@
 """Knowledge packages: versions built and published here; on a school server, the installed
-version against the catalogue's latest, with update and rollback."""
+version against the catalogue's latest, with update and rollback.
+
+Packages are shown by their one name, `<grade>__<subject>` (`engine.vkp.manifest.package_key`).
+The catalogue shown is the verified one (signature and version checked, as `pull` does).
+"""
 
 from __future__ import annotations
 
 import streamlit as st
 
+from engine.names import BadName
 from engine.vkp.build import NothingToBuild
+from engine.vkp.manifest import package_key
 from engine.vkp.package import PackageError
 from engine.vkp.publish import CataloguePublisher
-from engine.vkp.pull import pull, source_for
+from engine.vkp.pull import pull, read_catalogue, source_for
 from engine.vkp.transfer import TransferError
 from ui.common import get_engine, header, settings
 
 
 @st.cache_data(ttl=60, show_spinner="Reading the catalogue…")
-def _remote_index(source: str) -> dict:
-    return source_for(settings(), source).read_index()
+def _remote_latest(source: str) -> dict[str, str]:
+    keys = get_engine().installer.trusted_keys
+    catalogue = read_catalogue(settings(), source_for(settings(), source), keys)
+    return {name: package["latest"] for name, package in catalogue.packages.items()}
 
 
 def _history(package: str) -> list[dict]:
@@ -30,15 +38,22 @@ def _built_here() -> None:
     catalogue = CataloguePublisher(settings(), engine.publisher)
     published = catalogue.index()["packages"]
     subjects = sorted(
-        {(c.subject, c.grade) for c in engine.store.collections() if not c.vkp_version}
+        {(c.subject, c.grade) for c in engine.store.collections() if not c.vkp_version},
+        key=lambda sg: (sg[1], sg[0]),
     )
     st.subheader("Built here")
     if not subjects:
         st.info("Nothing ingested yet: packages are built from ingested grades/subjects.")
         return
     rows = []
+    names = {}
     for subject, grade in subjects:
-        name = f"{subject}_{grade}"
+        try:
+            name = package_key(grade, subject)
+        except BadName as exc:  # ingested before names were checked: cannot be packaged
+            st.warning(str(exc))
+            continue
+        names[name] = (subject, grade)
         history = _history(name)
         entry = published.get(name, {})
         full = entry.get("full", {})
@@ -54,11 +69,11 @@ def _built_here() -> None:
         )
     st.dataframe(rows, hide_index=True, width="stretch")
     choice = st.selectbox("Package", [r["package"] for r in rows])
-    if st.button("Build and publish the next version"):
-        subject, grade = next((s, g) for s, g in subjects if f"{s}_{g}" == choice)
+    if st.button("Build and publish the next version", disabled=not rows):
+        subject, grade = names[choice]
         try:
-            built = engine.builder.build(subject, grade)
-        except (NothingToBuild, FileNotFoundError) as exc:
+            built = engine.builder.build(subject, grade)  # takes the ingestion lock
+        except (NothingToBuild, FileNotFoundError, BadName) as exc:
             st.warning(str(exc))
             return
         catalogue.publish(built, subject, grade)
@@ -73,7 +88,7 @@ def _installed_here() -> None:
     latest: dict = {}
     if source:
         try:
-            latest = {k: v["latest"] for k, v in _remote_index(source)["packages"].items()}
+            latest = _remote_latest(source)
         except TransferError as exc:
             st.warning(f"Catalogue unreachable: {exc}")
     else:
@@ -98,7 +113,10 @@ def _installed_here() -> None:
     name = st.selectbox("Package", names, key="installed_package")
     left, right = st.columns(2)
     if left.button("Update", disabled=not source):
-        results = pull(settings(), engine.installer, source_for(settings(), source), {name})
+        try:
+            results = pull(settings(), engine.installer, source_for(settings(), source), {name})
+        except TransferError as exc:
+            results = [{"package": name, "action": "failed", "error": str(exc)}]
         for result in results:
             (st.error if result["action"] == "failed" else st.success)(str(result))
     if right.button("Roll back", disabled=name not in installed):

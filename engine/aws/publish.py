@@ -5,6 +5,11 @@
     processed/<subject>/<grade>/metadata/quality_report.json  every file's latest status/reason
     processed/<subject>/<grade>/chromadb/<model>.json       portable export: ids, texts,
                                                             metadata, vectors
+    vkp/<grade>__<subject>__v<version>.vkp                  knowledge packages and the signed
+    vkp/index.json                                          catalogue (engine/vkp/publish.py)
+
+Grade and subject are checked with `engine.names` before they go into a key: the seed's
+`processed/<subject>/<grade>` layout stays, and since a name never holds `/` it is unambiguous.
 After delivery, one CloudFront invalidation covers every path that changed.
 """
 
@@ -21,6 +26,7 @@ from engine.aws.s3 import Outbox, S3StorageManager
 from engine.catalog import Catalog
 from engine.costs import s3_request_cost
 from engine.jobs.base import JobRecord, JobTracker
+from engine.names import BadName, check_grade_subject
 from engine.settings import Settings
 from engine.store.chroma import ChunkStore
 
@@ -41,7 +47,16 @@ class PublishReport:
 
 
 def prefix_for(grade: str, subject: str) -> str:
+    """`processed/<subject>/<grade>`; raises `BadName` for names that break the rule."""
+    check_grade_subject(grade, subject)
     return f"processed/{subject}/{grade}"
+
+
+def package_object_key(file_name: str) -> str:
+    """The S3 key of a package file or of the catalogue: `vkp/<file>` (plain names only)."""
+    from engine.vkp.transfer import plain_file_name
+
+    return f"vkp/{plain_file_name(file_name)}"
 
 
 class Publisher:
@@ -76,7 +91,12 @@ class Publisher:
         changed = sorted(
             {(f.grade, f.subject) for f in files if str(f.status) in ("ingested", "removed")}
         )
-        staged = [key for grade, subject in changed for key in self.stage(grade, subject)]
+        staged = []
+        for grade, subject in changed:
+            try:
+                staged += self.stage(grade, subject)
+            except BadName as exc:
+                log.warning("not published: %s", exc)
         report = self.deliver()
         report.staged = staged
         if job is not None and report.sent:

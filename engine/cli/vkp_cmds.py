@@ -1,4 +1,8 @@
-"""`nexus vkp keygen|build|list|verify|install|pull|serve|rollback`."""
+"""`nexus vkp keygen|build|list|verify|install|pull|serve|rollback`.
+
+Packages are named `<grade>__<subject>` (`kelas_10__informatika`); commands that take a
+grade and subject take them as two arguments, checked with `engine.names`.
+"""
 
 from __future__ import annotations
 
@@ -13,9 +17,20 @@ from tqdm import tqdm
 from engine.app import build_engine
 from engine.settings import Settings, parse_duration
 
+DOWNGRADE_HELP = (
+    "install even if it is older than the installed version (refused by default;"
+    " `nexus vkp rollback` returns to the previous version without it)"
+)
+
 
 def register(sub: argparse._SubParsersAction) -> None:
-    vkp = sub.add_parser("vkp", help="versioned knowledge packages")
+    vkp = sub.add_parser(
+        "vkp",
+        help="versioned knowledge packages",
+        description="Signed knowledge packages, named <grade>__<subject>. Installing a version"
+        " older than the installed one is refused unless --allow-downgrade is given;"
+        " `nexus vkp rollback` goes back to the previous version.",
+    )
     vkp_sub = vkp.add_subparsers(dest="vkp_command", required=True)
     p = vkp_sub.add_parser("keygen", help="make the Ed25519 signing key pair in <data>/keys/")
     p.set_defaults(func=cmd_keygen)
@@ -28,16 +43,32 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = vkp_sub.add_parser("list", help="installed packages and the catalogue's latest")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_list)
-    for name, func, text in (
-        ("verify", cmd_verify, "check a package file"),
-        ("install", cmd_install, "install a package file"),
-    ):
-        p = vkp_sub.add_parser(name, help=text)
-        p.add_argument("file", type=Path)
-        p.set_defaults(func=func)
-    p = vkp_sub.add_parser("pull", help="update from a catalogue: URL, folder (USB) or cloudfront")
+    p = vkp_sub.add_parser("verify", help="check a package file")
+    p.add_argument("file", type=Path)
+    p.set_defaults(func=cmd_verify)
+    p = vkp_sub.add_parser(
+        "install",
+        help="install a package file",
+        description="Install a package file. A version older than the installed one is"
+        " refused unless --allow-downgrade is given.",
+    )
+    p.add_argument("file", type=Path)
+    p.add_argument("--allow-downgrade", action="store_true", help=DOWNGRADE_HELP)
+    p.set_defaults(func=cmd_install)
+    p = vkp_sub.add_parser(
+        "pull",
+        help="update from a signed catalogue: URL, folder (USB) or cloudfront",
+        description="Update from a catalogue. The catalogue's signature is checked, and one"
+        " older than the newest seen is refused; a catalogue whose latest version is older than"
+        " the installed one is not followed unless --allow-downgrade is given.",
+    )
     p.add_argument("--source", help="default VKP_SOURCE")
-    p.add_argument("--only", action="append", help="<subject>_<grade> (repeatable)")
+    p.add_argument(
+        "--only",
+        action="append",
+        help="<grade>__<subject>, e.g. kelas_10__informatika (repeatable)",
+    )
+    p.add_argument("--allow-downgrade", action="store_true", help=DOWNGRADE_HELP)
     p.add_argument("--every", help="repeat, e.g. 1h or 30m (the seed's vkp_pull_cron)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_pull)
@@ -45,7 +76,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--host", default="0.0.0.0")
     p.add_argument("--port", type=int, default=8700)
     p.set_defaults(func=cmd_serve)
-    p = vkp_sub.add_parser("rollback", help="go back to the previously installed version")
+    p = vkp_sub.add_parser(
+        "rollback", help="go back to the previously installed version (the allowed downgrade)"
+    )
     p.add_argument("subject")
     p.add_argument("grade")
     p.set_defaults(func=cmd_rollback)
@@ -68,13 +101,14 @@ def cmd_keygen(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_build(args: argparse.Namespace, settings: Settings) -> int:
+    from engine.names import BadName
     from engine.vkp.build import NothingToBuild
     from engine.vkp.publish import CataloguePublisher
 
     engine = build_engine(settings)
     try:
-        built = engine.builder.build(args.subject, args.grade)
-    except (NothingToBuild, FileNotFoundError) as exc:
+        built = engine.builder.build(args.subject, args.grade)  # takes the ingestion lock
+    except (NothingToBuild, FileNotFoundError, BadName) as exc:
         return _fail(str(exc))
     result = built.to_dict()
     if args.publish:
@@ -126,7 +160,9 @@ def cmd_install(args: argparse.Namespace, settings: Settings) -> int:
     from engine.vkp.package import PackageError
 
     try:
-        record = build_engine(settings).installer.install(args.file)
+        record = build_engine(settings).installer.install(
+            args.file, allow_downgrade=args.allow_downgrade
+        )
     except PackageError as exc:
         return _fail(f"not installed: {exc}")
     print(f"installed {record.package} v{record.version}")
@@ -134,8 +170,15 @@ def cmd_install(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_pull(args: argparse.Namespace, settings: Settings) -> int:
+    from engine.names import BadName, split_library_key
     from engine.vkp.pull import pull, source_for
     from engine.vkp.transfer import TransferError
+
+    try:
+        for name in args.only or []:
+            split_library_key(name)
+    except BadName as exc:
+        return _fail(f"--only: {exc} (for example kelas_10__informatika)")
 
     engine = build_engine(settings)
     bars: dict[str, tqdm] = {}
@@ -154,6 +197,7 @@ def cmd_pull(args: argparse.Namespace, settings: Settings) -> int:
                 source_for(settings, args.source or settings.vkp_source),
                 set(args.only or []) or None,
                 progress,
+                allow_downgrade=args.allow_downgrade,
             )
         except TransferError as exc:
             results = [{"action": "failed", "error": str(exc)}]

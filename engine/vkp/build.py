@@ -4,6 +4,9 @@ Versioning is automatic: a new embedding model is a major bump, added/changed/re
 documents a minor bump, the same documents chunked differently a patch; nothing changed is
 refused. What each version held (chunk digests) is kept in `<data>/vkp/built/<package>.json`
 so the next build can make a delta without the old file.
+
+A build holds the data dir's writer lock (`engine.locking.writer_lock`), the one ingestion
+takes, so a package never mixes old and new chunks of a file being re-ingested.
 """
 
 from __future__ import annotations
@@ -12,9 +15,11 @@ import json
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
+from engine.locking import writer_lock
 from engine.settings import Settings
 from engine.store.chroma import ChunkStore
-from engine.vkp.package import Chunk, chunk_digest, content_digest, package_name, write_package
+from engine.vkp.manifest import package_file, package_key, version_key
+from engine.vkp.package import Chunk, chunk_digest, content_digest, write_package
 
 
 class NothingToBuild(Exception):
@@ -39,7 +44,7 @@ class Built:
 def _bump(previous: dict | None, model_key: str, documents: dict, digests: dict) -> str:
     if previous is None:
         return "1.0.0"
-    major, minor, patch = map(int, previous["version"].split("."))
+    major, minor, patch = version_key(previous["version"])
     if previous["model_key"] != model_key:
         return f"{major + 1}.0.0"
     if previous["documents"] != documents:
@@ -58,11 +63,17 @@ class PackageBuilder:
         self.folder = settings.vkp_dir / "built"
 
     def history(self, package: str) -> list[dict]:
+        """What was built for `package` (a `package_key`), oldest first."""
         path = self.folder / f"{package}.json"
         return json.loads(path.read_text()) if path.exists() else []
 
     def build(self, subject: str, grade: str) -> Built:
-        package = f"{subject}_{grade}"
+        """Build the next version of grade/subject (raises `BadName` for invalid names)."""
+        package = package_key(grade, subject)
+        with writer_lock(self.settings.run_dir):
+            return self._build(package, subject, grade)
+
+    def _build(self, package: str, subject: str, grade: str) -> Built:
         collections = self.store.collections(grade, subject)
         collections = [c for c in collections if not c.vkp_version]
         if not collections:
@@ -77,7 +88,8 @@ class PackageBuilder:
         chunks.sort(key=lambda c: c.id)
         documents = {c.metadata["file_sha256"]: c.metadata["source"] for c in chunks}
         digests = {c.id: chunk_digest(c) for c in chunks}
-        history = self.history(package)
+        # before names were unambiguous, history was kept as `<subject>_<grade>.json`
+        history = self.history(package) or self.history(f"{subject}_{grade}")
         previous = history[-1] if history else None
         version = _bump(previous, collection.model_key, documents, digests)
         manifest = {
@@ -105,7 +117,7 @@ class PackageBuilder:
             "content_digest": content_digest(chunks),
         }
         full = write_package(
-            self.folder / package_name(subject, grade, version),
+            self.folder / package_file(grade, subject, version),
             manifest | {"kind": "full"},
             chunks,
             self.sign,
@@ -115,7 +127,7 @@ class PackageBuilder:
             changed = [c for c in chunks if previous["digests"].get(c.id) != digests[c.id]]
             removed = sorted(set(previous["digests"]) - set(digests))
             delta = write_package(
-                self.folder / package_name(subject, grade, version, previous["version"]),
+                self.folder / package_file(grade, subject, version, previous["version"]),
                 manifest
                 | {"kind": "delta", "base_version": previous["version"], "removed_ids": removed},
                 changed,

@@ -5,6 +5,12 @@ is complete and its content digest matches the manifest does one SQLite transact
 the installed pointer, the catalogue rows and the lexical index to it. Any failure before
 that leaves the installed version serving queries and removes the half-built collection.
 The previous version's collection is kept for `rollback`.
+
+Installing a version older than the installed one is refused unless the caller passes
+`allow_downgrade` (`nexus vkp install|pull --allow-downgrade`); `rollback` is the everyday
+way back. A caller that knows which package it expects (pull, from the signed catalogue)
+passes `expected`, and a validly signed package of another subject, grade, version or kind
+is refused before its content is read.
 """
 
 from __future__ import annotations
@@ -18,7 +24,9 @@ from engine.catalog import Catalog, documents_from_chunks
 from engine.ingest.records import lexical_chunk
 from engine.jobs.base import utc_now
 from engine.lexical.index import LexicalIndex
+from engine.names import BadName, check_grade_subject
 from engine.store.chroma import ChunkStore, StoredChunk, vkp_collection_name
+from engine.vkp.manifest import check_version, package_key, version_key
 from engine.vkp.package import (
     Chunk,
     PackageError,
@@ -59,30 +67,83 @@ class PackageInstaller:
         self.trusted_keys = trusted_keys
 
     def installed(self) -> dict[str, Installed]:
+        """Installed packages by `<grade>__<subject>` (rows stored under the old
+        `<subject>_<grade>` names are found by their grade and subject, and renamed by the
+        next install or rollback)."""
         rows = self.catalog.conn.execute("SELECT * FROM vkp_installed ORDER BY package")
-        return {r["package"]: Installed(**dict(r)) for r in rows}
+        found = {}
+        for row in rows:
+            record = Installed(**dict(row))
+            try:
+                found[package_key(record.grade, record.subject)] = record
+            except BadName:
+                found[record.package] = record
+        return found
 
     def active_collections(self) -> set[str]:
         return {i.collection for i in self.installed().values()}
 
     def verify(self, path: Path) -> dict:
-        """The manifest of a package that passes every check (raises PackageError otherwise)."""
-        return read_package(path, self.trusted_keys).manifest
+        """The manifest of a package that passes every check (raises PackageError otherwise).
 
-    def install(self, path: Path) -> Installed:
-        package = read_package(path, self.trusted_keys)
-        manifest = package.manifest
-        name = f"{manifest['subject']}_{manifest['grade']}"
-        current = self.installed().get(name)
-        chunks = package.chunks
-        if manifest["kind"] == "delta":
-            if current is None or current.version != manifest["base_version"]:
-                have = current.version if current else "nothing"
+        Members are streamed and hashed, never held, so memory stays small for any file."""
+        return read_package(path, self.trusted_keys, load=False).manifest
+
+    def install(
+        self, path: Path, expected: dict | None = None, allow_downgrade: bool = False
+    ) -> Installed:
+        """Install a package file.
+
+        Args:
+            path: the .vkp file.
+            expected: manifest values the package must have (grade, subject, version, kind,
+                base_version), e.g. what the catalogue promised; others are refused.
+            allow_downgrade: install even if it is older than the installed version.
+
+        Raises:
+            PackageError: the package is refused (the message says why); nothing changed.
+        """
+        installed = self.installed()
+
+        def check(manifest: dict) -> None:
+            for key, value in (expected or {}).items():
+                if manifest.get(key) != value:
+                    raise PackageError(
+                        f"the catalogue promised {key} {value!r}, the package has"
+                        f" {str(manifest.get(key))[:40]!r}"
+                    )
+            current = installed.get(package_key(manifest["grade"], manifest["subject"]))
+            have = current.version if current else None
+            if manifest["kind"] == "delta" and have != manifest["base_version"]:
                 raise PackageError(
-                    f"{path.name} updates v{manifest['base_version']} but v{have} is installed; "
-                    "install the full package instead"
+                    f"it updates v{manifest['base_version']} but"
+                    f" {f'v{have}' if have else 'nothing'} is installed;"
+                    " install the full package instead"
                 )
-            base = {c.id: c for c in load_chunks(self._state(name, current.version))}
+            if current is None:
+                return
+            if current.version == manifest["version"]:
+                raise PackageError(f"v{current.version} of {current.package} is already installed")
+            older = version_key(manifest["version"]) < version_key(current.version)
+            if older and not allow_downgrade:
+                raise PackageError(
+                    f"v{manifest['version']} is older than the installed v{current.version}:"
+                    " refused (use `nexus vkp rollback`, or --allow-downgrade to install it)"
+                )
+
+        package = read_package(path, self.trusted_keys, check=check)
+        manifest = package.manifest
+        name = package_key(manifest["grade"], manifest["subject"])
+        current = installed.get(name)
+        chunks = package.chunks
+        if manifest["kind"] == "delta":  # its base is the installed version (checked above)
+            try:  # current.package: the name it was installed under (maybe an old one)
+                base = {c.id: c for c in load_chunks(self._state(current.package, current.version))}
+            except FileNotFoundError:
+                raise PackageError(
+                    f"the exact chunks of the installed v{current.version} are missing;"
+                    " install the full package instead"
+                ) from None
             for removed in manifest["removed_ids"]:
                 base.pop(removed, None)
             base.update({c.id: c for c in chunks})
@@ -91,8 +152,6 @@ class PackageInstaller:
             raise PackageError(
                 f"{path.name} does not produce the collection its manifest describes"
             )
-        if current and current.version == manifest["version"]:
-            raise PackageError(f"v{manifest['version']} of {name} is already installed")
         return self._switch(name, manifest, chunks, current)
 
     def _switch(
@@ -127,7 +186,9 @@ class PackageInstaller:
         for info in self.store.collections(grade, subject):  # current and previous only
             if info.vkp_version and info.name not in keep:
                 self.store.drop(info.name)
-        keep_states = {self._state(name, v).name for v in (record.version, record.previous_version)}
+        keep_states = {
+            self._state(name, v).name for v in (record.version, record.previous_version) if v
+        }
         for state in self.folder.glob(f"{name}-v*"):
             if state.name not in keep_states:
                 shutil.rmtree(state, ignore_errors=True)
@@ -135,7 +196,12 @@ class PackageInstaller:
         return record
 
     def rollback(self, subject: str, grade: str) -> Installed:
-        name = f"{subject}_{grade}"
+        """Go back to the previously installed version (kept beside the current one)."""
+        try:
+            check_grade_subject(grade, subject)
+        except BadName as exc:
+            raise PackageError(str(exc)) from None
+        name = package_key(grade, subject)
         current = self.installed().get(name)
         if current is None or not current.previous_collection:
             raise PackageError(f"{name} has no previous version to roll back to")
@@ -154,7 +220,8 @@ class PackageInstaller:
         return record
 
     def _state(self, name: str, version: str) -> Path:
-        return self.folder / f"{name}-v{version}"
+        # name is a package_key (no "-"), version MAJOR.MINOR.PATCH: `<name>-v*` globs only it
+        return self.folder / f"{name}-v{check_version(version)}"
 
     def _count(self, collection: str) -> int:
         return next(c.count for c in self.store.collections() if c.name == collection)
@@ -163,6 +230,7 @@ class PackageInstaller:
         """One transaction: the installed pointer, the catalogue rows, the lexical index."""
         prefix = f"vkp://{record.package}/"
         with self.catalog.transaction():
+            self._forget_old_names(record)
             self.catalog.conn.execute(
                 "INSERT OR REPLACE INTO vkp_installed VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
@@ -197,3 +265,20 @@ class PackageInstaller:
                     document.sha256,
                     [lexical_chunk(c) for c in chunks],
                 )
+
+    def _forget_old_names(self, record: Installed) -> None:
+        """Drop the row and documents of this grade/subject stored under an old name."""
+        old_names = self.catalog.conn.execute(
+            "SELECT package FROM vkp_installed WHERE grade = ? AND subject = ? AND package != ?",
+            (record.grade, record.subject, record.package),
+        ).fetchall()
+        for (old,) in old_names:
+            prefix = f"vkp://{old}/"
+            for (sha,) in self.catalog.conn.execute(
+                "SELECT sha256 FROM documents WHERE substr(path, 1, ?) = ?", (len(prefix), prefix)
+            ).fetchall():
+                self.lexical.remove(record.grade, record.subject, sha)
+            self.catalog.conn.execute(
+                "DELETE FROM documents WHERE substr(path, 1, ?) = ?", (len(prefix), prefix)
+            )
+            self.catalog.conn.execute("DELETE FROM vkp_installed WHERE package = ?", (old,))

@@ -1,7 +1,12 @@
-"""Ed25519 keys for package signatures: the admin signs, school servers trust public keys."""
+"""Ed25519 keys for package signatures: the admin signs, school servers trust public keys.
+
+One key signs two kinds of message, each behind its own prefix (`MANIFEST`, `CATALOGUE`), so a
+signature made for one can never be passed off as the other.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from pathlib import Path
@@ -13,6 +18,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from engine.settings import Settings
 
 log = logging.getLogger(__name__)
+
+MANIFEST = b"nexus-vkp-manifest-v2\n"
+CATALOGUE = b"nexus-vkp-catalogue-v2\n"
 
 
 def keygen(folder: Path) -> tuple[Path, Path]:
@@ -58,11 +66,24 @@ def trusted_keys(settings: Settings) -> list[Ed25519PublicKey]:
     return [serialization.load_pem_public_key(p.read_bytes()) for p in paths if p.exists()]
 
 
-def verify(message: bytes, signature: bytes, keys: list[Ed25519PublicKey]) -> bool:
+def key_id(key: Ed25519PublicKey) -> str:
+    """A short fingerprint of a public key (hex of the SHA-256 of its raw bytes)."""
+    raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return hashlib.sha256(raw).hexdigest()[:16]
+
+
+def signing_key(
+    message: bytes, signature: bytes, keys: list[Ed25519PublicKey]
+) -> Ed25519PublicKey | None:
+    """The trusted key that made `signature` over `message`, or None."""
     for key in keys:
         try:
             key.verify(signature, message)
-            return True
-        except InvalidSignature:
+            return key
+        except (InvalidSignature, ValueError, TypeError):
             continue
-    return False
+    return None
+
+
+def verify(message: bytes, signature: bytes, keys: list[Ed25519PublicKey]) -> bool:
+    return signing_key(message, signature, keys) is not None
