@@ -169,20 +169,18 @@ def test_backup_to_s3_and_restore_from_it(original, aws, tmp_path):
 
 
 def test_the_running_engine_backs_up_on_its_schedule(original, tmp_path, monkeypatch):
-    import threading
-
-    from engine.cli.ingest_cmds import start_backups
+    from engine.service import EngineService
 
     monkeypatch.setenv("BACKUP_DIR", str(tmp_path / "scheduled"))
     monkeypatch.setenv("BACKUP_EVERY", "1s")
-    stop = threading.Event()
-    start_backups(Settings(), stop)
+    service = EngineService(Settings(), original)
+    service.start_schedules()
     deadline = time.monotonic() + 30
     while (
         not list((tmp_path / "scheduled").glob("*/manifest.json")) and time.monotonic() < deadline
     ):
         time.sleep(0.1)
-    stop.set()
+    service.stop()
     [backup] = list((tmp_path / "scheduled").glob("*/manifest.json"))[:1]
     assert verify(backup.parent)["chunks"] > 0
 

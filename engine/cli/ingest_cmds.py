@@ -9,15 +9,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from engine.app import build_engine
 from engine.cli.progress import BarProgress, LineProgress
 from engine.ingest.layout import root_for
-from engine.ingest.scan import path_for_key
-from engine.settings import Settings, parse_duration
-from engine.state import take_reruns, write_state
+from engine.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -118,89 +115,19 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _watch(settings: Settings) -> None:
-    from engine.ingest.watch import InboxWatcher
+    """Run the engine service in the foreground until SIGTERM or Ctrl-C."""
+    from engine.service import EngineService
 
-    engine = build_engine(settings)
-    interrupted = engine.ingestor.recover()
-    if interrupted:
-        log.warning("marked %d interrupted job(s) from a previous run", len(interrupted))
-    inbox = settings.inbox_dir.resolve()
-    progress = LineProgress()
-
-    def ingest(paths: list[Path]) -> None:
-        outcome = engine.ingestor.run(
-            paths, inbox, job_type="watch", input_dir=str(inbox), progress=progress
-        )
-        if outcome and settings.s3_upload:
-            report = engine.publisher.publish_job(outcome.files, outcome.job)
-            print(
-                f"published {len(report.sent)} object(s), {report.pending} waiting"
-                + (f": {report.error}" if report.error else ""),
-                file=sys.stderr,
-            )
-
-    last_state = [0.0]
-
-    def tick(watcher: InboxWatcher) -> None:
-        """Publish the engine's state for the panel; pick up its re-run requests."""
-        for path in take_reruns(settings):  # catalogue keys: map them back to real paths
-            watcher.gate.touch(path_for_key(str(path)))
-        if time.monotonic() - last_state[0] >= 2:
-            last_state[0] = time.monotonic()
-            embedder = engine.embedder.status()
-            write_state(
-                settings,
-                watching=str(inbox),
-                mode=watcher.mode,
-                queue_length=len(watcher.gate),
-                embedding_strategy=settings.embedding_strategy,
-                model=embedder.get("model"),
-                fallen_back=bool(embedder.get("fallen_back")),
-                fallback_reason=embedder.get("fallback_reason", ""),
-                device=embedder.get("device", embedder.get("fallback", {}).get("device", "")),
-            )
-
-    watcher = InboxWatcher(
-        inbox,
-        ingest,
-        vanished=lambda: engine.ingestor.vanished(inbox),
-        on_tick=tick,
-        polling=settings.watch_polling,
-        poll_interval_s=settings.watch_poll_interval_s,
-        stable_s=settings.watch_stable_seconds,
+    service = EngineService(
+        settings, progress=LineProgress(), notify=lambda line: print(line, file=sys.stderr)
     )
 
     def stop(*_: object) -> None:
-        watcher.stop()
+        service.stop()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    if settings.backup_every:  # the seed's run_backup maintenance task
-        start_backups(settings, watcher.stopped)
-    if settings.telemetry_enabled:  # the seed's telemetry_upload_cron
-        from engine.telemetry.service import every_hour
-
-        every_hour(engine.telemetry, watcher.stopped, settings.telemetry_upload_every_s)
-    print(f"watching {inbox} ({watcher.mode}); drop PDFs into <grade>/<subject>/", file=sys.stderr)
-    watcher.run()
-
-
-def start_backups(settings: Settings, stop) -> None:
-    import threading
-
-    from engine.backup_runs import run_backup
-
-    every = parse_duration(settings.backup_every)
-
-    def loop() -> None:
-        while not stop.wait(every):
-            try:
-                result = run_backup(settings)
-                log.info("scheduled backup: %s", result["location"])
-            except Exception:  # a failed backup must not stop the engine
-                log.exception("scheduled backup failed")
-
-    threading.Thread(target=loop, name="backup", daemon=True).start()
+    service.run()
 
 
 def cmd_watch(args: argparse.Namespace, settings: Settings) -> int:
