@@ -158,6 +158,9 @@ class Engine:
 
     @cached_property
     def installer(self):
+        from functools import partial
+
+        from engine.locking import writer_lock
         from engine.vkp.install import PackageInstaller
         from engine.vkp.keys import trusted_keys
 
@@ -167,6 +170,7 @@ class Engine:
             self.lexical,
             trusted_keys(self.settings),
             self.settings.vkp_dir / "installed",
+            lock=partial(writer_lock, self.settings.run_dir),
         )
 
     @cached_property

@@ -562,3 +562,24 @@ def test_build_waits_for_the_ingestion_lock(admin):
         assert not list((admin.settings.vkp_dir / "built").glob("*.vkp"))
     worker.join(60)
     assert built and built[0].version == "1.0.0"
+
+
+def test_install_and_rollback_wait_for_the_ingestion_lock(admin, tmp_path):
+    """An install switches catalogue rows and lexical index: never in the middle of a job."""
+    from engine.locking import writer_lock
+
+    built = admin.builder.build("informatika", "kelas_10")
+    school = school_trusting_its_key_folder(tmp_path, admin)
+    done: list = []
+    with writer_lock(school.settings.run_dir):  # an ingestion is running on the school server
+        worker = threading.Thread(
+            target=lambda: done.append(
+                school.installer.install(admin.settings.vkp_dir / "built" / built.file)
+            )
+        )
+        worker.start()
+        time.sleep(1.5)
+        assert worker.is_alive() and done == []
+        assert school.installer.installed() == {}
+    worker.join(60)
+    assert done and done[0].version == "1.0.0"

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import logging
 import shutil
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,7 +61,9 @@ class PackageInstaller:
         lexical: LexicalIndex,
         trusted_keys: list,
         folder: Path,
+        lock: Callable[[], AbstractContextManager] = nullcontext,
     ):
+        self.lock = lock  # the ingestion lock: an install never interleaves with a job
         self.folder = folder  # exact chunks of installed versions, applied deltas start from these
         self.store = store
         self.catalog = catalog
@@ -103,6 +107,10 @@ class PackageInstaller:
         Raises:
             PackageError: the package is refused (the message says why); nothing changed.
         """
+        with self.lock():
+            return self._install(path, expected, allow_downgrade)
+
+    def _install(self, path: Path, expected: dict | None, allow_downgrade: bool) -> Installed:
         installed = self.installed()
 
         def check(manifest: dict) -> None:
@@ -197,6 +205,10 @@ class PackageInstaller:
 
     def rollback(self, subject: str, grade: str) -> Installed:
         """Go back to the previously installed version (kept beside the current one)."""
+        with self.lock():
+            return self._rollback(subject, grade)
+
+    def _rollback(self, subject: str, grade: str) -> Installed:
         try:
             check_grade_subject(grade, subject)
         except BadName as exc:
