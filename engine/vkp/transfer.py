@@ -186,38 +186,65 @@ class Source:
             raise ConnectionError(f"connection closed after {have} of {size} bytes")
 
 
+_UNSATISFIABLE = (-1, -1)
+
+
+def parse_range(header: str, size: int) -> tuple[int, int] | None:
+    """The byte range `(first, last)` a `Range` header asks of a `size`-byte file.
+
+    Returns None when the header is to be ignored (not a single `bytes=` range: the whole file
+    is sent, as RFC 9110 allows for multiple ranges) and `_UNSATISFIABLE` when no byte can be
+    sent (`bytes=5-3`, `bytes=-0`, a start at or past the end): the answer is then 416.
+    """
+    match = re.fullmatch(r"bytes=(\d*)-(\d*)", header.strip())
+    if not match or not (match[1] or match[2]):
+        return None
+    if not match[1]:  # bytes=-N: the last N bytes
+        suffix = int(match[2])
+        return (max(0, size - suffix), size - 1) if suffix and size else _UNSATISFIABLE
+    first = int(match[1])
+    last = min(int(match[2]), size - 1) if match[2] else size - 1
+    if (match[2] and int(match[2]) < first) or first >= size:
+        return _UNSATISFIABLE
+    return first, last
+
+
 class RangeRequestHandler(SimpleHTTPRequestHandler):
-    """Static files with single `Range: bytes=N-M` support, so downloads can resume."""
+    """Plain files of the served folder, with single `Range: bytes=` requests so downloads
+    resume. No directory listings, nothing outside the folder (links included)."""
 
     def log_message(self, *args: object) -> None:
         log.debug(*args)
 
     def send_head(self):
-        match = re.fullmatch(r"bytes=(\d+)-(\d*)", self.headers.get("Range", ""))
-        path = Path(self.translate_path(self.path))
-        if not match or not path.is_file():
-            return super().send_head()
-        size = path.stat().st_size
-        start = int(match[1])
-        end = min(int(match[2]) if match[2] else size - 1, size - 1)
-        if start >= size:
-            self.send_error(416, "Requested Range Not Satisfiable")
+        root = Path(self.directory).resolve()
+        path = Path(self.translate_path(self.path)).resolve()
+        if not path.is_relative_to(root) or not path.is_file():
+            self.send_error(404, "File not found")
             return None
+        size = path.stat().st_size
+        wanted = parse_range(self.headers.get("Range", ""), size)
+        if wanted == _UNSATISFIABLE:
+            self.send_response(416, "Range Not Satisfiable")
+            self.send_header("Content-Range", f"bytes */{size}")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return None
+        first, last = wanted or (0, size - 1)
         handle = path.open("rb")
-        handle.seek(start)
-        self.send_response(206)
+        handle.seek(first)
+        self.send_response(206 if wanted else 200)
         self.send_header("Content-Type", self.guess_type(str(path)))
-        self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
-        self.send_header("Content-Length", str(end - start + 1))
+        if wanted:
+            self.send_header("Content-Range", f"bytes {first}-{last}/{size}")
+        self.send_header("Content-Length", str(max(0, last - first + 1)))
         self.send_header("Accept-Ranges", "bytes")
         self.end_headers()
-        self._remaining = end - start + 1
+        self._remaining = max(0, last - first + 1)
         return handle
 
     def copyfile(self, source, outputfile) -> None:
-        remaining = getattr(self, "_remaining", None)
-        if remaining is None:
-            return super().copyfile(source, outputfile)
+        remaining = self._remaining
         while remaining > 0 and (block := source.read(min(1 << 16, remaining))):
             outputfile.write(block)
             remaining -= len(block)
