@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from engine import __version__
 from engine.cli import (
     admin_cmds,
+    api_cmds,
     aws_cmds,
     backup_cmds,
     ingest_cmds,
@@ -35,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     admin_cmds.register(sub)
     vkp_cmds.register(sub)
     backup_cmds.register(sub)
+    api_cmds.register(sub)
     return parser
 
 

@@ -1,0 +1,44 @@
+"""The FastAPI application: `create_app(engine_or_factory)`.
+
+Routers per area (health, search, documents, packages); every route but `/v1/health` depends
+on `require_key`. The OpenAPI document is served at `/openapi.json`. The interactive docs pages
+are off: Swagger UI and ReDoc load their scripts from a CDN, which an offline school cannot
+reach.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from fastapi import FastAPI
+
+from engine import __version__
+from engine.api import documents, health, packages, search
+from engine.api.deps import ApiContext, EngineOrFactory
+
+
+def create_app(
+    engine_or_factory: EngineOrFactory,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+) -> FastAPI:
+    """The HTTP API over an engine, or over a function that builds one on first use.
+
+    Args:
+        engine_or_factory: an `Engine`, or a callable returning one (e.g.
+            `lambda: build_engine(settings)`), called once, on the first request.
+        clock: monotonic seconds for the rate limiter (tests move time with it).
+    """
+    app = FastAPI(
+        title="OpenClass Nexus API",
+        version=__version__,
+        description="Search the school's curriculum library. Every endpoint but /v1/health"
+        " needs `Authorization: Bearer <key>` (`nexus admin api-key create NAME`).",
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.nexus = ApiContext(engine_or_factory, clock=clock)
+    for area in (health, search, documents, packages):
+        app.include_router(area.router)
+    return app

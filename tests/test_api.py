@@ -1,0 +1,345 @@
+"""The HTTP API: keys, limits, search, documents, PDFs, packages, OpenAPI, `nexus serve`."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from engine.api.app import create_app
+from engine.api.auth import api_key_store
+from engine.app import build_engine
+from engine.catalog import Document
+from engine.cli.main import main as nexus
+from engine.devtools.bedrock_stub import BedrockStub
+from engine.settings import Settings
+from tests import pdfs
+from tests.fakes import FakeEmbedder
+from tests.net import free_port
+
+HIT_FIELDS = {
+    "text",
+    "source",
+    "page",
+    "pages",
+    "section",
+    "grade",
+    "subject",
+    "score",
+    "vector_score",
+    "lexical_score",
+    "chunk_id",
+    "document_id",
+}
+PROTECTED = ["/v1/search?q=algoritma", "/v1/documents", "/v1/packages"]
+
+
+class Clock:
+    """Monotonic seconds that tests move by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def book(engine, inbox) -> Path:
+    """An ingested three-page PDF, kelas_10/informatika/bab1.pdf."""
+    path = pdfs.text_pdf(
+        inbox / "kelas_10" / "informatika" / "bab1.pdf", pdfs.lesson_pages("jaringan")
+    )
+    outcome = engine.ingestor.run([inbox], inbox)
+    assert outcome.job.status == "completed", [f.to_dict() for f in outcome.files]
+    return path
+
+
+@pytest.fixture
+def key(settings) -> str:
+    return api_key_store(settings.data_dir).create("test")
+
+
+@pytest.fixture
+def client(engine) -> TestClient:
+    return TestClient(create_app(engine))
+
+
+def auth(key: str) -> dict:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def query_count(engine) -> int:
+    return engine.catalog.conn.execute("SELECT count(*) FROM telemetry_queries").fetchone()[0]
+
+
+# --- keys and limits ---------------------------------------------------------------------------
+def test_health_needs_no_key_and_tells_no_paths(client):
+    response = client.get("/v1/health")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "ok" and body["engine"] == {"running": False}
+
+
+@pytest.mark.parametrize("url", PROTECTED)
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"Authorization": "Bearer nxs_wrong"}, {"Authorization": "Basic dGVzdDp0ZXN0"}],
+)
+def test_every_other_endpoint_refuses_a_missing_or_wrong_key(client, key, url, headers):
+    response = client.get(url, headers=headers)
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"] == "Bearer"
+    assert "api-key create" in response.json()["detail"]
+
+
+def test_a_revoked_key_is_refused_at_once(client, key, settings):
+    assert client.get("/v1/packages", headers=auth(key)).status_code == 200
+    assert api_key_store(settings.data_dir).revoke("test")
+    assert client.get("/v1/packages", headers=auth(key)).status_code == 401
+
+
+def test_each_key_is_rate_limited_with_retry_after(monkeypatch, settings):
+    monkeypatch.setenv("API_RATE_PER_MIN", "3")
+    clock = Clock()
+    engine = build_engine(Settings(), embedder=FakeEmbedder())
+    client = TestClient(create_app(engine, clock=clock))
+    first, second = (api_key_store(settings.data_dir).create(n) for n in ("a", "b"))
+
+    assert [client.get("/v1/packages", headers=auth(first)).status_code for _ in range(3)] == [
+        200
+    ] * 3
+    refused = client.get("/v1/packages", headers=auth(first))
+    assert refused.status_code == 429
+    assert refused.headers["Retry-After"] == "20"  # one token per 60/3 s
+    assert "API_RATE_PER_MIN" in refused.json()["detail"]
+    assert client.get("/v1/packages", headers=auth(second)).status_code == 200  # own bucket
+    assert client.get("/v1/health").status_code == 200  # health is not limited
+
+    clock.now += 20
+    assert client.get("/v1/packages", headers=auth(first)).status_code == 200
+    assert client.get("/v1/packages", headers=auth(first)).status_code == 429
+
+
+# --- search -------------------------------------------------------------------------------------
+def test_search_returns_hits_with_their_page_and_counts_in_telemetry(client, engine, book, key):
+    before = query_count(engine)
+    response = client.get(
+        "/v1/search",
+        params={"q": "halaman 3 bagian 11 jaringan nomor 311", "k": 3, "grade": "kelas_10"},
+        headers=auth(key),
+    )
+
+    assert response.status_code == 200
+    results = response.json()["results"]
+    assert 1 <= len(results) <= 3
+    top = results[0]
+    assert set(top) == HIT_FIELDS
+    assert (top["source"], top["page"], top["grade"], top["subject"]) == (
+        "bab1.pdf",
+        3,
+        "kelas_10",
+        "informatika",
+    )
+    assert "nomor 311" in top["text"] and top["pages"] == "3" and top["section"] == ""
+    assert top["vector_score"] is not None and top["lexical_score"] is not None
+    documents = client.get("/v1/documents", headers=auth(key)).json()["documents"]
+    assert top["document_id"] == documents[0]["id"]
+    assert query_count(engine) == before + 1  # counted like the CLI's searches
+
+
+@pytest.mark.parametrize("mode", ["vector", "lexical", "hybrid"])
+def test_every_mode_answers(client, book, key, mode):
+    response = client.get(
+        "/v1/search", params={"q": "jaringan nomor 205", "mode": mode, "k": 2}, headers=auth(key)
+    )
+    assert response.status_code == 200
+    assert [r["source"] for r in response.json()["results"]] == ["bab1.pdf"] * 2
+
+
+def test_search_in_another_grade_finds_nothing(client, book, key):
+    response = client.get(
+        "/v1/search", params={"q": "jaringan", "grade": "kelas_12"}, headers=auth(key)
+    )
+    assert response.json() == {"results": []}
+
+
+@pytest.mark.parametrize(
+    ("params", "says"),
+    [
+        ({"q": "x", "k": 0}, "greater than or equal to 1"),
+        ({"q": "x", "k": 51}, "less than or equal to 50"),
+        ({"q": "x", "mode": "fuzzy"}, "hybrid"),
+        ({"q": "x" * 501}, "at most 500 characters"),
+        ({"q": "   "}, "the question is empty"),
+        ({}, "Field required"),
+        ({"q": "x", "grade": "Kelas-10"}, "'kelas_10'"),
+        ({"q": "x", "subject": "../etc"}, "subject '../etc' is not allowed"),
+    ],
+)
+def test_bad_search_parameters_get_422_with_a_clear_message(client, key, engine, params, says):
+    before = query_count(engine)
+    response = client.get("/v1/search", params=params, headers=auth(key))
+    assert response.status_code == 422
+    assert says in json.dumps(response.json())
+    assert query_count(engine) == before  # refused before searching
+
+
+# --- documents, PDFs, packages ----------------------------------------------------------------
+def test_documents_list_the_catalogue_without_server_paths(client, book, key, tmp_path):
+    response = client.get("/v1/documents", headers=auth(key))
+    [doc] = response.json()["documents"]
+    assert doc["grade"] == "kelas_10" and doc["subject"] == "informatika"
+    assert (doc["file"], doc["pages"], doc["status"]) == ("bab1.pdf", 3, "ingested")
+    assert doc["chunks"] >= 3 and doc["updated"]
+    assert doc["pdf"] == f"/v1/documents/{doc['id']}/pdf"
+    assert str(tmp_path) not in response.text
+    filtered = client.get("/v1/documents", params={"subject": "biologi"}, headers=auth(key))
+    assert filtered.json() == {"documents": []}
+
+
+def test_the_pdf_is_served_with_its_bytes(client, book, key):
+    [doc] = client.get("/v1/documents", headers=auth(key)).json()["documents"]
+    response = client.get(doc["pdf"], headers=auth(key))
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/pdf"
+    assert response.headers["content-disposition"] == "inline; filename*=UTF-8''bab1.pdf"
+    assert response.content == book.read_bytes()
+
+
+def test_unknown_ids_and_vanished_files_are_404(client, book, key):
+    [doc] = client.get("/v1/documents", headers=auth(key)).json()["documents"]
+    for url in ("/v1/documents/0123456789abcdef/pdf", "/v1/documents/..%2F..%2Fetc/pdf"):
+        assert client.get(url, headers=auth(key)).status_code == 404
+    book.unlink()
+    assert client.get(doc["pdf"], headers=auth(key)).status_code == 404
+
+
+def test_catalogued_files_outside_the_inbox_are_never_served(client, engine, inbox, key, tmp_path):
+    secret = tmp_path / "secret.pdf"
+    secret.write_bytes(b"%PDF-1.7 not for pupils")
+    link = inbox / "kelas_10" / "informatika" / "link.pdf"
+    link.parent.mkdir(parents=True)
+    link.symlink_to(secret)
+    for path in (link, secret):
+        engine.catalog.put(
+            Document(str(path), "kelas_10", "informatika", path.name, "0" * 64, 1, "ingested")
+        )
+
+    documents = client.get("/v1/documents", headers=auth(key)).json()["documents"]
+    assert len(documents) == 2
+    for doc in documents:
+        url = doc["pdf"] or f"/v1/documents/{doc['id']}/pdf"
+        response = client.get(url, headers=auth(key))
+        assert response.status_code == 404
+        assert b"not for pupils" not in response.content
+
+
+def test_packages_list_installed_packages_like_vkp_list(client, engine, key):
+    assert client.get("/v1/packages", headers=auth(key)).json() == {"packages": {}}
+    engine.catalog.conn.execute(
+        "INSERT INTO vkp_installed VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        ("kelas_10__informatika", "informatika", "kelas_10", "1.2.0", "c", None, None, "t"),
+    )
+    packages = client.get("/v1/packages", headers=auth(key)).json()["packages"]
+    assert packages["kelas_10__informatika"]["version"] == "1.2.0"
+    assert set(packages["kelas_10__informatika"]) >= {"grade", "subject", "installed_at"}
+
+
+def test_openapi_lists_every_endpoint_and_the_bearer_scheme(client):
+    spec = client.get("/openapi.json").json()
+    assert set(spec["paths"]) == {
+        "/v1/health",
+        "/v1/search",
+        "/v1/documents",
+        "/v1/documents/{doc_id}/pdf",
+        "/v1/packages",
+    }
+    assert spec["components"]["securitySchemes"]["ApiKey"]["scheme"] == "bearer"
+    assert "security" not in spec["paths"]["/v1/health"]["get"]
+    assert spec["paths"]["/v1/search"]["get"]["security"] == [{"ApiKey": []}]
+
+
+# --- the CLI ---------------------------------------------------------------------------------
+def run_cli(capsys, *args: str) -> tuple[int, str]:
+    code = nexus(list(args))
+    return code, capsys.readouterr().out
+
+
+def test_api_keys_through_the_cli(capsys, settings, engine):
+    code, out = run_cli(capsys, "admin", "api-key", "create", "lab-pc-3", "--json")
+    created = json.loads(out)
+    assert code == 0 and created["name"] == "lab-pc-3" and created["key"].startswith("nxs_")
+    assert created["key"] not in (settings.data_dir / "api_keys.db").read_bytes().decode("latin-1")
+    assert run_cli(capsys, "admin", "api-key", "create", "lab-pc-3")[0] == 1  # exists
+    assert run_cli(capsys, "admin", "api-key", "create", "../x")[0] == 1  # bad name
+
+    TestClient(create_app(engine)).get("/v1/packages", headers=auth(created["key"]))
+    code, out = run_cli(capsys, "admin", "api-key", "list", "--json")
+    [listed] = json.loads(out)
+    assert listed["name"] == "lab-pc-3" and listed["created"] and listed["last_used"]
+    assert created["key"] not in out
+
+    code, out = run_cli(capsys, "admin", "api-key", "revoke", "lab-pc-3", "--json")
+    assert code == 0 and json.loads(out) == {"name": "lab-pc-3", "revoked": True}
+    assert run_cli(capsys, "admin", "api-key", "revoke", "lab-pc-3")[0] == 1
+    assert json.loads(run_cli(capsys, "admin", "api-key", "list", "--json")[1]) == []
+
+
+# --- over a real socket -----------------------------------------------------------------------
+def get(url: str, key: str | None = None) -> tuple[int, dict]:
+    request = urllib.request.Request(url, headers=auth(key) if key else {})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+@pytest.mark.slow
+def test_nexus_serve_answers_over_a_socket_and_stops_on_sigterm(book, key, monkeypatch):
+    port = free_port()
+    with BedrockStub() as stub:  # no model to load in the server
+        monkeypatch.setenv("EMBEDDING_STRATEGY", "bedrock")
+        monkeypatch.setenv("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", stub.url)
+        server = subprocess.Popen(
+            [sys.executable, "-m", "engine.cli.main", "serve", "--port", str(port)],
+            env=os.environ.copy(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            base = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    status, body = get(f"{base}/v1/health")
+                    break
+                except OSError:
+                    assert server.poll() is None, server.communicate()[1]
+                    assert time.monotonic() < deadline, "the API did not come up"
+                    time.sleep(0.2)
+            assert status == 200 and body["status"] == "ok"
+
+            assert get(f"{base}/v1/search?q=jaringan")[0] == 401
+            status, body = get(f"{base}/v1/search?q=jaringan+nomor+311&k=2", key)
+            assert status == 200
+            assert body["results"][0]["source"] == "bab1.pdf"
+            assert body["results"][0]["page"] == 3
+        finally:
+            server.send_signal(signal.SIGTERM)
+            _, stderr = server.communicate(timeout=30)
+    # uvicorn shuts down gracefully, then re-raises SIGTERM so the exit says how it ended
+    assert server.returncode in (0, -signal.SIGTERM), stderr
+    assert "Finished server process" in stderr
+    assert "jaringan" not in stderr  # no question in the server's logs
