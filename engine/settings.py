@@ -239,6 +239,12 @@ class Settings(BaseSettings):
         "127.0.0.1", alias="API_ADDRESS", description="Where the HTTP API listens."
     )
     api_port: int = Field(8600, alias="API_PORT", description="The HTTP API's port.")
+    api_rate_per_min: int = Field(
+        120,
+        ge=1,
+        alias="API_RATE_PER_MIN",
+        description="HTTP API: requests per minute per key (token bucket; 429 beyond).",
+    )
 
     # --- knowledge packages (VKP) -------------------------------------------------------------
     vkp_signing_key: Path | None = Field(
