@@ -176,6 +176,7 @@ def test_up_serves_chroma_to_a_second_process_and_stops_cleanly(bedrock_env, inb
     from tests.test_watch import wait_for
 
     monkeypatch.setenv("CHROMA_PORT", str(free_port()))
+    monkeypatch.setenv("API_PORT", str(free_port()))
     monkeypatch.setenv("WATCH_STABLE_SECONDS", "0.3")
     up = subprocess.Popen(
         [sys.executable, "-m", "engine.cli.main", "up"],
@@ -192,14 +193,34 @@ def test_up_serves_chroma_to_a_second_process_and_stops_cleanly(bedrock_env, inb
         panel = build_engine(settings)
         assert panel.store.client.get_settings().chroma_api_impl.endswith("FastAPI")  # HTTP
         hits = wait_for(
-            lambda: panel.searcher.search("garis lintang bujur", k=1), what="the dropped PDF"
+            lambda: panel.searcher.search("garis lintang bujur", k=1),
+            timeout=120,
+            what="the dropped PDF",
         )
         assert hits[0].source == "peta.pdf"
+
+        # `nexus search` asks the running engine through its local API (warm model)
+        from engine.api.auth import api_key_store
+        from engine.api.local import LOCAL_KEY_NAME, api_file
+
+        wait_for(lambda: api_file(settings).exists(), what="the API")
+        search = subprocess.run(
+            [sys.executable, "-m", "engine.cli.main", "search", "garis lintang", "--json"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert search.returncode == 0, search.stderr
+        assert json.loads(search.stdout)[0]["source"] == "peta.pdf"
+        [local_key] = [k for k in api_key_store(settings.data_dir).list()]
+        assert local_key.name == LOCAL_KEY_NAME and local_key.last_used_at
     finally:
         up.send_signal(signal.SIGINT)
         output, _ = up.communicate(timeout=60)
     assert up.returncode == 0, output
     assert running_server(settings) is None
+    assert not api_file(settings).exists()  # the local key is withdrawn with the engine
+    assert api_key_store(settings.data_dir).list() == []
     import socket
 
     with socket.socket() as sock:  # the chroma server is gone with it

@@ -34,8 +34,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("watch", help="watch the inbox and ingest what teachers drop in")
     p.set_defaults(func=cmd_watch)
 
-    p = sub.add_parser("up", help="start Chroma, the watcher and the panel (Ctrl-C stops all)")
+    p = sub.add_parser(
+        "up", help="start Chroma, the watcher, the HTTP API and the panel (Ctrl-C stops all)"
+    )
     p.add_argument("--no-ui", action="store_true", help="do not start the admin panel")
+    p.add_argument("--no-api", action="store_true", help="do not serve the HTTP API")
     p.set_defaults(func=cmd_up)
 
     p = sub.add_parser("health", help="exit 0 when the engine (watch/up) runs in this data dir")
@@ -114,8 +117,9 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _watch(settings: Settings) -> None:
-    """Run the engine service in the foreground until SIGTERM or Ctrl-C."""
+def _watch(settings: Settings, *, serve_api: bool = False) -> None:
+    """Run the engine service in the foreground until SIGTERM or Ctrl-C; with `serve_api`,
+    the HTTP API answers beside it from the same warm embedder."""
     from engine.service import EngineService
 
     service = EngineService(
@@ -127,7 +131,23 @@ def _watch(settings: Settings) -> None:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    service.run()
+    api = None
+    if serve_api:
+        from engine.api.local import ApiServer
+
+        embedder = service.engine.embedder
+        api = ApiServer(settings, lambda: build_engine(settings, embedder=embedder))
+        try:
+            url = api.start()
+            print(f"API on {url} (OpenAPI: {url}/openapi.json)", file=sys.stderr)
+        except (OSError, RuntimeError) as exc:  # e.g. the port is taken: the engine goes on
+            print(f"nexus up: the API is not served: {exc}", file=sys.stderr)
+            api = None
+    try:
+        service.run()
+    finally:
+        if api is not None:
+            api.stop()
 
 
 def cmd_watch(args: argparse.Namespace, settings: Settings) -> int:
@@ -205,7 +225,7 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
         )
     panel = None if args.no_ui else start_panel(settings)
     try:
-        _watch(settings)
+        _watch(settings, serve_api=not args.no_api)
     finally:
         if panel is not None:
             panel.terminate()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from engine.app import build_engine
 from engine.cli import aws_cmds
@@ -39,21 +40,30 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
-    engine = build_engine(settings)
+    """Ask the running engine (warm model, over its local API) or, without one, search alone."""
+    from engine.api.local import search_running_engine
+
     mode = args.mode or settings.search_mode
-    hits = engine.searcher.search(
-        args.question, grade=args.grade, subject=args.subject, k=args.k, mode=mode
-    )
+    params = {"q": args.question, "grade": args.grade, "subject": args.subject, "k": args.k}
+    hits = search_running_engine(settings, params | {"mode": mode})
+    if hits is None:
+        engine = build_engine(settings)
+        found = engine.searcher.search(
+            args.question, grade=args.grade, subject=args.subject, k=args.k, mode=mode
+        )
+        hits = [h.to_dict() for h in found]
     if args.json:
-        print(json.dumps([h.to_dict() for h in hits], ensure_ascii=False, indent=2))
+        print(json.dumps(hits, ensure_ascii=False, indent=2))
         return 0
     if not hits:
-        print("no results (is anything ingested? see `nexus jobs`)")
-    if hits:
-        print(f"{mode} search:")
+        print("no results (is anything ingested? see `nexus jobs`)", file=sys.stderr)
+        return 0
+    print(f"{mode} search:")
     for rank, hit in enumerate(hits, start=1):
-        print(f"{rank}. [{hit.score:.3f}] {hit.grade}/{hit.subject}/{hit.source}, page {hit.pages}")
-        print(f"   {hit.text[:300]}")
+        where = f"{hit['grade']}/{hit['subject']}/{hit['source']}, page {hit['pages']}"
+        section = f" — {hit['section']}" if hit.get("section") else ""
+        print(f"{rank}. [{hit['score']:.3f}] {where}{section}")
+        print(f"   {hit['text'][:300]}")
     return 0
 
 
