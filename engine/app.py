@@ -173,6 +173,21 @@ class Engine:
             lock=partial(writer_lock, self.settings.run_dir),
         )
 
+    def vkp_source(self, location: str):
+        """Where `nexus vkp pull` reads: a URL, a folder, or "cloudfront" (signed URLs)."""
+        from engine.vkp.transfer import Source, TransferError
+
+        if location == "cloudfront":
+            cloudfront = build_cloudfront(self.settings)
+            if cloudfront is None:
+                raise TransferError(
+                    "VKP source 'cloudfront' needs CLOUDFRONT_DISTRIBUTION_ID and URL"
+                )
+            return Source(self.settings.cloudfront_distribution_url, sign=cloudfront.signed_url)
+        if not location:
+            raise TransferError("no source: pass --source URL|FOLDER|cloudfront or set VKP_SOURCE")
+        return Source(location)
+
     @cached_property
     def builder(self):
         from engine.vkp.build import PackageBuilder
@@ -208,7 +223,7 @@ class Engine:
 
     def _telemetry_state(self) -> dict:
         """The non-query metrics of a telemetry payload."""
-        from engine.state import folder_mb
+        from engine.util import folder_mb
 
         return {
             "storage_usage_mb": folder_mb(self.settings.data_dir),

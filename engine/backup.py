@@ -41,9 +41,9 @@ from engine.backup_staging import (
     stage_folder,
     stage_s3,
 )
-from engine.ingest.layout import sha256_file
 from engine.locking import writer_lock
 from engine.settings import Settings
+from engine.util import sha256_file
 from engine.vkp.package import Chunk, load_chunks, save_chunks
 
 __all__ = [

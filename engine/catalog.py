@@ -11,7 +11,7 @@ from pathlib import Path
 
 from engine import db
 from engine.ingest.scan import path_key
-from engine.jobs.base import utc_now
+from engine.util import utc_now
 
 
 @dataclass

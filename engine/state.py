@@ -15,27 +15,8 @@ import threading
 from datetime import datetime
 from pathlib import Path
 
-from engine.jobs.base import utc_now
 from engine.settings import Settings
-
-
-def pid_alive(pid: int) -> bool:
-    """Is process `pid` running (on this machine)?"""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, owned by someone else
-        return True
-    return True
-
-
-def folder_mb(path: Path) -> float:
-    """Size of everything under `path`, in MB (0 when it does not exist)."""
-    if not path.exists():
-        return 0.0
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 2**20
-
+from engine.util import pid_alive, utc_now  # folder_mb: for the panel
 
 HEARTBEAT_EVERY_S = 5.0
 STALE_AFTER_S = 30.0  # six missed heartbeats: the engine is gone

@@ -14,7 +14,7 @@ from engine.vkp.build import NothingToBuild
 from engine.vkp.manifest import package_key
 from engine.vkp.package import PackageError
 from engine.vkp.publish import CataloguePublisher
-from engine.vkp.pull import pull, read_catalogue, source_for
+from engine.vkp.pull import pull, read_catalogue
 from engine.vkp.transfer import TransferError
 from ui.common import get_engine, header, settings
 
@@ -22,7 +22,7 @@ from ui.common import get_engine, header, settings
 @st.cache_data(ttl=60, show_spinner="Reading the catalogue…")
 def _remote_latest(source: str) -> dict[str, str]:
     keys = get_engine().installer.trusted_keys
-    catalogue = read_catalogue(settings(), source_for(settings(), source), keys)
+    catalogue = read_catalogue(settings(), get_engine().vkp_source(source), keys)
     return {name: package["latest"] for name, package in catalogue.packages.items()}
 
 
@@ -114,7 +114,7 @@ def _installed_here() -> None:
     left, right = st.columns(2)
     if left.button("Update", disabled=not source):
         try:
-            results = pull(settings(), engine.installer, source_for(settings(), source), {name})
+            results = pull(settings(), engine.installer, get_engine().vkp_source(source), {name})
         except TransferError as exc:
             results = [{"package": name, "action": "failed", "error": str(exc)}]
         for result in results:

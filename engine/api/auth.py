@@ -30,7 +30,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.jobs.base import utc_now
+from engine.util import utc_now
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.aws.clients import AwsUnavailable, aws_errors
-from engine.ingest.layout import sha256_file
+from engine.util import sha256_file
 
 log = logging.getLogger(__name__)
 

@@ -171,7 +171,7 @@ def cmd_install(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_pull(args: argparse.Namespace, settings: Settings) -> int:
     from engine.names import BadName, split_library_key
-    from engine.vkp.pull import pull, source_for
+    from engine.vkp.pull import pull
     from engine.vkp.transfer import TransferError
 
     try:
@@ -194,7 +194,7 @@ def cmd_pull(args: argparse.Namespace, settings: Settings) -> int:
             results = pull(
                 settings,
                 engine.installer,
-                source_for(settings, args.source or settings.vkp_source),
+                engine.vkp_source(args.source or settings.vkp_source),
                 set(args.only or []) or None,
                 progress,
                 allow_downgrade=args.allow_downgrade,

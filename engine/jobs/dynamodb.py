@@ -20,8 +20,9 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from engine.aws.clients import aws_errors
-from engine.jobs.base import FileResult, FileStatus, JobRecord, JobTracker, utc_now
+from engine.jobs.base import FileResult, FileStatus, JobRecord, JobTracker
 from engine.jobs.sqlite import SqliteJobTracker
+from engine.util import utc_now
 
 log = logging.getLogger(__name__)
 

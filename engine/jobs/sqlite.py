@@ -10,8 +10,8 @@ from dataclasses import fields
 from pathlib import Path
 
 from engine import db
-from engine.jobs.base import FileResult, FileStatus, JobRecord, JobTracker, utc_now
-from engine.state import pid_alive
+from engine.jobs.base import FileResult, FileStatus, JobRecord, JobTracker
+from engine.util import pid_alive, utc_now
 
 _JSON_FIELDS = ("config", "errors", "tokens_by_subject")
 _JOB_COLUMNS = [f.name for f in fields(JobRecord)]

@@ -11,7 +11,7 @@ import json
 import logging
 
 from engine.settings import Settings
-from engine.state import pid_alive
+from engine.util import pid_alive
 
 log = logging.getLogger(__name__)
 

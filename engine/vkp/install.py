@@ -24,10 +24,10 @@ from pathlib import Path
 
 from engine.catalog import Catalog, documents_from_chunks
 from engine.ingest.records import lexical_chunk
-from engine.jobs.base import utc_now
 from engine.lexical.index import LexicalIndex
 from engine.names import BadName, check_grade_subject
 from engine.store.chroma import ChunkStore, StoredChunk, vkp_collection_name
+from engine.util import utc_now
 from engine.vkp.manifest import check_version, package_key, version_key
 from engine.vkp.package import (
     Chunk,

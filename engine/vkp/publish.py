@@ -14,8 +14,8 @@ import shutil
 import time
 from datetime import UTC, datetime
 
-from engine.ingest.layout import sha256_file
 from engine.settings import Settings
+from engine.util import sha256_file
 from engine.vkp.build import Built
 from engine.vkp.catalogue import FORMAT, sign_catalogue, unverified_payload
 from engine.vkp.manifest import package_key

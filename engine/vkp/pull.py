@@ -23,20 +23,6 @@ from engine.vkp.transfer import Source, TransferError
 log = logging.getLogger(__name__)
 
 
-def source_for(settings: Settings, location: str) -> Source:
-    """A Source for a URL, a folder, or "cloudfront" (signed URLs from the settings)."""
-    if location == "cloudfront":
-        from engine.app import build_cloudfront
-
-        cloudfront = build_cloudfront(settings)
-        if cloudfront is None:
-            raise TransferError("VKP source 'cloudfront' needs CLOUDFRONT_DISTRIBUTION_ID and URL")
-        return Source(settings.cloudfront_distribution_url, sign=cloudfront.signed_url)
-    if not location:
-        raise TransferError("no source: pass --source URL|FOLDER|cloudfront or set VKP_SOURCE")
-    return Source(location)
-
-
 def read_catalogue(settings: Settings, source: Source, trusted_keys: list) -> Catalogue:
     """The source's catalogue, verified and not older than the newest one seen here.
 

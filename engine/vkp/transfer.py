@@ -24,7 +24,7 @@ from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from engine.ingest.layout import sha256_file
+from engine.util import sha256_file
 
 log = logging.getLogger(__name__)
 

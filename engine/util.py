@@ -1,0 +1,49 @@
+"""Small helpers every layer may use: time stamps, file digests, process and folder checks.
+
+Nothing here imports from the rest of the engine, so any module can import it without
+running up the layers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import BinaryIO
+
+
+def utc_now() -> str:
+    """The current time in UTC, ISO 8601 with milliseconds (`2026-11-29T14:05:00.123+00:00`)."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def sha256_stream(fh: BinaryIO, block: int = 1 << 20) -> str:
+    """sha256 of what is left to read in `fh`."""
+    digest = hashlib.sha256()
+    while chunk := fh.read(block):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+def sha256_file(path: Path, block: int = 1 << 20) -> str:
+    with path.open("rb") as fh:
+        return sha256_stream(fh, block)
+
+
+def pid_alive(pid: int) -> bool:
+    """Is process `pid` running (on this machine)?"""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by someone else
+        return True
+    return True
+
+
+def folder_mb(path: Path) -> float:
+    """Size of everything under `path`, in MB (0 when it does not exist)."""
+    if not path.exists():
+        return 0.0
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 2**20
