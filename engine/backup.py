@@ -44,7 +44,7 @@ from engine.backup_staging import (
 from engine.locking import writer_lock
 from engine.settings import Settings
 from engine.util import sha256_file
-from engine.vkp.package import Chunk, load_chunks, save_chunks
+from engine.vkp.package import load_chunks, save_chunks
 
 __all__ = [
     "BackupError",
@@ -112,10 +112,7 @@ def _snapshot(engine, folder: Path, include_secrets: bool, progress: Progress | 
         collections = engine.store.collections()
         for number, info in enumerate(collections, start=1):
             stored = engine.store.get_chunks(info.name)
-            save_chunks(
-                folder / "chroma" / info.name,
-                [Chunk(c.id, c.text, c.metadata, c.vector) for c in stored],
-            )
+            save_chunks(folder / "chroma" / info.name, stored)
             meta = {
                 "grade": info.grade,
                 "subject": info.subject,
@@ -322,7 +319,6 @@ def _plan(staging: Path, manifest: dict, settings: Settings) -> list[tuple[Path,
 def _install(plan: list, staging: Path, settings: Settings, progress) -> None:
     """Write the planned files, then load the collections into Chroma."""
     from engine.app import build_engine
-    from engine.store.chroma import StoredChunk
 
     for source, destination, mode in plan:
         if source == staging / "nexus.db":
@@ -334,7 +330,7 @@ def _install(plan: list, staging: Path, settings: Settings, progress) -> None:
     for number, path in enumerate(folders, start=1):
         meta = json.loads((path / "meta.json").read_text())
         engine.store.drop(path.name)
-        stored = [StoredChunk(c.id, c.text, c.metadata, c.vector) for c in load_chunks(path)]
+        stored = load_chunks(path)
         name = engine.store.add(
             meta["grade"],
             meta["subject"],

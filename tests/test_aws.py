@@ -205,7 +205,9 @@ def test_cloudfront_signed_url_verifies_with_the_public_key(tmp_path):
 
     parsed = urlparse(url)
     query = {k: v[0] for k, v in parse_qs(parsed.query).items()}
-    assert parsed.path == "/vkp/kelas_10__informatika__v1.0.0.vkp" and query["Key-Pair-Id"] == "K2ABC"
+    assert (
+        parsed.path == "/vkp/kelas_10__informatika__v1.0.0.vkp" and query["Key-Pair-Id"] == "K2ABC"
+    )
     assert 590 <= int(query["Expires"]) - time.time() <= 600
     condition = {"DateLessThan": {"AWS:EpochTime": int(query["Expires"])}}
     statement = {"Statement": [{"Resource": url.split("?")[0], "Condition": condition}]}

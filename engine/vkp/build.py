@@ -19,7 +19,7 @@ from engine.locking import writer_lock
 from engine.settings import Settings
 from engine.store.chroma import ChunkStore
 from engine.vkp.manifest import package_file, package_key, version_key
-from engine.vkp.package import Chunk, chunk_digest, content_digest, write_package
+from engine.vkp.package import chunk_digest, content_digest, write_package
 
 
 class NothingToBuild(Exception):
@@ -81,10 +81,7 @@ class PackageBuilder:
         collection = next(
             (c for c in collections if c.model_key == self.preferred_model_key), collections[0]
         )
-        chunks = [
-            Chunk(c.id, c.text, c.metadata, c.vector)
-            for c in self.store.get_chunks(collection.name)
-        ]
+        chunks = self.store.get_chunks(collection.name)
         chunks.sort(key=lambda c: c.id)
         documents = {c.metadata["file_sha256"]: c.metadata["source"] for c in chunks}
         digests = {c.id: chunk_digest(c) for c in chunks}

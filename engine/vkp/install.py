@@ -30,7 +30,6 @@ from engine.store.chroma import ChunkStore, StoredChunk, vkp_collection_name
 from engine.util import utc_now
 from engine.vkp.manifest import check_version, package_key, version_key
 from engine.vkp.package import (
-    Chunk,
     PackageError,
     content_digest,
     load_chunks,
@@ -163,10 +162,10 @@ class PackageInstaller:
         return self._switch(name, manifest, chunks, current)
 
     def _switch(
-        self, name: str, manifest: dict, chunks: list[Chunk], current: Installed | None
+        self, name: str, manifest: dict, chunks: list[StoredChunk], current: Installed | None
     ) -> Installed:
         grade, subject, model = manifest["grade"], manifest["subject"], manifest["embedding"]
-        stored = [StoredChunk(c.id, c.text, c.metadata, c.vector) for c in chunks]
+        stored = chunks
         collection = vkp_collection_name(grade, subject, model["model_key"], manifest["version"])
         self.store.drop(collection)  # a retry after a failed attempt starts clean
         try:

@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.store.chroma import StoredChunk
 from engine.vkp.manifest import (
     FORMAT_VERSION,
     MAX_MEMBER_BYTES,
@@ -55,22 +56,14 @@ _EOCD_SEARCH = _EOCD.size + 0xFFFF  # the record plus the longest zip comment
 
 
 @dataclass
-class Chunk:
-    id: str
-    text: str
-    metadata: dict
-    vector: list[float]
-
-
-@dataclass
 class Package:
     manifest: dict
     manifest_bytes: bytes
     signature: bytes
-    chunks: list[Chunk]
+    chunks: list[StoredChunk]
 
 
-def content_digest(chunks: list[Chunk]) -> str:
+def content_digest(chunks: list[StoredChunk]) -> str:
     """One SHA-256 over every chunk's id, text, metadata and float32 vector, in id order: two
     installations with the same digest hold byte-for-byte the same collection."""
     digest = hashlib.sha256()
@@ -83,11 +76,11 @@ def content_digest(chunks: list[Chunk]) -> str:
     return digest.hexdigest()
 
 
-def chunk_digest(chunk: Chunk) -> str:
+def chunk_digest(chunk: StoredChunk) -> str:
     return content_digest([chunk])
 
 
-def write_package(path: Path, manifest: dict, chunks: list[Chunk], sign) -> Path:
+def write_package(path: Path, manifest: dict, chunks: list[StoredChunk], sign) -> Path:
     """Write a package atomically (`.tmp` then rename). `sign(bytes) -> bytes`."""
     from engine.vkp.keys import MANIFEST
 
@@ -260,7 +253,7 @@ def _verified_manifest(manifest_bytes: bytes, signature: bytes, trusted_keys: li
     return check_manifest(manifest)
 
 
-def _parse(path: Path, manifest: dict, data: dict) -> list[Chunk]:
+def _parse(path: Path, manifest: dict, data: dict) -> list[StoredChunk]:
     try:
         lines = [json.loads(line) for line in data["chunks.jsonl"].decode().splitlines() if line]
         if len(lines) != manifest["chunk_count"]:
@@ -269,7 +262,7 @@ def _parse(path: Path, manifest: dict, data: dict) -> list[Chunk]:
         vectors = np.frombuffer(bytes(data["vectors.f32"]), dtype="<f4")
         vectors = vectors.reshape(len(lines), dimension)
         chunks = [
-            Chunk(c["id"], c["text"], c["metadata"], vectors[i].tolist())
+            StoredChunk(c["id"], c["text"], c["metadata"], vectors[i].tolist())
             for i, c in enumerate(lines)
         ]
     except (ValueError, KeyError, TypeError, RecursionError) as exc:
@@ -280,7 +273,7 @@ def _parse(path: Path, manifest: dict, data: dict) -> list[Chunk]:
     return chunks
 
 
-def save_chunks(folder: Path, chunks: list[Chunk]) -> None:
+def save_chunks(folder: Path, chunks: list[StoredChunk]) -> None:
     """Keep an installed version's exact chunks (Chroma's copy of a vector may differ in its
     last bits, so deltas are applied to this copy, never to what Chroma returns)."""
     tmp = folder.with_name(folder.name + ".tmp")
@@ -299,7 +292,7 @@ def save_chunks(folder: Path, chunks: list[Chunk]) -> None:
     tmp.rename(folder)
 
 
-def load_chunks(folder: Path) -> list[Chunk]:
+def load_chunks(folder: Path) -> list[StoredChunk]:
     lines = [
         json.loads(line)
         for line in (folder / "chunks.jsonl").read_text(encoding="utf-8").splitlines()
@@ -308,5 +301,6 @@ def load_chunks(folder: Path) -> list[Chunk]:
         np.fromfile(folder / "vectors.f32", dtype="<f4").reshape(len(lines), -1) if lines else []
     )
     return [
-        Chunk(c["id"], c["text"], c["metadata"], vectors[i].tolist()) for i, c in enumerate(lines)
+        StoredChunk(c["id"], c["text"], c["metadata"], vectors[i].tolist())
+        for i, c in enumerate(lines)
     ]
