@@ -21,7 +21,6 @@ from __future__ import annotations
 import errno
 import json
 import logging
-import os
 import re
 import shutil
 import socket
@@ -33,7 +32,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from engine.backup_copy import copy_keys, copy_tree, filesystem_message
+from engine.backup_copy import confined, copy_keys, copy_tree, filesystem_message, place
 from engine.backup_staging import (
     BackupError,
     check_contents,
@@ -274,29 +273,8 @@ def _relocate_documents(db_path: Path, old_inbox: str, settings: Settings) -> No
         conn.close()
 
 
-def _confined(target: Path, root: Path) -> Path:
-    """`target` with its folder resolved, refused unless that lies inside `root` (resolved)."""
-    parent = target.parent.resolve()  # resolved before any mkdir: no folder made through a link
-    if not parent.is_relative_to(root):
-        raise BackupError(f"refused to write {target}: it resolves outside {root}")
-    destination = parent / target.name
-    if destination.is_dir() and not destination.is_symlink():
-        raise BackupError(f"refused to write {destination}: a folder is in the way")
-    return destination
-
-
-def _place(source: Path, destination: Path, mode: int) -> None:
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    partial = destination.with_name(f".{destination.name}.restoring")
-    partial.unlink(missing_ok=True)
-    shutil.copyfile(source, partial)
-    if mode >= 0:
-        os.chmod(partial, mode)
-    os.replace(partial, destination)  # replaces a link itself, never writes through it
-
-
-def _plan(staging: Path, manifest: dict, settings: Settings) -> list[tuple[Path, Path, int]]:
-    """(staged file, confined destination, mode or -1) for every file the restore writes."""
+def _plan(staging: Path, manifest: dict, settings: Settings) -> list[tuple]:
+    """(staged file, resolved root, path below it, mode or -1) for every file restored."""
     data_root = settings.data_dir.resolve()
     roots = {
         "inbox": (settings.inbox_dir, settings.inbox_dir.resolve()),
@@ -311,8 +289,8 @@ def _plan(staging: Path, manifest: dict, settings: Settings) -> list[tuple[Path,
         if area in roots and name not in skipped:
             base, root = roots[area]
             mode = 0o600 if area == "keys" else -1
-            plan.append((staging / name, _confined(base / rest, root), mode))
-    plan.append((staging / "nexus.db", _confined(settings.db_path, data_root), -1))
+            plan.append((staging / name, root, confined(base / rest, root), mode))
+    plan.append((staging / "nexus.db", data_root, confined(settings.db_path, data_root), -1))
     return plan
 
 
@@ -320,11 +298,11 @@ def _install(plan: list, staging: Path, settings: Settings, progress) -> None:
     """Write the planned files, then load the collections into Chroma."""
     from engine.app import build_engine
 
-    for source, destination, mode in plan:
+    for source, root, relative, mode in plan:
         if source == staging / "nexus.db":
             for suffix in ("-wal", "-shm"):
-                Path(f"{destination}{suffix}").unlink(missing_ok=True)
-        _place(source, destination, mode)
+                (root / f"{relative}{suffix}").unlink(missing_ok=True)
+        place(source, root, relative, mode)
     engine = build_engine(settings)
     folders = sorted((staging / "chroma").iterdir()) if (staging / "chroma").exists() else []
     for number, path in enumerate(folders, start=1):

@@ -1,10 +1,13 @@
-"""Copying the data dir into a backup: what leaves the machine, and how errors read.
+"""Copying files into a backup and back: what leaves the machine, how a restore writes, and
+how errors read.
 
 - keys/ is an allow-list: without --include-secrets only files whose content parses as a PEM or
   OpenSSH public key, and that never mention "PRIVATE", are copied; the file name decides
   nothing (a private key called `old.pub` stays home; salts and passwords too);
 - the inbox, text and packages are copied as regular files only: FIFOs (which would hang the
   copy), devices, sockets, dangling links and links to folders are left out with a warning;
+- a restore writes each file by walking from the resolved root one folder at a time without
+  following links (`place`), so nothing swapped in during the restore can redirect a write;
 - file-system errors become one sentence (`filesystem_message`) instead of a traceback.
 """
 
@@ -15,7 +18,9 @@ import logging
 import os
 import shutil
 import stat
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+
+from engine.backup_staging import BackupError
 
 log = logging.getLogger(__name__)
 
@@ -89,3 +94,65 @@ def copy_tree(source: Path, target: Path) -> None:
             destination = target / path.relative_to(source)
             destination.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(path, destination)
+
+
+def confined(target: Path, root: Path) -> PurePosixPath:
+    """`target` as a path below `root` (resolved), refused unless its folder resolves inside.
+
+    This is the early check, before anything is written; `_place` then walks the returned parts
+    from `root` without following a link at any of them, so a folder swapped for a link while
+    the restore waited for the ingestion lock cannot redirect a write.
+    """
+    parent = target.parent.resolve()  # resolved before any mkdir: no folder made through a link
+    if not parent.is_relative_to(root):
+        raise BackupError(f"refused to write {target}: it resolves outside {root}")
+    destination = parent / target.name
+    if destination.is_dir() and not destination.is_symlink():
+        raise BackupError(f"refused to write {destination}: a folder is in the way")
+    return PurePosixPath(destination.relative_to(root).as_posix())
+
+
+def open_folder_beneath(root: Path, parts: tuple[str, ...]) -> int:
+    """A directory fd for `root/parts…`, creating folders, never following a link below
+    `root` (the resolved data dir or inbox, which may itself be a link the admin made)."""
+    root.mkdir(parents=True, exist_ok=True)
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for part in parts:
+            try:
+                os.mkdir(part, 0o755, dir_fd=fd)
+            except FileExistsError:
+                pass
+            try:
+                inner = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+            except OSError as exc:  # ELOOP / ENOTDIR: a link or a file where a folder should be
+                reason = f"{part!r} is not a plain folder ({exc.strerror})"
+                raise BackupError(f"refused to write below {root}: {reason}") from exc
+            os.close(fd)
+            fd = inner
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def place(source: Path, root: Path, relative: PurePosixPath, mode: int) -> None:
+    """Copy `source` to `root/relative` through a temporary name, never through a link."""
+    folder = open_folder_beneath(root, relative.parts[:-1])
+    name = relative.parts[-1]
+    partial = f".{name}.restoring"
+    try:
+        try:
+            os.unlink(partial, dir_fd=folder)
+        except FileNotFoundError:
+            pass
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+        out = os.open(partial, flags, 0o600 if mode >= 0 else 0o644, dir_fd=folder)
+        with open(out, "wb") as target, source.open("rb") as data:
+            shutil.copyfileobj(data, target, 1 << 20)
+        if mode >= 0:
+            os.chmod(partial, mode, dir_fd=folder, follow_symlinks=False)
+        # replaces a link itself, never writes through it
+        os.replace(partial, name, src_dir_fd=folder, dst_dir_fd=folder)
+    finally:
+        os.close(folder)

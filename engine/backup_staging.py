@@ -13,7 +13,9 @@ can plant files. So a restore never reads a backup in place. It:
 3. copies every listed file into a private `mkdtemp` folder (mode 0700), reading at most the
    size the manifest gives and hashing while it copies; folder files are opened one path part at
    a time with `O_NOFOLLOW`, so a link swapped in after the walk is refused too;
-4. checks what the engine will read: the database is SQLite and passes `quick_check`, each
+4. checks what the engine will read: the database is SQLite, passes `quick_check` and holds
+   exactly the tables and indexes this engine's migrations create, no triggers or views (SQL
+   that would run on every later write, e.g. planting search rows after a signed install); each
    collection's meta.json names the collection it sits in and its chunks load.
 
 Only then does `engine.backup.restore` write into the data dir.
@@ -348,6 +350,7 @@ def check_contents(staging: Path, manifest: dict) -> None:
         raise BackupError(f"nexus.db in the backup is damaged: {exc}") from exc
     if result != "ok":
         raise BackupError(f"nexus.db in the backup is damaged: {result}")
+    _check_schema(db, staging)
     chroma = staging / "chroma"
     for folder in sorted(chroma.iterdir()) if chroma.exists() else []:
         meta_path = folder / "meta.json"
@@ -372,3 +375,35 @@ def check_contents(staging: Path, manifest: dict) -> None:
             raise BackupError(
                 f"collection {show(folder.name)} in the backup is damaged: {exc}"
             ) from exc
+
+
+def _schema(conn: sqlite3.Connection) -> set[tuple[str, str]]:
+    rows = conn.execute("SELECT type, name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'")
+    return {(kind, name) for kind, name in rows.fetchall()}
+
+
+def _check_schema(db: Path, staging: Path) -> None:
+    """Refuse a database with triggers, views or objects our migrations do not make."""
+    from engine.db import connect
+
+    reference = staging / ".reference.db"
+    fresh = connect(reference)  # an empty database built by this engine's migrations
+    try:
+        expected = _schema(fresh)
+    finally:
+        fresh.close()
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{reference}{suffix}").unlink(missing_ok=True)
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        conn.execute("PRAGMA trusted_schema = OFF")
+        found = _schema(conn)
+    conn.close()
+    code = sorted(f"{kind} {show(name)}" for kind, name in found if kind in ("trigger", "view"))
+    if code:
+        raise BackupError(f"nexus.db in the backup holds SQL that would run later: {code[:3]}")
+    if not found <= expected:  # fewer is fine: an older engine's backup, migrated on open
+        odd = sorted(f"{kind} {show(name)}" for kind, name in found - expected)
+        raise BackupError(
+            f"nexus.db in the backup does not have this engine's schema ({', '.join(odd[:4])});"
+            " restore with the engine version that made it"
+        )
