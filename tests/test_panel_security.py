@@ -21,7 +21,8 @@ PASSWORD = "kunci-rahasia-123"
 
 
 @pytest.fixture(autouse=True)
-def fresh_panel(env_setup, bedrock):
+def fresh_panel(env_setup, bedrock, monkeypatch):
+    monkeypatch.setenv("UI_LANGUAGE", "en")  # messages checked in English; test_ui checks both
     st.cache_resource.clear()
     st.cache_data.clear()
     yield

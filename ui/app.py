@@ -3,19 +3,20 @@
 import streamlit as st
 
 from ui.common import login_gate, logout_button
+from ui.i18n import t
 
-st.set_page_config(page_title="OpenClass Nexus", page_icon="📚", layout="wide")
+st.set_page_config(page_title=t("app.name"), page_icon="📚", layout="wide")
 
 if login_gate():
     logout_button()
     st.navigation(
         [
-            st.Page("overview.py", title="Overview", default=True),
-            st.Page("jobs.py", title="Jobs"),
-            st.Page("costs.py", title="Costs"),
-            st.Page("packages.py", title="Packages"),
-            st.Page("telemetry.py", title="Telemetry"),
-            st.Page("upload.py", title="Upload"),
-            st.Page("search.py", title="Search"),
+            st.Page("overview.py", title=t("nav.overview"), default=True),
+            st.Page("jobs.py", title=t("nav.jobs")),
+            st.Page("costs.py", title=t("nav.costs")),
+            st.Page("packages.py", title=t("nav.packages")),
+            st.Page("telemetry.py", title=t("nav.telemetry")),
+            st.Page("upload.py", title=t("nav.upload")),
+            st.Page("search.py", title=t("nav.search")),
         ]
     ).run()

@@ -10,8 +10,9 @@ from collections.abc import Callable
 import streamlit as st
 
 from engine.app import Engine, build_engine
-from engine.auth import login_throttle, stored_hash
+from engine.auth import login_throttle, stored_hash, upgrade_hash
 from engine.settings import Settings
+from ui.i18n import t
 
 
 @st.cache_resource
@@ -59,28 +60,28 @@ def login_gate() -> bool:
     if session_alive():
         state["last_seen"] = time.time()
         return True
-    st.title("OpenClass Nexus")
+    st.title(t("app.name"))
     if state.get("authenticated"):
-        st.info("Your session timed out. Please log in again.")
+        st.info(t("login.timed_out"))
         state["authenticated"] = False
     if stored is None:
-        st.warning(
-            "No admin password is set yet. On the server, run `nexus admin set-password` "
-            "(or set NEXUS_ADMIN_PASSWORD_HASH), then reload this page."
-        )
+        st.warning(t("login.no_password"))
         return False
     with st.form("login"):
-        password = st.text_input("Admin password", type="password")
-        submitted = st.form_submit_button("Log in")
+        password = st.text_input(t("login.password"), type="password")
+        submitted = st.form_submit_button(t("login.submit"))
     if submitted:
         result = login_throttle(settings()).login(client_id(), password, stored)
         if result.ok:
+            upgrade_hash(settings(), password, stored)
             state["authenticated"], state["last_seen"] = True, time.time()
             st.rerun()
-        if result.wait_s > 0:
-            st.error(f"Too many attempts, try again in {math.ceil(result.wait_s)} s.")
+        if result.malformed:
+            st.error(t("login.malformed", why=result.malformed))
+        elif result.wait_s > 0:
+            st.error(t("login.too_many", seconds=math.ceil(result.wait_s)))
         else:
-            st.error("Wrong password.")
+            st.error(t("login.wrong"))
     return False
 
 
@@ -113,7 +114,7 @@ def session_fragment(run_every: str | float) -> Callable[[Callable[[], None]], C
 
 
 def logout_button() -> None:
-    if st.sidebar.button("Log out"):
+    if st.sidebar.button(t("login.logout")):
         st.session_state["authenticated"] = False
         st.rerun()
 

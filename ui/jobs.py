@@ -1,4 +1,5 @@
-"""Jobs: history with filters, the running job's progress, each file's status, re-runs."""
+"""Jobs (Pekerjaan): history with filters, the running job's progress, each file's status,
+re-runs. Files are shown where the admin put them: grade, subject and file below the inbox."""
 
 from __future__ import annotations
 
@@ -7,22 +8,12 @@ from datetime import date, timedelta
 import pandas as pd
 import streamlit as st
 
+from engine.library import FAILURE_STATUSES, inbox_place
 from engine.state import read_state, request_rerun
 from ui.common import get_engine, header, session_fragment, settings
+from ui.i18n import money, num, t, when
 
-FAILED = {
-    "encrypted",
-    "needs_ocr",
-    "empty",
-    "corrupt",
-    "not_pdf",
-    "too_large",
-    "too_many_pages",
-    "bad_location",
-    "timeout",
-    "out_of_memory",
-    "failed",
-}
+FAILED = {str(s) for s in FAILURE_STATUSES}
 
 
 @session_fragment(run_every="2s")
@@ -30,70 +21,51 @@ def _running() -> None:
     running = [j for j in get_engine().tracker.list_jobs(20) if j.status == "running"]
     for job in running:
         done = job.processed_files / job.total_files if job.total_files else 0
-        current = job.current_file.rsplit("/", 1)[-1]
-        label = f"Job {job.job_id[:8]}: {job.processed_files}/{job.total_files} files · {current}"
+        label = t(
+            "jobs.progress",
+            job=job.job_id[:8],
+            done=num(job.processed_files),
+            total=num(job.total_files),
+            file=job.current_file.rsplit("/", 1)[-1],
+        )
         st.progress(done, text=label)
 
 
-def render() -> None:
-    header("Jobs", "What the engine did with each file, and why a file failed.")
-    tracker = get_engine().tracker
-    _running()
-    jobs = tracker.list_jobs(limit=10_000)
-    if not jobs:
-        st.info("No jobs yet. Drop PDFs into the inbox (or use Upload) and they appear here.")
-        return
-    latest = jobs[0]
-    st.markdown(
-        f"Latest job `{latest.job_id[:8]}` ({latest.job_type}): **{latest.status}**, "
-        f"{latest.successful_files} ingested, {latest.failed_files} failed, "
-        f"{latest.skipped_files} skipped, {latest.total_chunks} chunks"
-    )
-    table = pd.DataFrame([j.to_dict() for j in jobs])
-    table["date"] = pd.to_datetime(table["timestamp"]).dt.date
-    columns = st.columns(4)
-    statuses = columns[0].multiselect("Status", sorted(table["status"].unique()))
-    since = columns[1].date_input("From", value=date.today() - timedelta(days=30))
-    known = get_engine().catalog.all()
-    grade = columns[2].selectbox("Grade", sorted({d.grade for d in known}), index=None)
-    subject = columns[3].selectbox("Subject", sorted({d.subject for d in known}), index=None)
-    shown = table[table["date"] >= since]
-    if statuses:
-        shown = shown[shown["status"].isin(statuses)]
-    if grade or subject:
-        shown = shown[shown["job_id"].isin(tracker.jobs_touching(grade, subject))]
-    st.caption(f"{len(shown)} of {len(table)} jobs")
+def _history_table(shown: pd.DataFrame) -> None:
+    columns = {
+        "when": "col.when",
+        "job_id": "col.job",
+        "job_type": "col.job_type",
+        "status_label": "col.status",
+        "total_files": "col.files",
+        "successful_files": "col.ingested",
+        "failed_files": "col.failed",
+        "skipped_files": "col.skipped",
+        "total_chunks": "col.chunks",
+        "processing_time": "col.seconds",
+        "cost": "col.cost",
+    }
     st.dataframe(
-        shown[
-            [
-                "timestamp",
-                "job_id",
-                "job_type",
-                "status",
-                "total_files",
-                "successful_files",
-                "failed_files",
-                "skipped_files",
-                "total_chunks",
-                "processing_time",
-                "estimated_cost",
-            ]
-        ],
+        shown[list(columns)].rename(columns={k: t(v) for k, v in columns.items()}),
         hide_index=True,
         width="stretch",
     )
-    if shown.empty:
-        return
-    job_id = st.selectbox("Files of job", shown["job_id"].head(200), format_func=lambda j: j[:12])
-    files = tracker.job_files(job_id)
+
+
+def _files(job_id: str) -> None:
+    inbox = settings().inbox_dir
+    files = get_engine().tracker.job_files(job_id)
+    places = {f.path: inbox_place(f.path, inbox) for f in files}
     st.dataframe(
         [
             {
-                "file": f.path.removeprefix(str(settings().inbox_dir.resolve()) + "/"),
-                "status": str(f.status),
-                "reason": f.reason,
-                "pages": f.pages,
-                "chunks": f.chunks,
+                t("col.grade"): places[f.path].grade,
+                t("col.subject"): places[f.path].subject,
+                t("col.file"): places[f.path].file,
+                t("col.status"): t(f"file_status.{f.status}"),
+                t("col.reason"): f.reason,
+                t("col.pages"): f.pages,
+                t("col.chunks"): f.chunks,
             }
             for f in files
         ],
@@ -101,14 +73,66 @@ def render() -> None:
         width="stretch",
     )
     failed = [f.path for f in files if str(f.status) in FAILED]
-    if failed:
-        choice = st.selectbox("Re-run a failed file", failed)
-        if st.button("Re-run"):
-            if read_state(settings())["running"]:
-                request_rerun(settings(), choice)
-                st.success("Queued: the engine reads the file again within seconds.")
-            else:
-                st.error("The engine is not running (`nexus up`), so nothing can re-run the file.")
+    if not failed:
+        return
+    choice = st.selectbox(t("jobs.rerun_pick"), failed, format_func=lambda p: str(places[p]))
+    if st.button(t("jobs.rerun")):
+        if read_state(settings())["running"]:
+            request_rerun(settings(), choice)
+            st.success(t("jobs.rerun_queued"))
+        else:
+            st.error(t("jobs.rerun_no_engine"))
+
+
+def render() -> None:
+    header(t("nav.jobs"), t("jobs.caption"))
+    tracker = get_engine().tracker
+    _running()
+    jobs = tracker.list_jobs(limit=10_000)
+    if not jobs:
+        st.info(t("jobs.empty"))
+        return
+    latest = jobs[0]
+    st.markdown(
+        t(
+            "jobs.latest",
+            job=latest.job_id[:8],
+            type=latest.job_type,
+            status=t(f"job_status.{latest.status}"),
+            ingested=num(latest.successful_files),
+            failed=num(latest.failed_files),
+            skipped=num(latest.skipped_files),
+            chunks=num(latest.total_chunks),
+        )
+    )
+    table = pd.DataFrame([j.to_dict() for j in jobs])
+    table["date"] = pd.to_datetime(table["timestamp"]).dt.date
+    table["when"] = table["timestamp"].map(when)
+    table["status_label"] = table["status"].map(lambda s: t(f"job_status.{s}"))
+    table["cost"] = table["estimated_cost"].map(money)
+    columns = st.columns(4)
+    statuses = columns[0].multiselect(
+        t("col.status"),
+        sorted(table["status"].unique()),
+        format_func=lambda s: t(f"job_status.{s}"),
+    )
+    since = columns[1].date_input(t("jobs.since"), value=date.today() - timedelta(days=30))
+    known = get_engine().catalog.all()
+    grade = columns[2].selectbox(t("col.grade"), sorted({d.grade for d in known}), index=None)
+    subject = columns[3].selectbox(t("col.subject"), sorted({d.subject for d in known}), index=None)
+    shown = table[table["date"] >= since]
+    if statuses:
+        shown = shown[shown["status"].isin(statuses)]
+    if grade or subject:
+        shown = shown[shown["job_id"].isin(tracker.jobs_touching(grade, subject))]
+    st.caption(t("jobs.shown", shown=num(len(shown)), total=num(len(table))))
+    _history_table(shown)
+    if shown.empty:
+        return
+    job_id = st.selectbox(
+        t("jobs.files_of"), shown["job_id"].head(200), format_func=lambda j: j[:12]
+    )
+    _files(job_id)
 
 
 if __name__ == "__main__":  # run as a page by st.navigation

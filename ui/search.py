@@ -1,45 +1,100 @@
-"""Search: the quickest way for an admin to see that ingestion worked."""
+"""Search (Cari): the quickest way for an admin to see that ingestion worked.
+
+Each result names its file, page and (when the engine gives one) section, and offers the PDF:
+a download button that reads the file only when clicked, only for a logged-in session (the
+page is behind the login gate, and Streamlit serves the bytes to that session alone), and only
+from inside the inbox. Browsers cannot open a downloaded file at a page, so the page number is
+on the button. When the HTTP API answers, its `/v1/documents/{id}/pdf#page=N` URL is shown too,
+as text rather than a link: the API wants an `Authorization: Bearer` key, which a plain browser
+link cannot send, so a link would only open a 401 page.
+"""
 
 from __future__ import annotations
 
 import streamlit as st
 
-from engine.search import MODES
+from engine.library import api_status, api_url, find_document, pdf_api_link, pdf_download
+from engine.search import MODES, SearchHit
 from ui.common import get_engine, header, settings
+from ui.i18n import num, t
+
+
+@st.cache_data(ttl=15, show_spinner=False)
+def _api_up(url: str) -> bool:
+    return api_status(settings())
+
+
+def _plain(text: str) -> str:
+    """`text` shown as written in markdown: file names may hold `*`, `_` or `[`."""
+    return "".join("\\" + c if c in _MARKDOWN else c for c in str(text))
+
+
+_MARKDOWN = set("\\`*_[]<>#|~$:")
+
+
+def _location(hit: SearchHit) -> str:
+    """`kelas_10/informatika/bab1.pdf · page 3 · section 1.2 Algoritma`."""
+    parts = [_plain(f"{hit.grade}/{hit.subject}/{hit.source}"), t("search.page", page=hit.pages)]
+    section = hit.to_dict().get("section")
+    if section:
+        parts.append(t("search.section", section=_plain(section)))
+    return " · ".join(parts)
+
+
+def _pdf(hit: SearchHit, rank: int, api_up: bool) -> None:
+    document = find_document(get_engine().catalog, hit.grade, hit.subject, hit.chunk_id)
+    read = pdf_download(settings(), document) if document else None
+    if read is None:
+        st.caption(t("search.no_pdf"))
+        return
+    st.download_button(
+        t("search.download", page=hit.page),
+        data=read,
+        file_name=hit.source,
+        mime="application/pdf",
+        key=f"pdf-{rank}",
+        on_click="ignore",
+    )
+    link = pdf_api_link(settings(), document, hit.page) if api_up else None
+    if link:
+        st.caption(t("search.api", url=link))
 
 
 def render() -> None:
-    header("Search", "Ask a question; see the passages that answer it, with file and page.")
+    header(t("nav.search"), t("search.caption"))
     with st.form("search"):
-        question = st.text_input("Question", placeholder="Apa itu algoritma?")
+        question = st.text_input(t("search.question"), placeholder="Apa itu algoritma?")
         columns = st.columns(4)
         default_mode = MODES.index(settings().search_mode)
-        mode = columns[0].selectbox("Mode", MODES, index=default_mode)
-        grade = columns[1].text_input("Grade (optional)")
-        subject = columns[2].text_input("Subject (optional)")
-        k = columns[3].number_input("Results", 1, 20, 5)
-        asked = st.form_submit_button("Search")
+        mode = columns[0].selectbox(
+            t("search.mode"), MODES, index=default_mode, format_func=lambda m: t(f"mode.{m}")
+        )
+        grade = columns[1].text_input(t("search.grade"))
+        subject = columns[2].text_input(t("search.subject"))
+        k = columns[3].number_input(t("search.results"), 1, 20, 5)
+        asked = st.form_submit_button(t("search.submit"))
     if not asked or not question.strip():
-        st.caption("Searches run on this server; the question is never stored or sent.")
+        st.caption(t("search.private"))
         return
-    with st.spinner("Searching…"):
+    with st.spinner(t("search.searching")):
         hits = get_engine().searcher.search(
             question, grade=grade or None, subject=subject or None, k=int(k), mode=mode
         )
-    st.caption(f"{mode} search · {len(hits)} result(s)")
+    st.caption(t("search.summary", mode=t(f"mode.{mode}"), count=num(len(hits))))
     if not hits:
-        st.info("Nothing found. Is anything ingested for this grade/subject? See Jobs.")
+        st.info(t("search.nothing"))
+    api_up = bool(hits) and _api_up(api_url(settings()))
     for rank, hit in enumerate(hits, start=1):
-        scores = f"score {hit.score:.3f}"
+        scores = t("search.score", score=num(hit.score, 3))
         if hit.vector_score is not None:
-            scores += f" · vector {hit.vector_score:.3f}"
+            scores += " · " + t("search.vector", score=num(hit.vector_score, 3))
         if hit.lexical_score is not None:
-            scores += f" · lexical {hit.lexical_score:.3g}"
+            scores += " · " + t("search.lexical", score=num(hit.lexical_score, 3))
         with st.container(border=True):
-            st.markdown(
-                f"**{rank}. {hit.grade}/{hit.subject}/{hit.source}**, page {hit.pages} · {scores}"
-            )
+            st.markdown(f"**{rank}. {_location(hit)}**")
+            st.caption(scores)
             st.write(hit.text)
+            _pdf(hit, rank, api_up)
 
 
 if __name__ == "__main__":  # run as a page by st.navigation

@@ -1,4 +1,4 @@
-"""Telemetry: query counts, latency, errors and storage over time; privacy status."""
+"""Telemetry (Telemetri): query counts, latency, errors and storage over time; privacy status."""
 
 from __future__ import annotations
 
@@ -6,40 +6,38 @@ import streamlit as st
 
 from ui.charts import lines
 from ui.common import get_engine, header
+from ui.i18n import num, t, when
 
 
-def render() -> None:
-    header("Telemetry", "Anonymised hourly counts. Never questions, never who asked.")
-    telemetry = get_engine().telemetry
-    status = telemetry.status()
-    st.subheader("Privacy status")
-    if not status["enabled"]:
-        st.info("Telemetry is disabled (TELEMETRY_ENABLED=false): nothing is counted or sent.")
-        return
+def _privacy(status: dict) -> None:
     check = status["last_pii_check"]
     left, middle, right = st.columns(3)
-    left.metric("Waiting to upload", f"{status['queue_length']} h")
+    left.metric(t("telemetry.waiting"), t("telemetry.hours", hours=num(status["queue_length"])))
     if check is None:
-        middle.metric("Last PII check", "none yet")
+        middle.metric(t("telemetry.pii_check"), t("telemetry.none_yet"))
     else:
-        middle.metric("Last PII check", "passed" if check["ok"] else "FAILED")
+        verdict = t("telemetry.passed") if check["ok"] else t("telemetry.failed")
+        middle.metric(t("telemetry.pii_check"), verdict)
         if not check["ok"]:
-            st.error("Last payload was not sent: " + "; ".join(check["problems"]))
+            st.error(t("telemetry.not_sent", problems="; ".join(check["problems"])))
     upload = status["last_upload"]
-    right.metric("Last upload", upload["at"][:16] if upload else "never")
-    st.caption(f"Destination: {status['destination']}. Sent fields: {', '.join(status['sends'])}")
+    right.metric(t("telemetry.last_upload"), when(upload["at"]) if upload else t("telemetry.never"))
+    st.caption(
+        t(
+            "telemetry.destination",
+            destination=status["destination"],
+            fields=", ".join(status["sends"]),
+        )
+    )
     refused = status["refused_hours"]
     if refused:
-        st.warning(
-            f"{len(refused)} hour(s) held back by the PII guard. Their counts are kept and go "
-            "out on the next upload once the cause is fixed."
-        )
+        st.warning(t("telemetry.held_back", count=num(len(refused))))
         st.dataframe(
             [
                 {
-                    "hour": r["hour"],
-                    "searches kept": r["queries"],
-                    "why": "; ".join(r["problems"]),
+                    t("telemetry.col_hour"): when(r["hour"]),
+                    t("telemetry.col_kept"): r["queries"],
+                    t("telemetry.col_why"): "; ".join(r["problems"]),
                 }
                 for r in refused
             ],
@@ -47,32 +45,54 @@ def render() -> None:
             width="stretch",
         )
 
+
+def render() -> None:
+    header(t("nav.telemetry"), t("telemetry.caption"))
+    telemetry = get_engine().telemetry
+    status = telemetry.status()
+    st.subheader(t("telemetry.privacy"))
+    if not status["enabled"]:
+        st.info(t("telemetry.disabled"))
+        return
+    _privacy(status)
+
     history = telemetry.history(days=30)
     if not history:
-        st.info("No completed hours with searches yet; charts appear after the first hour of use.")
+        st.info(t("telemetry.no_history"))
         return
     hours = [h["timestamp"] for h in history]
     metric = lambda name: [h["metrics"][name] for h in history]  # noqa: E731
     st.plotly_chart(
         lines(
             hours,
-            {"queries": metric("query_count"), "errors": metric("error_count")},
-            "Queries and errors per hour",
-            "count",
+            {
+                t("telemetry.queries"): metric("query_count"),
+                t("telemetry.errors"): metric("error_count"),
+            },
+            t("telemetry.chart_queries"),
+            t("telemetry.count"),
         ),
         width="stretch",
     )
     st.plotly_chart(
         lines(
             hours,
-            {"average": metric("avg_latency_ms"), "p95": metric("p95_latency_ms")},
-            "Search latency",
+            {
+                t("telemetry.average"): metric("avg_latency_ms"),
+                t("telemetry.p95"): metric("p95_latency_ms"),
+            },
+            t("telemetry.chart_latency"),
             "ms",
         ),
         width="stretch",
     )
     st.plotly_chart(
-        lines(hours, {"storage": metric("storage_usage_mb")}, "Storage", "MB"),
+        lines(
+            hours,
+            {t("telemetry.storage"): metric("storage_usage_mb")},
+            t("telemetry.storage"),
+            "MB",
+        ),
         width="stretch",
     )
 

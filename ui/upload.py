@@ -1,4 +1,4 @@
-"""Upload: teachers who cannot reach the shared folder put PDFs into the inbox from here."""
+"""Upload (Unggah): teachers who cannot reach the shared folder put PDFs into the inbox here."""
 
 from __future__ import annotations
 
@@ -9,6 +9,13 @@ import streamlit as st
 from engine.ingest.upload import UploadRefused, save_upload
 from engine.names import BadName, check_grade_subject
 from ui.common import get_engine, header, settings
+from ui.i18n import t
+
+NEW = "\x00new"  # the "new folder" choice; no folder name can contain NUL
+
+
+def _new(choice: str) -> str:
+    return t("upload.new") if choice == NEW else choice
 
 
 class Uploaded(Protocol):
@@ -39,39 +46,46 @@ def save_all(grade: str, subject: str, files: list[Uploaded]) -> None:
                 inbox, grade, subject, uploaded.name, uploaded.getvalue(), max_bytes=max_bytes
             )
         except UploadRefused as exc:
-            st.error(f"Not added: {exc}")
+            st.error(t("upload.refused", why=exc))
         except OSError as exc:
-            st.error(f"Not added: {shown} could not be written ({exc.strerror or exc}).")
+            st.error(t("upload.not_written", name=shown, why=exc.strerror or exc))
         else:
             st.success(f"{uploaded.name} → {saved.relative_to(inbox)}")
 
 
 def render() -> None:
-    header(
-        "Upload",
-        "PDFs land in the watched inbox as <grade>/<subject>/<file>.pdf and appear in Jobs.",
-    )
+    header(t("nav.upload"), t("upload.caption"))
     left, right = st.columns(2)
-    grade = left.selectbox("Grade", _known("grade") + ["(new)"], index=None, placeholder="kelas_10")
-    if grade in (None, "(new)"):
-        grade = left.text_input("New grade folder", placeholder="kelas_10")
-    subject = right.selectbox(
-        "Subject", _known("subject") + ["(new)"], index=None, placeholder="informatika"
+    grade = left.selectbox(
+        t("col.grade"),
+        _known("grade") + [NEW],
+        index=None,
+        placeholder="kelas_10",
+        format_func=_new,
     )
-    if subject in (None, "(new)"):
-        subject = right.text_input("New subject folder", placeholder="informatika")
+    if grade in (None, NEW):
+        grade = left.text_input(t("upload.new_grade"), placeholder="kelas_10")
+    subject = right.selectbox(
+        t("col.subject"),
+        _known("subject") + [NEW],
+        index=None,
+        placeholder="informatika",
+        format_func=_new,
+    )
+    if subject in (None, NEW):
+        subject = right.text_input(t("upload.new_subject"), placeholder="informatika")
     limit = settings().upload_max_mb
     files = st.file_uploader(
-        f"Curriculum PDFs (up to {limit} MB each)",
+        t("upload.files", limit=limit),
         type=["pdf"],
         accept_multiple_files=True,
         max_upload_size=limit,
     )
-    if st.button("Add to inbox", type="primary", disabled=not files):
+    if st.button(t("upload.add"), type="primary", disabled=not files):
         try:
             check_grade_subject(grade or "", subject or "")
         except BadName as exc:
-            st.error(f"Choose a grade and a subject: {exc}")
+            st.error(t("upload.choose", why=exc))
             return
         save_all(grade, subject, files)
         get_engine()  # keep the engine warm for the Jobs and Search pages

@@ -1,0 +1,315 @@
+"""What the admin panel's overview and search pages need to know, gathered in one place.
+
+The pages stay thin: they format and draw what these functions return. Everything here reads
+the catalogue, the job tracker or the network, and none of it writes.
+
+- `library_summary`: what is in the library, per grade and subject.
+- `needs_attention`: files whose latest result was a failure, with what to do about each.
+  The failure statuses come from `FileStatus` itself (everything that is not `.ok`), so a new
+  status shows up here without a second list to keep in step.
+- `ingest_activity`: files ingested and failed per day, for a chart.
+- `probe_http`, `api_status`, `chroma_status`: is a service answering, within a short timeout.
+- `find_document`, `pdf_download`: the PDF behind a search hit, confined to the inbox.
+"""
+
+from __future__ import annotations
+
+import logging
+import urllib.error
+import urllib.request
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+from engine.catalog import Catalog, Document
+from engine.jobs.base import FileStatus, JobTracker
+from engine.names import SEPARATOR
+from engine.settings import Settings
+
+log = logging.getLogger(__name__)
+
+FAILURE_STATUSES: tuple[FileStatus, ...] = tuple(s for s in FileStatus if not s.ok)
+
+# What an admin does about each failure; a status missing here gets the default ("rerun").
+_ACTIONS: dict[FileStatus, str] = {
+    FileStatus.ENCRYPTED: "unlock",  # save a password-free copy
+    FileStatus.NEEDS_OCR: "ocr",  # replace with a PDF that has a text layer
+    FileStatus.EMPTY: "replace",
+    FileStatus.CORRUPT: "replace",
+    FileStatus.NOT_PDF: "replace",
+    FileStatus.TOO_LARGE: "split",
+    FileStatus.TOO_MANY_PAGES: "split",
+    FileStatus.BAD_LOCATION: "move",  # into <grade>/<subject>/
+    FileStatus.NOT_A_FILE: "real_file",
+    FileStatus.OUTSIDE_INBOX: "real_file",
+}
+DEFAULT_ACTION = "rerun"
+ACTIONS: tuple[str, ...] = tuple(sorted({*_ACTIONS.values(), DEFAULT_ACTION}))
+
+
+def action_for(status: FileStatus | str) -> str:
+    """The action key (`rerun`, `replace`, `unlock`, `move`, ...) for a failure status."""
+    try:
+        return _ACTIONS.get(FileStatus(status), DEFAULT_ACTION)
+    except ValueError:  # a status this version does not know (e.g. from a newer engine)
+        return DEFAULT_ACTION
+
+
+# --- where a file sits --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InboxPlace:
+    """A file path as the admin knows it: grade folder, subject folder, the rest."""
+
+    grade: str
+    subject: str
+    file: str
+
+    def __str__(self) -> str:
+        return "/".join(p for p in (self.grade, self.subject, self.file) if p)
+
+
+def inbox_place(path: str, inbox: Path) -> InboxPlace:
+    """Split `path` (a catalogue or job key) into grade, subject and file below `inbox`.
+
+    A file directly in the inbox or in a grade folder has empty subject (and grade); a path
+    outside the inbox is returned whole as `file`.
+    """
+    root = str(inbox.resolve()).rstrip("/") + "/"
+    if not path.startswith(root):
+        return InboxPlace("", "", path)
+    parts = path.removeprefix(root).split("/")
+    if len(parts) < 3:
+        return InboxPlace(parts[0] if len(parts) == 2 else "", "", parts[-1])
+    return InboxPlace(parts[0], parts[1], "/".join(parts[2:]))
+
+
+# --- the library ------------------------------------------------------------------------------
+
+
+@dataclass
+class LibraryRow:
+    """One grade + subject of the library."""
+
+    grade: str
+    subject: str
+    documents: int
+    pages: int
+    chunks: int
+    last_update: str  # ISO timestamp of the newest document
+    models: list[str]
+
+
+def model_of(collection: str) -> str:
+    """The embedding model key in a collection name (`nexus__kelas_10__ipa__<model>[__vkp-…]`)."""
+    parts = collection.split(SEPARATOR)
+    return parts[3] if len(parts) >= 4 else ""
+
+
+def library_summary(catalog: Catalog) -> list[LibraryRow]:
+    """Each grade and subject in the catalogue: documents, pages, chunks, newest update, models.
+
+    Identical files within a grade/subject share their chunks, so chunks are counted once per
+    content (collection + sha256) while every file counts as a document with its pages.
+    """
+    groups: dict[tuple[str, str], list[Document]] = defaultdict(list)
+    for document in catalog.all():
+        groups[(document.grade, document.subject)].append(document)
+    rows = []
+    for (grade, subject), documents in sorted(groups.items()):
+        contents = {(d.collection, d.sha256): d for d in documents}
+        rows.append(
+            LibraryRow(
+                grade=grade,
+                subject=subject,
+                documents=len(documents),
+                pages=sum(d.pages for d in documents),
+                chunks=sum(d.chunks for d in contents.values()),
+                last_update=max(d.updated_at for d in documents),
+                models=sorted({model_of(d.collection) for d in documents} - {""}),
+            )
+        )
+    return rows
+
+
+# --- what needs attention -----------------------------------------------------------------------
+
+
+@dataclass
+class AttentionItem:
+    """A file whose latest result was a failure."""
+
+    path: str
+    place: InboxPlace
+    status: str
+    reason: str
+    action: str
+    finished_at: str
+    still_searchable: bool  # an earlier good version still answers searches
+
+
+def needs_attention(
+    tracker: JobTracker,
+    catalog: Catalog,
+    *,
+    inbox: Path,
+    jobs: int = 200,
+    exists: Callable[[str], bool] | None = None,
+) -> list[AttentionItem]:
+    """Files whose most recent result (over the last `jobs` jobs) was a failure, newest first.
+
+    A file that failed and was fixed later (ingested, skipped, removed) is not listed, and
+    neither is one that is no longer there (`exists`, default: the path exists on disk).
+    """
+    exists = exists or (lambda path: Path(path).exists() or Path(path).is_symlink())
+    latest: dict[str, tuple[str, str, str]] = {}  # path -> (finished_at, status, reason)
+    for job in tracker.list_jobs(jobs):
+        for result in tracker.job_files(job.job_id):
+            seen = latest.get(result.path)
+            if seen is None or result.finished_at > seen[0]:
+                latest[result.path] = (result.finished_at, str(result.status), result.reason)
+    failures = {str(s) for s in FAILURE_STATUSES}
+    items = []
+    for path, (finished_at, status, reason) in latest.items():
+        if status not in failures or not exists(path):
+            continue
+        known = catalog.get(path)
+        items.append(
+            AttentionItem(
+                path=path,
+                place=inbox_place(path, inbox),
+                status=status,
+                reason=reason,
+                action=action_for(status),
+                finished_at=finished_at,
+                still_searchable=bool(known and known.status == "ingested"),
+            )
+        )
+    return sorted(items, key=lambda i: i.finished_at, reverse=True)
+
+
+# --- activity -----------------------------------------------------------------------------------
+
+
+def ingest_activity(
+    tracker: JobTracker, days: int = 30, *, today: date | None = None
+) -> list[dict]:
+    """Files ingested and failed per day over the last `days` days (oldest first, no gaps)."""
+    today = today or datetime.now(UTC).date()
+    first = today - timedelta(days=days - 1)
+    per_day = {first + timedelta(days=n): [0, 0] for n in range(days)}
+    for job in tracker.jobs_since(first.isoformat()):
+        day = datetime.fromisoformat(job.timestamp).date()
+        if day in per_day:
+            per_day[day][0] += job.successful_files
+            per_day[day][1] += job.failed_files
+    return [{"date": d, "ingested": ok, "failed": bad} for d, (ok, bad) in per_day.items()]
+
+
+# --- services -----------------------------------------------------------------------------------
+
+
+def probe_http(url: str, timeout_s: float = 0.5) -> bool:
+    """True when `url` answers with a 2xx status within `timeout_s`."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as response:
+            return 200 <= response.status < 300
+    except (OSError, ValueError):  # refused, timed out, HTTP error, bad URL
+        return False
+
+
+def _local_host(address: str) -> str:
+    """Where to reach a server listening on `address` from this machine."""
+    return "127.0.0.1" if address in ("0.0.0.0", "", "::") else address
+
+
+def api_url(settings: Settings) -> str:
+    """Base URL of the HTTP API (API_ADDRESS:API_PORT), as seen from this machine."""
+    host = _local_host(settings.api_address)
+    host = f"[{host}]" if ":" in host else host
+    return f"http://{host}:{settings.api_port}"
+
+
+def api_status(settings: Settings, timeout_s: float = 0.5) -> bool:
+    """Is the HTTP API answering `GET /v1/health`?"""
+    return probe_http(f"{api_url(settings)}/v1/health", timeout_s)
+
+
+def chroma_status(settings: Settings, timeout_s: float = 0.5) -> str:
+    """`up` or `down` for a Chroma server (CHROMA_HOST or the one `nexus up` started);
+    `embedded` when there is none and the data folder is opened directly."""
+    from engine.store.client import running_server
+
+    server = (settings.chroma_host, settings.chroma_port) if settings.chroma_host else None
+    server = server or running_server(settings)
+    if server is None:
+        return "embedded"
+    url = f"http://{_local_host(server[0])}:{server[1]}/api/v2/heartbeat"
+    return "up" if probe_http(url, timeout_s) else "down"
+
+
+# --- the PDF behind a search hit ---------------------------------------------------------------
+
+
+def find_document(catalog: Catalog, grade: str, subject: str, chunk_id: str) -> Document | None:
+    """The catalogue entry whose chunks include `chunk_id` (`<sha256[:24]>-<index>`).
+
+    Identical copies share chunks; the first copy whose file is still there wins.
+    """
+    prefix = chunk_id.partition("-")[0]
+    if not prefix:
+        return None
+    rows = catalog.conn.execute(  # the Catalog class has no lookup by sha256 prefix
+        "SELECT path FROM documents WHERE grade = ? AND subject = ? AND substr(sha256, 1, ?) = ?"
+        " ORDER BY path",
+        (grade, subject, len(prefix), prefix),
+    ).fetchall()
+    documents = [d for d in (catalog.get(r[0]) for r in rows) if d is not None]
+    present = [d for d in documents if Path(d.path).is_file()]
+    return (present or documents or [None])[0]
+
+
+def pdf_path(settings: Settings, document: Document) -> Path | None:
+    """The document's PDF, if it is a regular file inside the inbox within MAX_FILE_MB.
+
+    Anything else (a package-installed document without a file, a link out of the inbox, a file
+    grown past the limit) is refused: the panel only hands out files the engine would read.
+    """
+    inbox = settings.inbox_dir.resolve()
+    try:
+        target = Path(document.path).resolve(strict=True)
+    except (OSError, RuntimeError):
+        return None
+    if not target.is_relative_to(inbox) or not target.is_file():
+        return None
+    if target.stat().st_size > settings.max_file_mb * 2**20:
+        return None
+    return target
+
+
+def pdf_download(settings: Settings, document: Document) -> Callable[[], bytes] | None:
+    """A function that reads the document's PDF (at most MAX_FILE_MB), or None when refused."""
+    path = pdf_path(settings, document)
+    if path is None:
+        return None
+    limit = int(settings.max_file_mb * 2**20)
+
+    def read() -> bytes:
+        with path.open("rb") as fh:
+            data = fh.read(limit + 1)
+        return data if len(data) <= limit else b""
+
+    return read
+
+
+def pdf_api_link(settings: Settings, document: Document, page: int) -> str | None:
+    """The HTTP API's URL of the document's PDF at `page` (`…/v1/documents/{id}/pdf#page=N`),
+    or None when this install has no HTTP API. The id is the API's own (`document_id`)."""
+    try:
+        from engine.api.documents import document_id
+    except ImportError:  # the API's extra (fastapi) is not installed
+        return None
+    return f"{api_url(settings)}/v1/documents/{document_id(document)}/pdf#page={page}"
