@@ -24,6 +24,7 @@ from engine.app import build_engine
 from engine.aws.clients import client
 from engine.aws.control import RAW_PREFIX
 from engine.aws.lease import SubjectLease
+from engine.ingest.layout import is_candidate
 from engine.names import BadName, check_grade_subject, library_key
 from engine.settings import Settings
 
@@ -60,6 +61,8 @@ def inbox_target(key: str, inbox: Path) -> tuple[str, str, Path]:
     rest = parts[3:]
     if any(p in ("", ".", "..") or "\x00" in p or "\\" in p for p in rest):
         raise BadName(f"{key!r} has an empty, '.', '..' or otherwise unsafe path part")
+    if not is_candidate(Path(*parts[1:])):  # a name the watcher ignores (`~$x.pdf`, dotfiles)
+        raise BadName(f"{key!r} is a temporary or hidden file name; it is not processed")
     target = inbox.joinpath(grade, subject, *rest).resolve()
     if not target.is_relative_to(inbox.resolve()):
         raise BadName(f"{key!r} points outside the inbox")
@@ -95,6 +98,9 @@ def handler(event: dict, context: object = None, settings: Settings | None = Non
             outcome = engine.ingestor.run(
                 [target], inbox, job_type="lambda", input_dir=f"s3://{bucket}/{key}"
             )
+            if outcome is None:  # nothing to do for this file (the pipeline ignored it)
+                files.append({"key": key, "status": "skipped", "reason": "nothing to process"})
+                continue
             report = engine.publisher.publish_job(outcome.files)
             if report.pending:
                 raise NotDelivered(f"{key}: {report.pending} object(s) not delivered")

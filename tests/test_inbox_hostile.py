@@ -346,3 +346,38 @@ def test_an_answer_for_another_file_is_refused(engine, inbox, noisy_worker):
     assert result.status is FileStatus.FAILED
     assert "another request" in result.reason
     assert chunk_texts(engine) == {}
+
+
+def test_a_folder_swapped_for_a_link_mid_job_cannot_bring_in_an_outside_file(
+    engine, inbox, tmp_path
+):
+    """After the scan, a teacher replaces `sub/` by a link to a folder outside the inbox
+    (e.g. exam answers); the engine must not read the outside file that now sits there."""
+    folder = inbox / "kelas_10" / "informatika"
+    pdfs.text_pdf(folder / "a.pdf", ["Bab satu tentang algoritma. " * 20])
+    pdfs.text_pdf(folder / "b.pdf", ["Bab dua tentang jaringan. " * 20])
+    pdfs.text_pdf(folder / "sub" / "zz.pdf", ["harmless decoy text"])
+    outside = tmp_path / "exams"
+    pdfs.text_pdf(outside / "zz.pdf", ["KUNCI JAWABAN UJIAN rahasia"])
+
+    class SwapWhileTheFirstFileIsEmbedded:
+        swapped = False
+
+        def file_started(self, path, number, total):
+            if not self.swapped:  # the scan is done; sub/zz.pdf is not opened yet
+                self.swapped = True
+                os.rename(folder / "sub", folder / ".old_sub")
+                os.symlink(outside, folder / "sub")
+
+        def chunks_embedded(self, count, total):
+            pass
+
+        def file_done(self, result):
+            pass
+
+    outcome = engine.ingestor.run([inbox], inbox, progress=SwapWhileTheFirstFileIsEmbedded())
+
+    result = by_name(outcome.files)["zz.pdf"]
+    assert str(result.status) == "outside_inbox", result.reason
+    assert not any("KUNCI" in text for text in chunk_texts(engine).values())
+    assert not any("KUNCI" in p.read_text() for p in engine.settings.text_dir.glob("*.txt"))

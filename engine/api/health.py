@@ -1,7 +1,8 @@
 """`GET /v1/health`: is the API up, and what is the engine doing (no key needed).
 
 Only a summary of the engine's state file (`engine.state.read_state`) is shown, without paths,
-process ids or host names, since anyone who can reach the port may ask.
+process ids, host names or the model (a local model is named by its path, which can hold a
+user name), since anyone who can reach the port may ask.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ _SHOWN = (
     "mode",
     "queue_length",
     "embedding_strategy",
-    "model",
     "fallen_back",
     "device",
 )

@@ -238,14 +238,20 @@ def regular_source(path: Path, root: Path) -> Path:
     return target
 
 
-def open_regular(path: Path) -> BinaryIO:
-    """Open `path` for reading only if it is, at the moment of opening, a regular file.
+def open_regular(path: Path, root: Path | None = None) -> BinaryIO:
+    """Open `path` for reading only if it is, at the moment of opening, a regular file (and,
+    with `root`, one that really lies inside `root`).
 
     O_NONBLOCK makes opening a FIFO return at once instead of waiting for a writer; O_NOFOLLOW
     refuses a link swapped in after `regular_source` looked; `fstat` checks what was opened.
+    O_NOFOLLOW guards only the last part of the path: a parent folder swapped for a link
+    between the scan and the open would lead elsewhere, so with `root` the file actually
+    opened (`/proc/self/fd/N`) must resolve inside it. The PDF worker then must read the very
+    same file (same device and inode), so a swap after this open is refused too.
 
     Raises:
         NotRegularFile: a FIFO, device, socket or folder.
+        Refused: (with `root`) the opened file lies outside `root` (`outside_inbox`).
         OSError: it cannot be opened (including ELOOP for a swapped-in link).
     """
     fd = os.open(path, _OPEN_FLAGS)
@@ -253,6 +259,15 @@ def open_regular(path: Path) -> BinaryIO:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
             raise NotRegularFile(f"{path_key(path)} is {_kind(mode)}")
+        opened = f"/proc/self/fd/{fd}"
+        if root is not None and os.path.exists(opened):
+            real = Path(os.readlink(opened))
+            if not real.is_relative_to(root.resolve()):
+                raise Refused(
+                    FileStatus.OUTSIDE_INBOX,
+                    f"{path_key(path)} led outside the inbox when opened (a folder on its way"
+                    " was replaced by a link); refused",
+                )
     except BaseException:
         os.close(fd)
         raise
