@@ -133,6 +133,42 @@ MIGRATIONS: list[str] = [
         installed_at TEXT NOT NULL
     );
     """,
+    # 7: the lexical index scores BM25 itself from per-grade/subject term statistics (so a
+    # subject ranks the same whatever else is installed); the FTS5 table goes, and the index is
+    # rebuilt from the chunks by the next recovery (Ingestor.sync_lexical).
+    """
+    DROP TABLE lexical;
+    CREATE TABLE lexical (
+        id INTEGER PRIMARY KEY,
+        grade TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        chunk_id TEXT NOT NULL,
+        source TEXT NOT NULL,
+        page INTEGER NOT NULL,
+        pages TEXT NOT NULL,
+        text TEXT NOT NULL,
+        terms TEXT NOT NULL,
+        length INTEGER NOT NULL,
+        section TEXT NOT NULL DEFAULT '',
+        kind TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX lexical_by_document ON lexical (grade, subject, sha256);
+    CREATE TABLE lexical_postings (
+        grade TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        term TEXT NOT NULL,
+        chunk INTEGER NOT NULL,
+        tf INTEGER NOT NULL,
+        length INTEGER NOT NULL,
+        PRIMARY KEY (grade, subject, term, chunk)
+    ) WITHOUT ROWID;
+    CREATE INDEX lexical_postings_by_chunk ON lexical_postings (chunk);
+    """,
+    # 8: how many pages of each file were read by OCR.
+    """
+    ALTER TABLE job_files ADD COLUMN ocr_pages INTEGER DEFAULT 0;
+    """,
 ]
 
 

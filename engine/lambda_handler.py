@@ -22,8 +22,8 @@ from urllib.parse import unquote_plus
 
 from engine.app import build_engine
 from engine.aws.clients import client
-from engine.aws.control import RAW_PREFIX
 from engine.aws.lease import SubjectLease
+from engine.cloud import RAW_PREFIX
 from engine.ingest.layout import is_candidate
 from engine.names import BadName, check_grade_subject, library_key
 from engine.settings import Settings

@@ -1,10 +1,14 @@
 """Search over the ingested chunks: vector, lexical (BM25), or both fused (the default).
 
 Hybrid search takes the best candidates of each side, gives every candidate both scores
-(the cosine similarity of its stored vector, and its BM25 score, 0 when no term matches),
-scales each side to 0..1 within the candidates, and ranks by the weighted sum
-(FUSION_VECTOR_WEIGHT, FUSION_LEXICAL_WEIGHT; defaults chosen on the development set, see
-bench/retrieval.py). Words carry Indonesian questions well; vectors catch paraphrase.
+(the cosine similarity of its stored vector, and its BM25 score within its own grade/subject,
+0 when no term matches) and ranks them by `engine.fusion.fuse` (FUSION_VECTOR_WEIGHT,
+FUSION_LEXICAL_WEIGHT; the variant and defaults chosen on the development set, see
+bench/retrieval.py). Words carry Indonesian questions well; vectors catch paraphrase and English.
+
+Ranking within a grade/subject depends only on that grade/subject's chunks (BM25 statistics are
+per grade/subject, cosine is per chunk, and the default fusion uses no cross-candidate scaling),
+so a filtered search gives the same hits and scores on every machine with the same package.
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ from typing import Literal
 import numpy as np
 
 from engine.embed.base import Embedder, EmbeddingUnavailable
-from engine.lexical.index import LexicalIndex
+from engine.fusion import DEFAULT, Candidate, FusionConfig, fuse
+from engine.lexical.index import LexicalHit, LexicalIndex
 from engine.store.chroma import ChunkStore
 
 log = logging.getLogger(__name__)
@@ -39,6 +44,7 @@ class SearchHit:
     vector_score: float | None = None  # cosine similarity
     lexical_score: float | None = None  # BM25 (0 = no term in common)
     chunk_id: str = ""
+    section: str = ""  # heading the chunk sits under ("" when the document has none)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -51,18 +57,18 @@ class Searcher:
         store: ChunkStore,
         lexical: LexicalIndex,
         *,
-        vector_weight: float = 0.2,
-        lexical_weight: float = 0.8,
+        vector_weight: float = DEFAULT.vector_weight,
+        lexical_weight: float = DEFAULT.lexical_weight,
         candidates: int = 30,
+        fusion: FusionConfig = DEFAULT,
         on_query: Callable[[float, bool], None] | None = None,
         active_packages: Callable[[], set[str]] = set,
     ):
         self.embedder = embedder
         self.store = store
         self.lexical = lexical
-        self.vector_weight = vector_weight
-        self.lexical_weight = lexical_weight
-        self.candidates = candidates
+        self.fusion = fusion.with_weights(vector_weight, lexical_weight)
+        self.candidates_per_side = candidates
         self.on_query = on_query  # telemetry: (latency in ms, failed?) of every search
         self.active_packages = active_packages  # collections of the installed package versions
 
@@ -108,8 +114,10 @@ class Searcher:
         subject: str | None,
         n: int,
         vectors: dict | None = None,
+        toc: set[tuple] | None = None,
     ) -> list[SearchHit]:
-        """Top-n by cosine across collections, each queried with the model that embedded it."""
+        """Top-n by cosine across collections, each queried with the model that embedded it
+        (the keys of table-of-contents chunks are added to `toc`)."""
         vectors = {} if vectors is None else vectors
         hits: dict[tuple, SearchHit] = {}
         for collection in self._collections(grade, subject):
@@ -121,6 +129,8 @@ class Searcher:
             for hit in self.store.query(collection.name, vector, min(n, collection.count)):
                 found = self._from_vector(hit.text, hit.metadata, hit.score, hit.id)
                 key = (found.grade, found.subject, found.chunk_id)
+                if toc is not None and hit.metadata.get("kind") == "toc":
+                    toc.add(key)
                 if key not in hits or hits[key].score < found.score:
                     hits[key] = found
         return sorted(hits.values(), key=lambda h: h.score, reverse=True)[:n]
@@ -149,7 +159,7 @@ class Searcher:
 
     @staticmethod
     def _from_vector(text: str, meta: dict, score: float, chunk_id: str) -> SearchHit:
-        return SearchHit(
+        hit = SearchHit(
             text=text,
             source=meta["source"],
             page=int(meta["page"]),
@@ -159,10 +169,12 @@ class Searcher:
             score=score,
             vector_score=score,
             chunk_id=chunk_id,
+            section=str(meta.get("section") or ""),
         )
+        return hit
 
     @staticmethod
-    def _from_lexical(hit) -> SearchHit:
+    def _from_lexical(hit: LexicalHit) -> SearchHit:
         return SearchHit(
             text=hit.text,
             source=hit.source,
@@ -173,36 +185,56 @@ class Searcher:
             score=round(hit.score, 4),
             lexical_score=hit.score,
             chunk_id=hit.chunk_id,
+            section=hit.section,
         )
 
     # --- fusion -------------------------------------------------------------------------------
     def _hybrid(
         self, question: str, grade: str | None, subject: str | None, k: int
     ) -> list[SearchHit]:
-        n = max(k, self.candidates)
+        hits, candidates = self.candidates(question, grade, subject)
+        for hit, score in zip(hits, fuse(candidates, self.fusion), strict=True):
+            hit.score = round(score, 4)
+        hits.sort(key=lambda h: (-h.score, h.grade, h.subject, h.chunk_id))
+        return hits[:k]
+
+    def candidates(
+        self, question: str, grade: str | None = None, subject: str | None = None, n: int = 0
+    ) -> tuple[list[SearchHit], list[Candidate]]:
+        """The hybrid candidates (the best `n` of each side, both scores filled) and what
+        fusion needs to know about each; bench/retrieval.py scores fusion variants on these."""
+        n = max(n, self.candidates_per_side)
         query_vectors: dict = {}
-        candidates: dict[tuple, SearchHit] = {
-            (h.grade, h.subject, h.chunk_id): h
-            for h in self._vector(question, grade, subject, n, query_vectors)
-        }
+        toc: set[tuple] = set()
+        found: dict[tuple, SearchHit] = {}
+        for hit in self._vector(question, grade, subject, n, query_vectors, toc):
+            found[(hit.grade, hit.subject, hit.chunk_id)] = hit
+        coverage: dict[tuple, float] = {}
         for hit in self.lexical.search(question, grade=grade, subject=subject, k=n):
             key = (hit.grade, hit.subject, hit.chunk_id)
-            if key in candidates:
-                candidates[key].lexical_score = hit.score
+            coverage[key] = hit.coverage
+            if key in found:
+                found[key].lexical_score = hit.score
             else:
-                candidates[key] = self._from_lexical(hit)
-        if not candidates:
-            return []
-        self._fill_vector_scores(candidates, query_vectors)
-        self._fill_lexical_scores(question, candidates)
-
-        hits = list(candidates.values())
-        vec = _scale([h.vector_score for h in hits], floor_at_min=True)
-        lex = _scale([h.lexical_score for h in hits], floor_at_min=False)
-        for hit, v, lx in zip(hits, vec, lex, strict=True):
-            hit.score = round(self.vector_weight * v + self.lexical_weight * lx, 4)
-        hits.sort(key=lambda h: h.score, reverse=True)
-        return hits[:k]
+                found[key] = self._from_lexical(hit)
+            if hit.kind == "toc":
+                toc.add(key)
+        if not found:
+            return [], []
+        self._fill_vector_scores(found, query_vectors)
+        self._fill_lexical_scores(question, found, coverage, toc)
+        hits = list(found.values())
+        return hits, [
+            Candidate(
+                vector=h.vector_score,
+                lexical=h.lexical_score or 0.0,
+                coverage=coverage.get(key, 0.0),
+                toc=key in toc,
+                document=(h.grade, h.subject, h.chunk_id.rsplit("-", 1)[0]),
+                index=_chunk_index(h.chunk_id),
+            )
+            for key, h in found.items()
+        ]
 
     def _fill_vector_scores(self, candidates: dict[tuple, SearchHit], query_vectors: dict) -> None:
         """Cosine similarity for candidates that only the lexical side found."""
@@ -227,7 +259,13 @@ class Searcher:
                     hit = candidates[(grade, subject, chunk_id)]
                     hit.vector_score = round(max(hit.vector_score or -1.0, cosine), 4)
 
-    def _fill_lexical_scores(self, question: str, candidates: dict[tuple, SearchHit]) -> None:
+    def _fill_lexical_scores(
+        self,
+        question: str,
+        candidates: dict[tuple, SearchHit],
+        coverage: dict[tuple, float],
+        toc: set[tuple],
+    ) -> None:
         """BM25 for candidates that only the vector side found (0 when no term matches)."""
         missing: dict[tuple[str, str], list[str]] = {}
         for (grade, subject, chunk_id), hit in candidates.items():
@@ -238,21 +276,14 @@ class Searcher:
             for found in self.lexical.search(
                 question, grade=grade, subject=subject, k=len(ids), chunk_ids=ids
             ):
-                candidates[(grade, subject, found.chunk_id)].lexical_score = found.score
+                key = (grade, subject, found.chunk_id)
+                candidates[key].lexical_score = found.score
+                coverage[key] = found.coverage
+                if found.kind == "toc":
+                    toc.add(key)
 
 
-def _scale(values: list[float | None], *, floor_at_min: bool) -> list[float]:
-    """Scale scores to 0..1 within the candidates (missing scores count as the worst).
-
-    Cosine similarities are min-max scaled (their floor is arbitrary); BM25 is divided by the
-    best score, so a candidate without any question term stays at 0.
-    """
-    known = [v for v in values if v is not None]
-    if not known:
-        return [0.0] * len(values)
-    top = max(known)
-    bottom = min(known) if floor_at_min else 0.0
-    span = top - bottom
-    if span <= 0:
-        return [1.0 if v is not None and top > 0 else 0.0 for v in values]
-    return [0.0 if v is None else (v - bottom) / span for v in values]
+def _chunk_index(chunk_id: str) -> int:
+    """Position of a chunk in its document (ids are `<sha prefix>-<index>`), -1 if unknown."""
+    tail = chunk_id.rsplit("-", 1)[-1]
+    return int(tail) if tail.isdigit() else -1

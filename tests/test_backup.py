@@ -143,7 +143,7 @@ def test_private_keys_only_with_include_secrets_and_retention(original, tmp_path
 
 @pytest.mark.slow
 def test_backup_to_s3_and_restore_from_it(original, aws, tmp_path):
-    from engine.aws.control import setup
+    from engine.cloud import setup
 
     setup(Settings())
     before = state(Settings())

@@ -10,7 +10,7 @@ import sys
 import boto3
 import pytest
 
-from engine.aws.control import setup
+from engine.cloud import setup
 from engine.settings import Settings
 from tests import pdfs
 from tests.aws_helpers import all_keys
@@ -268,7 +268,7 @@ def test_a_lease_is_exclusive_until_released_or_expired(aws):
 
 
 def test_deploy_lambda_with_a_container_image(aws, monkeypatch):
-    from engine.aws.control import deploy_lambda
+    from engine.cloud import deploy_lambda
 
     iam = boto3.client("iam", region_name="us-east-1")
     role = iam.create_role(RoleName="nexus-image", AssumeRolePolicyDocument="{}")["Role"]["Arn"]

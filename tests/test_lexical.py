@@ -1,15 +1,21 @@
-"""The lexical index stays in step with the chunk store, and search modes behave."""
+"""The lexical index stays in step with the chunk store, ranks each grade/subject on its own
+statistics, and search modes behave."""
 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 
 import pytest
 
+from engine.app import build_engine
 from engine.lexical.analyzer import analyze
+from engine.lexical.index import LexicalChunk
+from engine.settings import Settings
 from tests import pdfs
+from tests.fakes import FakeEmbedder
 
 
 def lexical_sources(engine) -> dict[str, int]:
@@ -51,15 +57,103 @@ def test_a_lost_or_stale_index_is_rebuilt_from_the_chunks(engine, inbox):
     engine.ingestor.run([inbox], inbox)
     engine.lexical.conn.execute("DELETE FROM lexical")
     engine.lexical.add("kelas_9", "ips", "f" * 64, [])  # nothing, but shows stale keys vanish
-    engine.lexical.conn.execute(
-        "INSERT INTO lexical (terms, grade, subject, sha256, chunk_id, source, page, pages, text)"
-        " VALUES ('hantu', 'kelas_9', 'ips', 'dead', 'x', 'hantu.pdf', 1, '1', 'hantu')"
-    )
+    engine.lexical.add("kelas_9", "ips", "dead", [LexicalChunk("x", "hantu", "hantu.pdf", 1, "1")])
 
     engine.ingestor.recover()
 
     assert lexical_sources(engine) == {"a.pdf": 1}
     assert engine.searcher.search("gravitasi", mode="lexical")[0].source == "a.pdf"
+
+
+FISIKA = {
+    "newton.pdf": [
+        "Hukum I Newton: benda tetap diam atau bergerak lurus beraturan jika resultan gaya nol.",
+        "Hukum II Newton: percepatan sebanding dengan gaya dan berbanding terbalik dengan massa.",
+    ],
+    "energi.pdf": ["Energi kinetik benda bergantung pada massa dan kecepatan benda."],
+    "listrik.pdf": ["Hukum Ohm: kuat arus sebanding dengan tegangan pada hambatan tetap."],
+}
+OTHERS = {  # share words with the fisika lessons, so global statistics would differ
+    ("kelas_10", "sejarah", "hukum.pdf"): ["Hukum adat dan hukum kerajaan mengatur benda pusaka."],
+    ("kelas_10", "sejarah", "gaya.pdf"): ["Gaya hidup masyarakat kerajaan berubah dengan gaya."],
+    ("kelas_12", "ekonomi", "energi.pdf"): ["Harga energi memengaruhi biaya produksi benda."],
+}
+
+
+def _installation(root, pdf_files: dict) -> object:
+    """An engine in `root` that ingested copies of `pdf_files` ({(grade, subject, name): path})."""
+    data = root / "data"
+    engine = build_engine(Settings(NEXUS_DATA_DIR=data), embedder=FakeEmbedder())
+    inbox = data / "inbox"
+    for (grade, subject, name), source in pdf_files.items():
+        (inbox / grade / subject).mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, inbox / grade / subject / name)
+    assert engine.ingestor.run([inbox], inbox).job.status == "completed"
+    return engine
+
+
+def _ranking(hits) -> list[tuple]:
+    return [(h.source, h.chunk_id, h.score, h.lexical_score, h.vector_score) for h in hits]
+
+
+@pytest.mark.parametrize("mode", ["lexical", "hybrid"])
+def test_a_subject_ranks_the_same_whatever_else_is_installed(tmp_path, mode):
+    made = tmp_path / "pdfs"  # the same files (a package's documents) on both machines
+    fisika = {
+        ("kelas_11", "fisika", name): pdfs.text_pdf(made / "fisika" / name, pages)
+        for name, pages in FISIKA.items()
+    }
+    others = {key: pdfs.text_pdf(made / key[1] / key[2], pages) for key, pages in OTHERS.items()}
+    school = _installation(tmp_path / "school", fisika)  # one subject
+    admin = _installation(tmp_path / "admin", {**fisika, **others})  # three subjects
+    for question in ("hukum gaya benda", "Apa bunyi hukum Newton tentang massa?", "energi benda"):
+        filtered = {"grade": "kelas_11", "subject": "fisika", "k": 10, "mode": mode}
+        at_school = school.searcher.search(question, **filtered)
+        at_admin = admin.searcher.search(question, **filtered)
+        assert at_school and _ranking(at_school) == _ranking(at_admin)
+        if mode == "lexical":  # unfiltered: a fisika hit keeps its score, others just join in
+            unfiltered = admin.searcher.search(question, k=10, mode="lexical")
+            assert {h.subject for h in unfiltered} > {"fisika"}
+            scores = {h.chunk_id: h.score for h in unfiltered if h.subject == "fisika"}
+            assert scores == {h.chunk_id: h.score for h in at_school if h.chunk_id in scores}
+
+
+def test_bm25_statistics_are_per_grade_and_subject(engine):
+    lexical = engine.lexical
+    lexical.add(
+        "kelas_10", "ipa", "a" * 64, [LexicalChunk("a-0", "gaya gravitasi", "a.pdf", 1, "1")]
+    )
+    lexical.add("kelas_10", "ipa", "b" * 64, [LexicalChunk("b-0", "cahaya lampu", "b.pdf", 1, "1")])
+    [alone] = lexical.search("gravitasi", grade="kelas_10", subject="ipa")
+    for n in range(5):  # another subject full of the same word changes nothing for kelas_10/ipa
+        chunk = LexicalChunk(f"c-{n}", "gravitasi bumi", "c.pdf", n + 1, str(n + 1))
+        lexical.add("kelas_11", "fisika", f"{n}" * 64, [chunk])
+    [again] = lexical.search("gravitasi", grade="kelas_10", subject="ipa")
+    assert again.score == alone.score and again.coverage == alone.coverage
+    assert lexical.libraries() == {("kelas_10", "ipa"): (2, 4), ("kelas_11", "fisika"): (5, 10)}
+
+
+def test_table_of_contents_chunks_are_not_ranked_and_sections_are_searchable(engine):
+    engine.lexical.add(
+        "kelas_11",
+        "fisika",
+        "d" * 64,
+        [
+            LexicalChunk(
+                "d-0", "Hukum Newton 3 ... Energi 9 ... Listrik 14", "buku.pdf", 1, "1", kind="toc"
+            ),
+            LexicalChunk(
+                "d-1",
+                "Benda tetap diam bila resultan gaya nol.",
+                "buku.pdf",
+                3,
+                "3",
+                section="Bab 1 Hukum Newton",
+            ),
+        ],
+    )
+    hits = engine.searcher.search("hukum newton", mode="lexical")
+    assert [(h.chunk_id, h.section) for h in hits] == [("d-1", "Bab 1 Hukum Newton")]
 
 
 def test_unknown_mode_is_refused(engine):

@@ -16,7 +16,7 @@ from hypothesis import settings as hyp_settings
 from hypothesis import strategies as st
 
 from engine.app import build_engine
-from engine.aws.control import setup
+from engine.cloud import setup
 from engine.settings import Settings
 from engine.telemetry.pii import check_payload
 from tests import pdfs
@@ -240,9 +240,34 @@ def test_cli_show_prints_exactly_what_would_be_sent(settings):
         timeout=120,
         check=True,
     ).stdout
-    payloads = json.loads(shown)
+    payloads = json.loads(shown)["payloads"]
     assert payloads == engine.telemetry.queued()
     assert len(payloads) == 1 and payloads[0]["metrics"]["avg_latency_ms"] == 33.0
+
+
+def test_the_hour_in_progress_is_shown_but_not_queued(engine):
+    engine.telemetry.record_query(10, False, when=TEN_AM - timedelta(hours=1))
+    engine.telemetry.record_query(30, False, when=TEN_AM)
+    engine.telemetry.record_query(50, True, when=TEN_AM + timedelta(minutes=20))
+
+    current = engine.telemetry.current_hour(now=TEN_AM + timedelta(minutes=30))
+
+    assert current["timestamp"] == "2026-11-02T10:00:00Z"
+    assert current["metrics"]["query_count"] == 2 and current["metrics"]["error_count"] == 1
+    assert current["metrics"]["avg_latency_ms"] == 40.0
+    assert check_payload(current) == []  # the shape an upload will send once the hour is over
+    assert engine.telemetry.queued() == []  # nothing queued by looking
+    engine.telemetry.roll_up(now=TEN_AM + timedelta(minutes=30))
+    assert [p["timestamp"] for p in engine.telemetry.queued()] == ["2026-11-02T09:00:00Z"]
+    still = engine.telemetry.current_hour(now=TEN_AM + timedelta(minutes=31))
+    assert still["metrics"]["query_count"] == 2  # the hour in progress stays out of the queue
+    assert engine.telemetry.current_hour(now=TEN_AM + timedelta(hours=1)) is None
+
+
+def test_the_hour_in_progress_is_none_when_disabled(engine):
+    engine.telemetry.record_query(30, False)
+    engine.telemetry.enabled = False
+    assert engine.telemetry.current_hour() is None
 
 
 def test_the_running_engine_uploads_on_its_schedule(engine):
@@ -378,13 +403,14 @@ def test_a_queued_payload_edited_on_disk_is_held_back_not_dropped(engine, monkey
     assert refused["hour"] == "2026-11-02T10:00:00Z" and refused["kept"] == "queue"
 
 
-def test_the_panel_shows_held_back_hours_and_why(engine):
+def test_the_panel_shows_held_back_hours_and_why(engine, monkeypatch):
     import streamlit
     from streamlit.testing.v1 import AppTest
 
     from engine.auth import set_password
     from tests.conftest import REPO
 
+    monkeypatch.setenv("UI_LANGUAGE", "en")
     engine.telemetry.describe = describe_with("kepala.sekolah@sman1.sch.id")
     engine.telemetry.record_query(10, False, when=datetime.now(UTC) - timedelta(hours=2))
     engine.telemetry.roll_up()
@@ -398,5 +424,5 @@ def test_the_panel_shows_held_back_hours_and_why(engine):
     assert not at.exception
     assert any("1 hour(s) held back by the PII guard" in w.value for w in at.warning)
     [table] = at.dataframe
-    assert "model_version" in " ".join(table.value["why"])
+    assert "model_version" in " ".join(table.value["Why"])
     streamlit.cache_resource.clear()

@@ -397,7 +397,7 @@ def test_cli_build_verify_install_list_rollback(tmp_path, bedrock, monkeypatch):
 def test_publishing_to_s3_puts_packages_and_catalogue_in_the_bucket(admin, aws, monkeypatch):
     import boto3
 
-    from engine.aws.control import setup
+    from engine.cloud import setup
 
     setup(Settings())
     publisher = build_engine(Settings(NEXUS_DATA_DIR=admin.settings.data_dir)).publisher

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from engine.aws.control import status as aws_status
+from engine.cloud import status as aws_status
 from engine.library import (
     api_status,
     api_url,

@@ -40,7 +40,7 @@ def register_costs(jobs_sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_setup(args: argparse.Namespace, settings: Settings) -> int:
-    from engine.aws.control import setup
+    from engine.cloud import setup
 
     for line in setup(settings):
         print(line)
@@ -48,7 +48,7 @@ def cmd_setup(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
-    from engine.aws.control import status
+    from engine.cloud import status
 
     services = status(settings, build_engine(settings))
     if args.json:
@@ -90,7 +90,7 @@ def cmd_flush(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_deploy_lambda(args: argparse.Namespace, settings: Settings) -> int:
-    from engine.aws.control import deploy_lambda
+    from engine.cloud import deploy_lambda
 
     result = deploy_lambda(settings, image_uri=args.image)
     print(

@@ -2,6 +2,11 @@
 
 A question counts as answered at rank r when the r-th hit comes from the expected file
 (`<grade>/<subject>/<file>.pdf`). Used by bench/retrieval.py and the retrieval tests.
+
+Question files are TSVs with columns `question`, `file` and optionally `style` (`keyword`,
+`paraphrase`: no analysed term in common with the lesson, `english`: an English question over
+Indonesian text). tests/data/questions_dev_id.tsv is for tuning; questions_heldout_id.tsv is
+only for reporting.
 """
 
 from __future__ import annotations
@@ -26,8 +31,16 @@ class Metrics:
 
 def load_questions(path: Path) -> list[tuple[str, str]]:
     """(question, expected file) pairs from a TSV with columns `question` and `file`."""
+    return [(q, f) for q, f, _ in load_styled_questions(path)]
+
+
+def load_styled_questions(path: Path) -> list[tuple[str, str, str]]:
+    """(question, expected file, style) triples; style is `keyword` when the column is absent."""
     with path.open(encoding="utf-8") as fh:
-        return [(row["question"], row["file"]) for row in csv.DictReader(fh, delimiter="\t")]
+        return [
+            (row["question"], row["file"], row.get("style") or "keyword")
+            for row in csv.DictReader(fh, delimiter="\t")
+        ]
 
 
 def write_lessons(lessons_json: Path, inbox: Path) -> Path:
@@ -46,18 +59,23 @@ def write_lessons(lessons_json: Path, inbox: Path) -> Path:
 
 
 def evaluate(searcher, questions: list[tuple[str, str]], mode: str) -> Metrics:
+    rankings = [searcher.search(question, k=10, mode=mode) for question, _ in questions]
+    return score_rankings(questions, rankings)
+
+
+def score_rankings(questions: list[tuple[str, str]], rankings: list[list]) -> Metrics:
+    """Metrics of ranked hit lists (one per question, best first)."""
     ranks: list[int | None] = []
     misses = []
-    for question, expected in questions:
-        hits = searcher.search(question, k=10, mode=mode)
-        found = [f"{h.grade}/{h.subject}/{h.source}" for h in hits]
+    for (question, expected), hits in zip(questions, rankings, strict=True):
+        found = [f"{h.grade}/{h.subject}/{h.source}" for h in hits[:10]]
         rank = found.index(expected) + 1 if expected in found else None
         ranks.append(rank)
         if rank != 1:
             misses.append(f"{question} -> {found[0] if found else 'nothing'} (want {expected})")
-    n = len(ranks)
+    n = len(ranks) or 1
     return Metrics(
-        questions=n,
+        questions=len(ranks),
         hit_at_1=sum(r == 1 for r in ranks) / n,
         hit_at_5=sum(r is not None and r <= 5 for r in ranks) / n,
         mrr_at_10=sum(1 / r for r in ranks if r) / n,

@@ -11,6 +11,22 @@ from abc import ABC, abstractmethod
 from decimal import Decimal
 
 
+def telemetry_table_definition(name: str) -> dict:
+    """create_table arguments for the telemetry table (used by `nexus aws setup`)."""
+    return {
+        "TableName": name,
+        "KeySchema": [
+            {"AttributeName": "school_id_hash", "KeyType": "HASH"},
+            {"AttributeName": "timestamp", "KeyType": "RANGE"},
+        ],
+        "AttributeDefinitions": [
+            {"AttributeName": "school_id_hash", "AttributeType": "S"},
+            {"AttributeName": "timestamp", "AttributeType": "S"},
+        ],
+        "BillingMode": "PAY_PER_REQUEST",
+    }
+
+
 class TelemetrySink(ABC):
     @abstractmethod
     def send(self, payloads: list[dict]) -> None:
