@@ -1,4 +1,9 @@
-"""Set-up, status and Lambda deployment of the AWS side (`nexus aws ...`)."""
+"""The AWS side as the admin sets it up and watches it (`nexus aws setup|status|deploy-lambda`).
+
+This module sits above the AWS adapters (`engine.aws`) and the services that keep tables
+there (jobs, telemetry, leases): it creates what they need, probes them and deploys the
+Lambda processor, so no adapter ever imports a service.
+"""
 
 from __future__ import annotations
 
@@ -14,27 +19,13 @@ RAW_PREFIX = "raw-curriculum/"
 HANDLER = "engine.lambda_handler.handler"
 
 
-def telemetry_table_definition(name: str) -> dict:
-    return {
-        "TableName": name,
-        "KeySchema": [
-            {"AttributeName": "school_id_hash", "KeyType": "HASH"},
-            {"AttributeName": "timestamp", "KeyType": "RANGE"},
-        ],
-        "AttributeDefinitions": [
-            {"AttributeName": "school_id_hash", "AttributeType": "S"},
-            {"AttributeName": "timestamp", "AttributeType": "S"},
-        ],
-        "BillingMode": "PAY_PER_REQUEST",
-    }
-
-
 def setup(settings: Settings) -> list[str]:
     """Create the bucket, the two tables and (with a Lambda) the bucket notification."""
     from botocore.exceptions import ClientError
 
     from engine.aws.lease import lease_table_definition
     from engine.jobs.dynamodb import table_definition
+    from engine.telemetry.sinks import telemetry_table_definition
 
     done = []
     s3 = client(settings, "s3")
@@ -139,6 +130,8 @@ def lambda_environment(settings: Settings) -> dict[str, str]:
         "CLOUDFRONT_DISTRIBUTION_ID": settings.cloudfront_distribution_id,
         "SNS_TOPIC_ARN": settings.sns_topic_arn,
         "DYNAMODB_LOCKS_TABLE": settings.dynamodb_locks_table,
+        # the Lambda image has no Tesseract: scans uploaded there are reported as needs_ocr
+        "OCR_ENABLED": "false",
     }
     if settings.configured("DYNAMODB_JOBS_TABLE"):
         env["DYNAMODB_JOBS_TABLE"] = settings.dynamodb_jobs_table

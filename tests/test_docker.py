@@ -47,6 +47,13 @@ def test_cpu_image_takes_the_cpu_torch_and_gpu_image_a_cuda_one():
 
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES)
+def test_images_read_scans_offline(dockerfile):
+    text = (REPO / dockerfile).read_text()
+    for package in ("tesseract-ocr", "tesseract-ocr-ind", "tesseract-ocr-eng"):
+        assert re.search(rf"apt-get install .*{package}\b", text.replace("\\\n", " "))
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES)
 def test_images_have_a_healthcheck_and_install_dependencies_before_the_code(dockerfile):
     text = (REPO / dockerfile).read_text()
     assert re.search(r'^HEALTHCHECK .*CMD \["nexus", "health"\]', text, re.M)
