@@ -93,3 +93,82 @@ def text_bomb_pdf(path: Path, pages: int = 2000, lines: int = 650, line_chars: i
         doc.xref_set_key(page.xref, "Contents", f"{contents} 0 R")
     doc.save(path, deflate=True)
     return path
+
+
+def small_book(path: Path, *, outline: bool = False):
+    """A 4-page textbook (cover, table of contents, two chapters) in two columns, with a running
+    header and footer, page labels i, ii, 1, 2, ligatures, hyphenation and a ruled table; see
+    tests/books.py. Returns the `Book` (its facts say on which page each term is)."""
+    from tests.books import Section, chapters_from, make_book
+
+    chapters = chapters_from(
+        {
+            "Jaringan Komputer": {
+                "Topologi Jaringan": [
+                    (
+                        "Topologi bintang",
+                        "susunan jaringan dengan semua perangkat terhubung"
+                        " ke satu switch pusat sehingga kabel yang putus hanya memutus satu"
+                        " perangkat",
+                    ),
+                    (
+                        "Topologi cincin",
+                        "susunan jaringan yang perangkatnya membentuk"
+                        " lingkaran tertutup sehingga data berputar satu arah",
+                    ),
+                ],
+                "Graf Berarah": [
+                    (
+                        "Graf berarah",
+                        "graf yang setiap sisinya memiliki arah dari satu simpul ke simpul lain",
+                    ),
+                ],
+            },
+            "Algoritma": {
+                "Pencarian Biner": [
+                    (
+                        "Pencarian biner",
+                        "cara mencari data pada larik terurut dengan membagi"
+                        " dua ruang pencarian di setiap langkah",
+                    ),
+                ],
+            },
+        }
+    )
+    chapters[0].sections.append(
+        Section(
+            "Tabel Perangkat",
+            ["Router adalah perangkat yang meneruskan paket antarjaringan berdasarkan IP."],
+            table=[
+                ["Perangkat", "Lapisan", "Fungsi"],
+                ["Router", "Jaringan", "Meneruskan paket"],
+                ["Switch", "Data link", "Menghubungkan perangkat"],
+            ],
+        )
+    )
+    return make_book(path, chapters, outline=outline)
+
+
+def scanned_pdf(path: Path, lines: list[str], dpi: int = 150) -> Path:
+    """One scanned page (a grey JPEG at `dpi`, no text layer) showing `lines` in 14 pt."""
+    from tests.books import scan_copy
+
+    source = path.with_name(path.stem + ".source.pdf")
+    source.parent.mkdir(parents=True, exist_ok=True)
+    with pymupdf.open() as doc:
+        page = doc.new_page(width=420, height=300)
+        page.insert_textbox(pymupdf.Rect(30, 30, 390, 280), "\n".join(lines), fontsize=14)
+        doc.save(source)
+    scan_copy(source, path, dpi=dpi)
+    source.unlink()
+    return path
+
+
+def mixed_pdf(path: Path, text: str, scanned_lines: list[str]) -> Path:
+    """Page 1 has a text layer with `text`; page 2 is a scan of `scanned_lines`."""
+    scan = scanned_pdf(path.with_name(path.stem + ".scan.pdf"), scanned_lines)
+    with _text_doc([text]) as doc, pymupdf.open(scan) as scanned:
+        doc.insert_pdf(scanned)
+        doc.save(path)
+    scan.unlink()
+    return path

@@ -5,18 +5,50 @@ sentence alone is too long), up to `size` characters, and never past the embeddi
 limit: a chunk the model would silently truncate is split instead. Each new chunk starts with
 the last sentences of the previous one, up to `overlap` characters, so an answer that straddles
 a boundary is found whole in one of them.
+
+Pages come either as plain strings (paragraphs separated by blank lines) or, from the PDF
+reader, as `PageText`: paragraphs that know the chapter/section they fall under and whether
+they are a table, plus the page's printed label and kind ("toc" for a table of contents). A
+table's rows are units of their own, so a row is never split (unless it alone is longer than a
+chunk). A chunk never mixes a table of contents with body text, and a new section starts a new
+chunk (without overlap), so every chunk has one `section`; only a short lead-in (a chapter
+heading followed at once by its first section) is kept with what follows.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from engine.ingest.textclean import normalize, one_line
 
 _PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
 # A sentence ends at . ! ? (optionally followed by a closing quote/bracket) before whitespace.
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"'”’)\]]*\s+")
-_HYPHENATED_LINE_END = re.compile(r"(\w)-\n(\w)")
+
+
+@dataclass(frozen=True)
+class Paragraph:
+    """A paragraph of a page; a table is one paragraph whose lines are rows "a | b | c"."""
+
+    text: str
+    section: str = ""  # "Bab 3 Jaringan Komputer › Graf Berarah"
+    kind: str = "text"  # "text" | "table"
+
+
+@dataclass(frozen=True)
+class PageText:
+    """One page as the PDF reader found it."""
+
+    paragraphs: list[Paragraph] = field(default_factory=list)
+    label: str = ""  # the printed page label ("iv", "41"), "" when the PDF has none
+    kind: str = "text"  # "text" | "toc" (a table of contents)
+    ocr: bool = False  # the text was read by OCR
+
+    @property
+    def text(self) -> str:
+        return "\n\n".join(p.text for p in self.paragraphs)
 
 
 @dataclass(frozen=True)
@@ -25,6 +57,9 @@ class Chunk:
     text: str
     page_start: int
     page_end: int
+    section: str = ""
+    page_label: str = ""  # printed label of page_start (its number when the PDF has none)
+    kind: str = "text"  # "text" | "toc"
 
     @property
     def pages(self) -> str:
@@ -39,11 +74,13 @@ class _Unit:
 
     text: str
     page: int
+    section: str = ""
+    kind: str = "text"  # of the page: "text" | "toc"
+    label: str = ""
 
 
 def _clean(paragraph: str) -> str:
-    paragraph = _HYPHENATED_LINE_END.sub(r"\1\2", paragraph)
-    return " ".join(paragraph.split())
+    return one_line(normalize(paragraph))
 
 
 def _split_words(text: str, limit: int) -> list[str]:
@@ -67,22 +104,33 @@ def _split_words(text: str, limit: int) -> list[str]:
     return pieces
 
 
-def _units(pages: list[str], size: int) -> list[_Unit]:
+def _as_page(page: str | PageText) -> PageText:
+    if isinstance(page, PageText):
+        return page
+    return PageText([Paragraph(p) for p in _PARAGRAPH_BREAK.split(page.replace("\r", ""))])
+
+
+def _units(pages: list[str] | list[PageText], size: int) -> list[_Unit]:
     units = []
-    for number, page_text in enumerate(pages, start=1):
-        for paragraph in _PARAGRAPH_BREAK.split(page_text.replace("\r", "")):
-            cleaned = _clean(paragraph)
-            if not cleaned:
-                continue
-            for sentence in _SENTENCE_END.split(cleaned):
-                sentence = sentence.strip()
-                if sentence:
-                    units.extend(_Unit(p, number) for p in _split_words(sentence, size))
+    for number, page in enumerate(map(_as_page, pages), start=1):
+        label = page.label or str(number)
+        for paragraph in page.paragraphs:
+            if paragraph.kind == "table":  # one unit per row: a row is never split
+                pieces = [one_line(row) for row in paragraph.text.split("\n")]
+            else:
+                pieces = _SENTENCE_END.split(_clean(paragraph.text))
+            for piece in pieces:
+                piece = piece.strip()
+                if piece:
+                    units.extend(
+                        _Unit(p, number, paragraph.section, page.kind, label)
+                        for p in _split_words(piece, size)
+                    )
     return units
 
 
 def chunk_pages(
-    pages: list[str],
+    pages: list[str] | list[PageText],
     *,
     size: int = 800,
     overlap: int = 100,
@@ -92,7 +140,7 @@ def chunk_pages(
     """Chunk the text of a document's pages (index 0 is page 1).
 
     Args:
-        pages: text of each page.
+        pages: text of each page, or the PDF reader's `PageText`s.
         size: most characters per chunk.
         overlap: characters of trailing sentences repeated at the start of the next chunk.
         max_tokens: the embedding model's input limit; chunks are kept within it.
@@ -129,7 +177,7 @@ def chunk_pages(
         cut = unit.text.rfind(" ", 0, half)
         cut = cut if cut > 0 else half
         left, right = unit.text[:cut].strip(), unit.text[cut:].strip()
-        return shrink(_Unit(left, unit.page)) + shrink(_Unit(right, unit.page))
+        return shrink(_replace(unit, left)) + shrink(_replace(unit, right))
 
     chunks: list[Chunk] = []
     current: list[_Unit] = []
@@ -137,11 +185,45 @@ def chunk_pages(
 
     def emit() -> None:
         text = " ".join(u.text for u in current)
+        first = min(current, key=lambda u: u.page)
+        last = current[-1]
         pages_of = [u.page for u in current]
-        chunks.append(Chunk(len(chunks), text, min(pages_of), max(pages_of)))
+        chunks.append(
+            Chunk(
+                len(chunks),
+                text,
+                first.page,
+                max(pages_of),
+                section=last.section,
+                page_label=first.label,
+                kind=last.kind,
+            )
+        )
+
+    def starts_anew(unit: _Unit) -> bool:
+        """A new section (or a change between TOC and text) starts a new chunk, unless what
+        is gathered is only a short lead-in of a parent section (a chapter heading)."""
+        nonlocal current
+        if not current or (current[-1].section, current[-1].kind) == (unit.section, unit.kind):
+            return False
+        lead_in = current[len(current) - fresh :] if fresh else []
+        if (
+            lead_in
+            and unit.kind == lead_in[-1].kind
+            and unit.section.startswith(lead_in[-1].section)
+            and sum(len(u.text) + 1 for u in lead_in) < size // 4
+        ):
+            current = lead_in  # keep the heading, drop overlap carried from before it
+            return False
+        return True
 
     for big in _units(pages, size):
         for unit in shrink(big):
+            if starts_anew(unit):
+                if fresh:
+                    emit()
+                current, fresh = [unit], 1
+                continue
             if fits([*current, unit]):
                 current.append(unit)
                 fresh += 1
@@ -158,10 +240,14 @@ def chunk_pages(
                 # the last sentence alone is longer than the overlap: carry its tail words
                 tail = current[-1].text[-overlap:]
                 tail = tail[tail.find(" ") + 1 :] if " " in tail else tail
-                carried = [_Unit(tail, current[-1].page)]
+                carried = [_replace(current[-1], tail)]
             while carried and not fits([*carried, unit]):
                 carried.pop(0)
             current, fresh = [*carried, unit], 1
     if fresh:
         emit()
     return chunks
+
+
+def _replace(unit: _Unit, text: str) -> _Unit:
+    return _Unit(text, unit.page, unit.section, unit.kind, unit.label)

@@ -13,6 +13,14 @@ worker's stdout, where MuPDF prints its messages. Each answer echoes the request
 and is checked against them, so one file's text can never be recorded under another's name.
 The worker's stdout and stderr share one pipe that is drained while waiting, keeping a tail for
 diagnosing crashes (a full, undrained pipe would otherwise stall a chatty worker).
+
+OCR time limits: Tesseract runs inside the worker (through PyMuPDF), in C code that a Python
+signal handler cannot interrupt, so the limit is kept here. Before each page it OCRs, the
+worker sends a progress message; the deadline then becomes that moment plus
+OCR_PAGE_TIMEOUT_S (and EXTRACT_TIMEOUT_S again once OCR is over). A page that runs past its
+limit costs the worker (killed, restarted) and the file is read again with that page left out
+(its note says so), at most twice; a third slow page fails the file as `timeout`. So a 300-page
+scan is not cut off by EXTRACT_TIMEOUT_S, yet no single page can hang the engine.
 """
 
 from __future__ import annotations
@@ -25,9 +33,10 @@ import selectors
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from engine.ingest.chunk import PageText, Paragraph
 from engine.jobs.base import FileStatus
 
 log = logging.getLogger(__name__)
@@ -44,6 +53,9 @@ _OUT_OF_MEMORY_SIGNS = (
 _DIAGNOSTICS_KEPT = 64 * 1024  # bytes of the worker's stdout/stderr kept for error messages
 
 
+_OCR_RETRIES = 2  # pages that may run past OCR_PAGE_TIMEOUT_S before the file times out
+
+
 class ExtractionError(Exception):
     """A file that could not be turned into text, with its status and a readable reason."""
 
@@ -53,13 +65,27 @@ class ExtractionError(Exception):
         self.reason = reason
 
 
+class _OcrPageTimeout(ExtractionError):
+    def __init__(self, page: int, seconds: float):
+        super().__init__(
+            FileStatus.TIMEOUT,
+            f"OCR of page {page} took longer than {seconds:g} s (OCR_PAGE_TIMEOUT_S)",
+        )
+        self.page = page
+
+
 @dataclass
 class Extracted:
-    """Text of each page (index 0 = page 1) and notes worth showing (e.g. pages without text)."""
+    """Text of each page (index 0 = page 1) and notes worth showing (e.g. pages without text).
+
+    `layout` holds the same pages as paragraphs with their sections, page labels and kinds.
+    """
 
     pages: list[str]
     note: str = ""
     file_id: tuple[int, int] | None = None  # (st_dev, st_ino) of the file the worker read
+    layout: list[PageText] = field(default_factory=list)
+    ocr_pages: int = 0  # pages whose text was read by OCR
 
 
 class PdfExtractor:
@@ -73,8 +99,15 @@ class PdfExtractor:
         memory_mb: int,
         max_page_chars: int = 100_000,
         max_file_chars: int = 5_000_000,
+        ocr_enabled: bool = True,
+        ocr_languages: str = "ind+eng",
+        ocr_dpi: int = 200,
+        ocr_page_timeout_s: float = 60.0,
     ):
         self.max_pages = max_pages
+        self.ocr = {"enabled": ocr_enabled, "languages": ocr_languages, "dpi": ocr_dpi}
+        self.ocr_page_timeout_s = ocr_page_timeout_s
+        self._ocr_page: int | None = None  # the page being OCR'd, while it is
         self.timeout_s = timeout_s
         self.memory_mb = memory_mb
         self.max_page_chars = max_page_chars
@@ -103,12 +136,24 @@ class PdfExtractor:
             self._results = None
 
     def extract(self, path: Path) -> Extracted:
-        """Extract the text of every page of `path`.
+        """Extract the text of every page of `path` (OCR'ing pages without a text layer).
 
         Raises:
-            ExtractionError: encrypted, no text layer, corrupt, not a PDF, too many pages,
-                too much text, timeout, out of memory, or a crash of the worker.
+            ExtractionError: encrypted, no text layer (and OCR off or failed), corrupt, not a
+                PDF, too many pages, too much text, timeout, out of memory, or a crash of the
+                worker.
         """
+        skipped: list[int] = []
+        while True:
+            try:
+                return self._extract(path, skipped)
+            except _OcrPageTimeout as exc:
+                log.warning("%s: %s", path, exc.reason)
+                if len(skipped) >= _OCR_RETRIES:
+                    raise
+                skipped.append(exc.page)
+
+    def _extract(self, path: Path, skip_ocr_pages: list[int]) -> Extracted:
         proc = self._worker()
         self._request_id += 1
         request = {
@@ -117,13 +162,14 @@ class PdfExtractor:
             "max_pages": self.max_pages,
             "max_page_chars": self.max_page_chars,
             "max_file_chars": self.max_file_chars,
+            "ocr": self.ocr | {"skip_pages": skip_ocr_pages},
         }
         try:  # ensure_ascii: undecodable bytes of a name travel as \udcXX escapes
             proc.stdin.write((json.dumps(request, ensure_ascii=True) + "\n").encode("ascii"))
             proc.stdin.flush()
         except BrokenPipeError:
             pass  # the worker died on start-up; reading its answer reports why
-        line = self._read_answer(proc)
+        line = self._read_answer(proc, request)
         if line is None:
             raise self._worker_lost(timed_out=time.monotonic() >= self._deadline)
         try:
@@ -145,7 +191,22 @@ class PdfExtractor:
         if result["status"] != "ok":
             raise ExtractionError(FileStatus(result["status"]), result["reason"])
         file_id = tuple(result["file"]) if result.get("file") else None
-        return Extracted(pages=result["pages"], note=result.get("note", ""), file_id=file_id)
+        layout = [
+            PageText(
+                [Paragraph(text, section, kind) for text, section, kind in page["paragraphs"]],
+                label=page.get("label", ""),
+                kind=page.get("kind", "text"),
+                ocr=bool(page.get("ocr")),
+            )
+            for page in result["pages"]
+        ]
+        return Extracted(
+            pages=[page.text for page in layout],
+            note=result.get("note", ""),
+            file_id=file_id,
+            layout=layout,
+            ocr_pages=int(result.get("ocr_pages", 0)),
+        )
 
     def _worker(self) -> subprocess.Popen:
         if self._proc is None or self._proc.poll() is not None:
@@ -175,19 +236,25 @@ class PdfExtractor:
             os.set_blocking(self._proc.stdout.fileno(), False)
         return self._proc
 
-    def _read_answer(self, proc: subprocess.Popen) -> bytes | None:
-        """One answer line, or None when the time limit passes or the worker exits.
+    def _read_answer(self, proc: subprocess.Popen, request: dict) -> bytes | None:
+        """The answer line, or None when the time limit passes or the worker exits.
 
-        The worker's messages are drained meanwhile (keeping a tail) so it never stalls on a
-        full pipe.
+        Progress messages of this request move the deadline (see the module docstring). The
+        worker's messages are drained meanwhile (keeping a tail) so it never stalls on a full
+        pipe.
         """
-        deadline = self._deadline = time.monotonic() + self.timeout_s
+        self._ocr_page = None
+        self._deadline = time.monotonic() + self.timeout_s
         buffer = b""
         with selectors.DefaultSelector() as selector:
             selector.register(self._results, selectors.EVENT_READ, "results")
             selector.register(proc.stdout, selectors.EVENT_READ, "messages")
-            while not buffer.endswith(b"\n"):
-                remaining = deadline - time.monotonic()
+            while True:
+                while b"\n" in buffer:
+                    line, buffer = buffer.split(b"\n", 1)
+                    if not self._progress(line, request):
+                        return line + b"\n"
+                remaining = self._deadline - time.monotonic()
                 events = selector.select(remaining) if remaining > 0 else []
                 if not events:
                     return None
@@ -200,7 +267,22 @@ class PdfExtractor:
                     if not data:
                         return None
                     buffer += data
-        return buffer
+
+    def _progress(self, line: bytes, request: dict) -> bool:
+        """Take a progress message of `request` into account; False for anything else."""
+        try:
+            message = json.loads(line)
+            if message.get("status") != "progress" or message.get("id") != request["id"]:
+                return False
+        except (ValueError, AttributeError):
+            return False
+        if message.get("ocr_page"):
+            self._ocr_page = int(message["ocr_page"])
+            self._deadline = time.monotonic() + self.ocr_page_timeout_s
+        else:
+            self._ocr_page = None
+            self._deadline = time.monotonic() + self.timeout_s
+        return True
 
     def _drain_messages(self, proc: subprocess.Popen) -> bool:
         """Keep the tail of what the worker printed; False once the pipe is closed."""
@@ -226,6 +308,8 @@ class PdfExtractor:
         self._diagnostics = (self._diagnostics + proc.stdout.read())[-_DIAGNOSTICS_KEPT:]
         messages = self._diagnostics.decode("utf-8", "replace")
         self.close()
+        if timed_out and self._ocr_page is not None:
+            return _OcrPageTimeout(self._ocr_page, self.ocr_page_timeout_s)
         if timed_out:
             return ExtractionError(
                 FileStatus.TIMEOUT, f"reading the PDF took longer than {self.timeout_s:g} s"

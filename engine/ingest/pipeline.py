@@ -28,7 +28,7 @@ from engine.costs import bedrock_cost
 from engine.embed.base import Embedder, EmbeddingUnavailable
 from engine.ingest.chunk import chunk_pages
 from engine.ingest.extract import ExtractionError, PdfExtractor
-from engine.ingest.layout import BadLocation, place, sha256_stream
+from engine.ingest.layout import BadLocation, Placement, place
 from engine.ingest.records import DocumentRecords, lexical_chunk
 from engine.ingest.scan import (
     NotRegularFile,
@@ -44,6 +44,7 @@ from engine.lexical.index import LexicalIndex
 from engine.locking import writer_lock
 from engine.settings import Settings
 from engine.store.chroma import ChunkStore, StoredChunk, chunk_id
+from engine.util import sha256_stream
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +79,12 @@ class Ingestor(DocumentRecords):
         job_type: str = "ingest",
         input_dir: str = "",
         progress: Progress | None = None,
+        placement: Placement | None = None,
     ) -> JobOutcome | None:
         """Ingest (or remove) the files at `paths` (files or folders) under `root`.
+
+        Grade and subject come from each file's folders below `root`, or, with `placement`,
+        are that label for every file (`nexus ingest --grade G --subject S`).
 
         Every file gets a result, whatever goes wrong with it, and the job is always finished
         (`completed`, `partial` or `failed`) and saved, even when an error escapes the loop (it
@@ -102,7 +107,7 @@ class Ingestor(DocumentRecords):
             started = time.monotonic()
             results: list[FileResult] = []
             try:
-                self._run_files(job, targets, root, progress, results)
+                self._run_files(job, targets, root, progress, results, placement)
             except Exception as exc:
                 log.exception("job %s stopped early", job.job_id)
                 job.errors.append(clean_text(f"job stopped early: {type(exc).__name__}: {exc}"))
@@ -119,6 +124,7 @@ class Ingestor(DocumentRecords):
         root: Path,
         progress: Progress,
         results: list[FileResult],
+        placement: Placement | None = None,
     ) -> None:
         """Plan, embed, store and report each file; the next file's PDF is read meanwhile."""
         models: set[str] = set()
@@ -129,7 +135,9 @@ class Ingestor(DocumentRecords):
         ):
 
             def plan(path: Path) -> FileWork:
-                return self._plan_safely(path, root, lambda p: reader.submit(extractor.extract, p))
+                return self._plan_safely(
+                    path, root, lambda p: reader.submit(extractor.extract, p), placement
+                )
 
             def commit(work: FileWork) -> None:
                 """Runs on the writer thread, in file order."""
@@ -176,6 +184,10 @@ class Ingestor(DocumentRecords):
             "max_file_chars": self.settings.max_file_chars,
             "timeout_s": self.settings.extract_timeout_s,
             "memory_mb": self.settings.extract_memory_mb,
+            "ocr_enabled": self.settings.ocr_enabled,
+            "ocr_languages": self.settings.ocr_languages,
+            "ocr_dpi": self.settings.ocr_dpi,
+            "ocr_page_timeout_s": self.settings.ocr_page_timeout_s,
         }
         if self._pdf_extractor is None or self._pdf_limits != limits:
             self.close()
@@ -195,25 +207,37 @@ class Ingestor(DocumentRecords):
             yield
 
     # --- one file: plan (cheap checks, start reading), then finish (embed, store) ---------
-    def _plan_safely(self, path: Path, root: Path, read: Callable[[Path], Future]) -> FileWork:
+    def _plan_safely(
+        self,
+        path: Path,
+        root: Path,
+        read: Callable[[Path], Future],
+        placement: Placement | None = None,
+    ) -> FileWork:
         result = FileResult(path_key(path), FileStatus.FAILED)
         plan = FileWork(path, result, started=time.monotonic())
         try:
-            self._plan(plan, root, read)
+            self._plan(plan, root, read, placement)
         except Exception as exc:  # one bad file must never stop the engine
             log.exception("failed to check %s", result.path)
             plan.result.reason = f"{type(exc).__name__}: {exc}"
             plan.action = "report"
         return plan
 
-    def _plan(self, plan: FileWork, root: Path, read: Callable[[Path], Future]) -> None:
+    def _plan(
+        self,
+        plan: FileWork,
+        root: Path,
+        read: Callable[[Path], Future],
+        placement: Placement | None = None,
+    ) -> None:
         path, result = plan.path, plan.result
         if not os.path.lexists(path):
             plan.action = "remove"
             return
         try:
             plan.source = regular_source(path, root)
-            plan.placement = place(path, root)
+            plan.placement = placement or place(path, root)
         except Refused as exc:
             result.status, result.reason = exc.status, exc.reason
             return
@@ -222,9 +246,12 @@ class Ingestor(DocumentRecords):
             return
         result.grade, result.subject = plan.placement.grade, plan.placement.subject
         try:
-            fh = open_regular(plan.source)
+            fh = open_regular(plan.source, root)
         except NotRegularFile as exc:
             result.status, result.reason = FileStatus.NOT_A_FILE, str(exc)
+            return
+        except Refused as exc:
+            result.status, result.reason = exc.status, exc.reason
             return
         with fh:
             plan.before = os.fstat(fh.fileno())
@@ -242,8 +269,9 @@ class Ingestor(DocumentRecords):
         if (
             plan.previous
             and plan.previous.sha256 == result.sha256
+            and (plan.previous.grade, plan.previous.subject) == (result.grade, result.subject)
             and self._searchable(plan.previous)
-        ):
+        ):  # a new grade/subject for the same file (a relabelled import) is stored again
             result.status, result.reason = FileStatus.SKIPPED, "unchanged since last ingest"
             result.pages, result.chunks = plan.previous.pages, plan.previous.chunks
             return
@@ -276,9 +304,10 @@ class Ingestor(DocumentRecords):
             reason = "the file changed while it was read; it will be read again"
             return self._fail(work, FileStatus.FAILED, reason)
         work.pages, work.note = len(extracted.pages), extracted.note
+        work.result.ocr_pages = extracted.ocr_pages
         work.page_texts = extracted.pages
         work.chunks = chunk_pages(
-            extracted.pages,
+            extracted.layout or extracted.pages,
             size=self.settings.chunk_size,
             overlap=self.settings.chunk_overlap,
             max_tokens=self.embedder.max_tokens,
@@ -348,6 +377,10 @@ class Ingestor(DocumentRecords):
                     "pages": c.pages,
                     "chunk_index": c.index,
                     "embedding_model": model.model_id,
+                    # the chapter/section, the printed page label, "toc" for a table of contents
+                    "section": c.section,
+                    "page_label": c.page_label or str(c.page_start),
+                    "kind": c.kind,
                 },
             )
             for c, vector in zip(work.chunks, work.embedded.vectors, strict=True)

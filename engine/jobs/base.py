@@ -12,12 +12,9 @@ import socket
 import uuid
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from enum import StrEnum
 
-
-def utc_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
+from engine.util import utc_now
 
 
 class FileStatus(StrEnum):
@@ -59,6 +56,7 @@ class FileResult:
     chunks: int = 0
     seconds: float = 0.0
     finished_at: str = field(default_factory=utc_now)
+    ocr_pages: int = 0  # pages whose text was read by OCR
 
     def to_dict(self) -> dict:
         data = asdict(self)

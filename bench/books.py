@@ -1,0 +1,324 @@
+"""Real-looking textbooks: extraction quality, OCR accuracy and speed, and page-cited retrieval.
+
+    python bench/books.py [--chapters 4] [--scans 1] [--dpi 150,200,300] [--no-retrieval]
+
+Builds three textbooks with tests/books.py (two columns drawn row by row, running header and
+footer, table of contents, ruled tables, hyphenation, ligatures, chapter headings, page labels)
+and scanned copies of some of them (grey JPEG pages at 150 dpi, no text layer), then prints:
+
+- the share of stored passages holding running-header/footer text (goal 0), for text books
+  and scans;
+- extraction pages/s of text books through the capped worker (all the new steps), against
+  plain `page.get_text()`;
+- OCR pages/s and character error rate (CER: edit distance / reference length, reference =
+  the text-layer extraction of the same page) for each OCR_DPI tried, and for RapidOCR when
+  `rapidocr_onnxruntime` is installed;
+- with the real MiniLM model: hit@1 and hit@5 of "Apa yang dimaksud dengan <term>?" where a
+  hit is the right book and a cited page range holding the page the definition is on.
+
+Figures are from one run on a shared machine: treat them as rough.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402
+
+from engine.ingest.extract import PdfExtractor  # noqa: E402
+from tests.books import Book, chapters_from, make_book, scan_copy  # noqa: E402
+
+HEADER = re.compile(r"informatika untuk smp|ilmu pengetahuan alam untuk|kelas\s*[79]\b", re.I)
+
+# subject -> chapter -> (term, definition); each chapter gets two sections of two terms
+SUBJECTS: dict[str, dict[str, list[tuple[str, str]]]] = {
+    "informatika": {
+        "Berpikir Komputasional": [
+            ("Dekomposisi", "memecah masalah besar menjadi bagian-bagian kecil yang mudah"),
+            ("Abstraksi", "menyaring detail penting dan membuang detail yang tidak perlu"),
+            ("Pengenalan pola", "menemukan kesamaan di antara beberapa masalah serupa"),
+            ("Algoritma", "urutan langkah logis dan terbatas untuk menyelesaikan masalah"),
+        ],
+        "Jaringan Komputer": [
+            ("Topologi bintang", "susunan jaringan dengan semua perangkat terhubung ke switch"),
+            ("Topologi cincin", "susunan perangkat yang membentuk lingkaran tertutup"),
+            ("Alamat IP", "nomor unik yang menandai setiap perangkat di dalam jaringan"),
+            ("Router", "perangkat yang meneruskan paket data antarjaringan yang berbeda"),
+        ],
+        "Struktur Data": [
+            ("Graf berarah", "graf yang setiap sisinya memiliki arah dari simpul ke simpul"),
+            ("Antrean", "struktur data yang mengeluarkan elemen pertama yang masuk"),
+            ("Tumpukan", "struktur data yang mengeluarkan elemen terakhir yang masuk"),
+            ("Larik", "kumpulan elemen bertipe sama yang diakses melalui indeks"),
+        ],
+        "Pemrograman": [
+            ("Variabel", "nama tempat menyimpan nilai yang dapat berubah selama program"),
+            ("Perulangan", "instruksi yang menjalankan blok kode berkali-kali"),
+            ("Percabangan", "instruksi yang memilih blok kode berdasarkan kondisi"),
+            ("Fungsi", "blok kode bernama yang dapat dipanggil ulang dengan parameter"),
+        ],
+    },
+    "ipa": {
+        "Sel dan Organisme": [
+            ("Mitokondria", "organel tempat respirasi sel yang menghasilkan energi"),
+            ("Ribosom", "organel kecil tempat sintesis protein berlangsung"),
+            ("Kloroplas", "organel berisi klorofil tempat fotosintesis terjadi"),
+            ("Membran sel", "lapisan tipis yang mengatur keluar masuknya zat"),
+        ],
+        "Gaya dan Gerak": [
+            ("Inersia", "kecenderungan benda mempertahankan keadaan diam atau geraknya"),
+            ("Gaya gesek", "gaya yang melawan arah gerak dua permukaan yang bersentuhan"),
+            ("Percepatan", "perubahan kecepatan benda setiap satuan waktu"),
+            ("Tekanan hidrostatis", "tekanan zat cair diam yang bergantung pada kedalaman"),
+        ],
+        "Zat dan Perubahannya": [
+            ("Sublimasi", "perubahan wujud zat padat langsung menjadi gas"),
+            ("Kondensasi", "perubahan wujud gas menjadi cair karena pendinginan"),
+            ("Massa jenis", "perbandingan massa benda dengan volumenya"),
+            ("Larutan asam", "larutan dengan pH kurang dari tujuh yang memerahkan lakmus"),
+        ],
+    },
+    "ips": {
+        "Kondisi Geografis": [
+            ("Iklim tropis", "iklim daerah khatulistiwa dengan suhu tinggi sepanjang tahun"),
+            ("Garis lintang", "garis khayal pada peta yang sejajar dengan khatulistiwa"),
+            ("Dataran tinggi", "daerah yang jauh lebih tinggi dari permukaan laut"),
+            ("Angin muson", "angin yang berganti arah setiap setengah tahun"),
+        ],
+        "Kegiatan Ekonomi": [
+            ("Produksi", "kegiatan menghasilkan atau menambah nilai guna barang"),
+            ("Distribusi", "kegiatan menyalurkan barang dari produsen ke konsumen"),
+            ("Koperasi", "badan usaha beranggotakan orang dengan asas kekeluargaan"),
+            ("Inflasi", "kenaikan harga barang secara umum dan terus-menerus"),
+        ],
+        "Sejarah Nusantara": [
+            ("Sriwijaya", "kerajaan maritim besar yang berpusat di Sumatra bagian selatan"),
+            ("Majapahit", "kerajaan Hindu-Buddha yang berpusat di Jawa Timur"),
+            ("Sumpah Pemuda", "ikrar para pemuda tahun 1928 tentang satu tanah air"),
+            ("Proklamasi", "pernyataan kemerdekaan Indonesia pada 17 Agustus 1945"),
+        ],
+    },
+}
+HEADERS = {
+    "informatika": ("Informatika untuk SMP/MTs Kelas IX", "Kelas 9 | {label}"),
+    "ipa": ("Ilmu Pengetahuan Alam untuk SMP/MTs Kelas VII", "Kelas 7 | {label}"),
+    "ips": ("Ilmu Pengetahuan Sosial untuk SMP/MTs", "Kelas 7 | {label}"),
+}
+TABLE = [["Istilah", "Bab", "Keterangan"], ["Contoh", "1", "Ringkasan materi"]]
+
+
+EXTRA = (
+    "Kegiatan {n}: bacalah kembali materi {topic} lalu tuliskan pertanyaan yang muncul di "
+    "buku catatanmu. Diskusikan jawabannya bersama kelompok dan catat kesimpulan yang "
+    "disepakati. Guru dapat memberi penilaian berdasarkan keaktifan setiap peserta didik "
+    "selama diskusi berlangsung serta ketepatan kesimpulan yang ditulis."
+)
+
+
+def build_books(folder: Path, chapters: int) -> dict[str, Book]:
+    books = {}
+    for subject, topics in SUBJECTS.items():
+        content = chapters_from(
+            {
+                chapter: {"Konsep Dasar": facts[:2], "Penerapan": facts[2:]}
+                for chapter, facts in list(topics.items())[:chapters]
+            }
+        )
+        for number, chapter in enumerate(content, start=1):
+            for section in chapter.sections:
+                section.paragraphs += [
+                    EXTRA.format(n=f"{number}.{k}", topic=chapter.title.lower())
+                    for k in range(1, 4)
+                ]
+        content[0].sections[0].table = TABLE
+        header, footer = HEADERS[subject]
+        path = folder / "kelas_9" / subject / f"buku_{subject}.pdf"
+        books[subject] = make_book(path, content, header=header, footer=footer)
+    return books
+
+
+def levenshtein(a: str, b: str) -> int:
+    """Edit distance, one numpy row at a time (insertions resolved by a running minimum)."""
+    if not a or not b:
+        return max(len(a), len(b))
+    codes_b = np.frombuffer(b.encode("utf-32-le"), dtype=np.uint32)
+    steps = np.arange(len(b) + 1)
+    row = steps.copy()
+    for i, char in enumerate(a.encode("utf-32-le").decode("utf-32-le"), start=1):
+        cost = (codes_b != ord(char)).astype(np.int64)
+        candidate = np.empty_like(row)
+        candidate[0] = i
+        candidate[1:] = np.minimum(row[1:] + 1, row[:-1] + cost)
+        row = np.minimum.accumulate(candidate - steps) + steps
+    return int(row[-1])
+
+
+def cer(reference: list[str], hypothesis: list[str]) -> float:
+    errors = total = 0
+    for ref, hyp in zip(reference, hypothesis, strict=True):
+        ref, hyp = " ".join(ref.split()), " ".join(hyp.split())
+        errors += levenshtein(ref, hyp)
+        total += len(ref)
+    return errors / max(total, 1)
+
+
+def extract_all(paths: list[Path], **ocr) -> tuple[dict[Path, list[str]], float, int, int]:
+    """Texts per page of each file, seconds (warm worker), pages and OCR'd pages."""
+    texts, pages, ocr_pages = {}, 0, 0
+    with PdfExtractor(max_pages=500, timeout_s=600, memory_mb=2048, **ocr) as reader:
+        reader.extract(paths[0])  # start the worker, import PyMuPDF
+        started = time.perf_counter()
+        for path in paths:
+            extracted = reader.extract(path)
+            texts[path] = extracted.pages
+            pages += len(extracted.pages)
+            ocr_pages += extracted.ocr_pages
+        return texts, time.perf_counter() - started, pages, ocr_pages
+
+
+def plain_speed(paths: list[Path]) -> float:
+    import pymupdf
+
+    started, pages = time.perf_counter(), 0
+    for path in paths:
+        with pymupdf.open(path) as doc:
+            for page in doc:
+                page.get_text()
+                pages += 1
+    return pages / (time.perf_counter() - started)
+
+
+def rapidocr_cer(scan: Path, reference: list[str], dpi: int) -> tuple[float, float] | None:
+    try:
+        from rapidocr_onnxruntime import RapidOCR  # optional: pip install rapidocr-onnxruntime
+    except ImportError:
+        return None
+    import pymupdf
+
+    engine, texts = RapidOCR(), []
+    started = time.perf_counter()
+    with pymupdf.open(scan) as doc:
+        for page in doc:
+            png = page.get_pixmap(dpi=dpi, colorspace=pymupdf.csGRAY).tobytes("png")
+            result, _ = engine(png)
+            texts.append("\n".join(r[1] for r in result or []))
+    seconds = time.perf_counter() - started
+    return cer(reference, texts), len(texts) / seconds
+
+
+def furniture_share(engine, subjects: list[str]) -> tuple[int, int]:
+    chunks = [
+        c
+        for col in engine.store.collections()
+        if col.subject in subjects
+        for c in engine.store.get_chunks(col.name)
+    ]
+    return sum(1 for c in chunks if HEADER.search(c.text)), len(chunks)
+
+
+def retrieval(engine, books: dict[str, Book], subject_suffix: str) -> tuple[float, float, int]:
+    hit1 = hit5 = asked = 0
+    for subject, book in books.items():
+        for term, page in book.facts.items():
+            if term.startswith("§"):
+                continue
+            hits = engine.searcher.search(
+                f"Apa yang dimaksud dengan {term.lower()}?",
+                subject=subject + subject_suffix,
+                k=5,
+            )
+            good = [
+                book.path.name == h.source and _cites(h.pages or str(h.page), page) for h in hits
+            ]
+            asked += 1
+            hit1 += bool(good[:1] and good[0])
+            hit5 += any(good)
+    return hit1 / asked, hit5 / asked, asked
+
+
+def _cites(pages: str, page: int) -> bool:
+    first, _, last = pages.partition("-")
+    return int(first) <= page <= int(last or first)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--chapters", type=int, default=4)
+    parser.add_argument("--scans", type=int, default=1, help="books to scan (OCR is slow)")
+    parser.add_argument("--dpi", default="150,200,300", help="OCR_DPI values to compare")
+    parser.add_argument("--no-retrieval", action="store_true", help="skip the MiniLM part")
+    args = parser.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        inbox = Path(tmp) / "inbox"
+        books = build_books(inbox, args.chapters)
+        texts = [b.path for b in books.values()]
+        scans: dict[str, Book] = {}
+        for subject, book in list(books.items())[: args.scans]:
+            target = inbox / "kelas_9" / f"{subject}_scan" / book.path.name
+            scans[subject] = Book(scan_copy(book.path, target), book.pages, book.facts)
+        pages = sum(b.pages for b in books.values())
+        print(f"books: {len(books)} text ({pages} pages), {len(scans)} scanned")
+
+        reference, seconds, n, _ = extract_all(texts)
+        print(
+            f"extraction (worker, all steps): {n / seconds:.1f} pages/s;"
+            f" plain page.get_text(): {plain_speed(texts):.1f} pages/s"
+        )
+        for dpi in [int(d) for d in args.dpi.split(",")]:
+            scan_paths = [b.path for b in scans.values()]
+            found, seconds, n, ocr_pages = extract_all(scan_paths, ocr_dpi=dpi)
+            ref = [t for s in scans for t in reference[books[s].path]]
+            hyp = [t for p in scan_paths for t in found[p]]
+            print(
+                f"tesseract ind+eng @{dpi} dpi: {ocr_pages / seconds:.2f} OCR pages/s,"
+                f" CER {cer(ref, hyp):.3f} over {ocr_pages} pages"
+            )
+        first = next(iter(scans), None)
+        if first:
+            result = rapidocr_cer(scans[first].path, reference[books[first].path], 200)
+            print(
+                "rapidocr: not installed"
+                if result is None
+                else f"rapidocr @200 dpi: {result[1]:.2f} pages/s, CER {result[0]:.3f}"
+            )
+        if args.no_retrieval:
+            return
+        from engine.app import build_engine
+        from engine.embed.local import LocalEmbedder
+        from engine.settings import Settings
+
+        os.environ["NEXUS_DATA_DIR"] = str(Path(tmp) / "data")
+        settings = Settings()
+        embedder = LocalEmbedder(device="cpu")
+        embedder.load()
+        engine = build_engine(settings, embedder=embedder)
+        started = time.perf_counter()
+        outcome = engine.ingestor.run([inbox], inbox)
+        print(
+            f"ingest (real model): {time.perf_counter() - started:.1f} s,"
+            f" {outcome.job.total_chunks} chunks, status {outcome.job.status}"
+        )
+        bad, total = furniture_share(engine, list(books))
+        print(f"passages with header/footer text, text books: {bad}/{total}")
+        bad, total = furniture_share(engine, [s + "_scan" for s in scans])
+        print(f"passages with header/footer text, scans: {bad}/{total}")
+        h1, h5, asked = retrieval(engine, books, "")
+        print(f"text books: hit@1 {h1:.2f}, hit@5 {h5:.2f} ({asked} questions)")
+        if scans:
+            h1, h5, asked = retrieval(engine, scans, "_scan")
+            print(f"scans: hit@1 {h1:.2f}, hit@5 {h5:.2f} ({asked} questions)")
+        engine.ingestor.close()
+
+
+if __name__ == "__main__":
+    main()
