@@ -221,3 +221,20 @@ def test_the_worker_imports_nothing_heavy_from_the_engine():
         "engine.ingest.pageclean",
         "engine.ingest.textclean",
     }
+
+
+def test_sections_reach_the_lexical_index_and_the_toc_is_not_indexed(engine, inbox):
+    """The heading a chunk sits under is searchable by words; a table of contents is not."""
+    from tests.pdfs import small_book
+
+    small_book(inbox / "kelas_9" / "informatika" / "buku.pdf")
+    outcome = engine.ingestor.run([inbox], inbox)
+    assert str(outcome.files[0].status) == "ingested", outcome.files[0].reason
+    rows = engine.catalog.conn.execute("SELECT section, kind FROM lexical").fetchall()
+    assert any(r["section"] for r in rows)
+    assert any(r["kind"] == "toc" for r in rows)  # marked, kept for showing ...
+    (toc_postings,) = engine.catalog.conn.execute(
+        "SELECT count(*) FROM lexical_postings p JOIN lexical l ON p.chunk = l.id"
+        " WHERE l.kind = 'toc'"
+    ).fetchone()
+    assert toc_postings == 0  # ... but never matched by words

@@ -25,7 +25,15 @@ log = logging.getLogger(__name__)
 
 def lexical_chunk(chunk: StoredChunk) -> LexicalChunk:
     meta = chunk.metadata
-    return LexicalChunk(chunk.id, chunk.text, meta["source"], meta["page"], meta["pages"])
+    return LexicalChunk(
+        chunk.id,
+        chunk.text,
+        meta["source"],
+        meta["page"],
+        meta["pages"],
+        section=meta.get("section", ""),
+        kind=meta.get("kind", ""),
+    )
 
 
 class DocumentRecords:
