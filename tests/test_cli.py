@@ -57,7 +57,7 @@ def test_ingest_json_reports_every_file_and_search_finds_the_page(bedrock_env, i
     proc = nexus("ingest", str(inbox), "--json")
 
     summary = json.loads(proc.stdout)  # stdout carries only the JSON
-    assert summary["status"] == "partial" and summary["chunks_added"] == 1
+    assert summary["status"] == "partial" and summary["total_chunks"] == 1
     files = {Path(f["path"]).name: f for f in summary["files"]}
     assert {n: f["status"] for n, f in files.items()} == {
         "bab1.pdf": "ingested",
@@ -68,7 +68,7 @@ def test_ingest_json_reports_every_file_and_search_finds_the_page(bedrock_env, i
     assert "password" in files["kunci.pdf"]["reason"]
 
     again = json.loads(nexus("ingest", str(subject / "bab1.pdf"), "--json").stdout)
-    assert (again["chunks_added"], again["chunks_skipped"]) == (0, 1)
+    assert (again["total_chunks"], again["chunks_skipped"]) == (0, 1)
 
     hits = json.loads(nexus("search", "topologi bintang switch", "--json").stdout)
     assert hits[0]["source"] == "bab1.pdf" and hits[0]["page"] == 1  # chunk spans pages 1-2

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import json
 import sys
 
 from engine.auth import MIN_LENGTH, login_throttle, set_password
+from engine.cli.output import emit
 from engine.settings import Settings
 
 
@@ -47,7 +47,7 @@ def cmd_api_key_create(args: argparse.Namespace, settings: Settings) -> int:
         print(f"nexus admin api-key create: {exc}", file=sys.stderr)
         return 1
     if args.json:
-        print(json.dumps({"name": args.name, "key": key}))
+        emit({"name": args.name, "key": key})
         return 0
     print(f"API key {args.name!r} (shown only now; send it as 'Authorization: Bearer <key>'):")
     print(key)
@@ -59,7 +59,7 @@ def cmd_api_key_list(args: argparse.Namespace, settings: Settings) -> int:
 
     keys = api_key_store(settings.data_dir).list()
     if args.json:
-        print(json.dumps([k.to_dict() for k in keys], indent=2))
+        emit([k.to_dict() for k in keys])
         return 0
     if not keys:
         print("no API keys: create one with `nexus admin api-key create NAME`")
@@ -74,10 +74,10 @@ def cmd_api_key_revoke(args: argparse.Namespace, settings: Settings) -> int:
 
     revoked = api_key_store(settings.data_dir).revoke(args.name)
     if args.json:
-        print(json.dumps({"name": args.name, "revoked": revoked}))
+        emit({"name": args.name, "revoked": revoked})
     elif revoked:
         print(f"API key {args.name!r} revoked")
-    else:
+    if not revoked:
         print(f"nexus admin api-key revoke: no key named {args.name!r}", file=sys.stderr)
     return 0 if revoked else 1
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
+import sys
 
 from engine.app import build_engine
+from engine.cli.output import delivery_failed, delivery_json, emit
 from engine.settings import Settings
 
 
@@ -40,10 +41,15 @@ def register_costs(jobs_sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_setup(args: argparse.Namespace, settings: Settings) -> int:
+    from engine.aws.clients import AwsUnavailable, aws_errors
     from engine.cloud import setup
 
-    for line in setup(settings):
-        print(line)
+    try:
+        for line in setup(settings):
+            print(line)
+    except (AwsUnavailable, *aws_errors()) as exc:
+        print(f"nexus aws setup: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -52,7 +58,7 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
 
     services = status(settings, build_engine(settings))
     if args.json:
-        print(json.dumps(services, indent=2))
+        emit(services)
         return 0
     embedding = services.pop("embedding")
     local = embedding.get("fallback", embedding)
@@ -72,32 +78,46 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_flush(args: argparse.Namespace, settings: Settings) -> int:
+    """Exit 1 when objects or job records are still waiting because delivering them failed."""
     engine = build_engine(settings)
-    report = engine.publisher.deliver().to_dict()
-    sync = getattr(engine.tracker, "sync", None)
-    if sync is not None:
-        sent, error = sync()
-        report["jobs_synced"], report["jobs_error"] = sent, error
+    report = delivery_json(engine.publisher.deliver())
+    sync = getattr(engine.tracker, "sync", None)  # job records wait only with DynamoDB
+    report["jobs_synced"], report["jobs_error"] = sync() if sync is not None else (0, "")
     if args.json:
-        print(json.dumps(report, indent=2))
+        emit(report)
     else:
         print(
-            f"sent {len(report['sent'])}, unchanged {len(report['unchanged'])}, "
-            f"still waiting {report['pending']}"
-            + (f" ({report['error']})" if report["error"] else "")
+            f"sent {report['sent']}, unchanged {report['unchanged']}, "
+            f"still waiting {report['pending']}; job records sent {report['jobs_synced']}"
         )
-    return 0
+    failed = False
+    if delivery_failed(report):
+        print(
+            f"nexus aws flush: {report['pending']} object(s) still waiting: {report['error']}",
+            file=sys.stderr,
+        )
+        failed = True
+    if report["jobs_error"]:
+        print(
+            f"nexus aws flush: job records still waiting: {report['jobs_error']}", file=sys.stderr
+        )
+        failed = True
+    return 1 if failed else 0
 
 
 def cmd_deploy_lambda(args: argparse.Namespace, settings: Settings) -> int:
+    from engine.aws.clients import AwsUnavailable, aws_errors
     from engine.cloud import deploy_lambda
 
-    result = deploy_lambda(settings, image_uri=args.image)
-    print(
-        json.dumps(result, indent=2)
-        if args.json
-        else f"{result['action']} {result['function_arn']}"
-    )
+    try:
+        result = deploy_lambda(settings, image_uri=args.image)
+    except (AwsUnavailable, *aws_errors()) as exc:
+        print(f"nexus aws deploy-lambda: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        emit(result)
+    else:
+        print(f"{result['action']} {result['function_arn']}")
     return 0
 
 
@@ -106,7 +126,7 @@ def cmd_costs(args: argparse.Namespace, settings: Settings) -> int:
 
     summary = get_cost_summary(build_engine(settings).tracker, settings, args.days)
     if args.json:
-        print(json.dumps(summary, indent=2))
+        emit(summary)
         return 0
     print(f"last {args.days} days: ${summary['total_cost']:.4f}, {summary['total_tokens']} tokens")
     print(f"monthly run-rate: ${summary['monthly_run_rate']:.4f}")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from engine.app import build_s3
 from engine.aws.clients import AwsUnavailable, aws_errors
 from engine.backup import BackupError, filesystem_message, restore
 from engine.backup_runs import list_backups, newest_in, run_backup
+from engine.cli.output import emit, on_terminal
 from engine.settings import Settings
 
 
@@ -46,13 +46,17 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 class Bars:
-    """One progress bar per phase, on stderr."""
+    """One progress bar per phase, on stderr, drawn only when stderr is a terminal."""
 
     def __init__(self) -> None:
         self.bars: dict[str, tqdm] = {}
 
     def __call__(self, phase: str, done: int, total: int) -> None:
-        bar = self.bars.setdefault(phase, tqdm(total=total, desc=phase, file=sys.stderr))
+        if phase not in self.bars:
+            self.bars[phase] = tqdm(
+                total=total, desc=phase, file=sys.stderr, disable=not on_terminal()
+            )
+        bar = self.bars[phase]
         bar.update(done - bar.n)
 
     def close(self) -> None:
@@ -70,7 +74,7 @@ def cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         bars.close()
     if args.json:
-        print(json.dumps(result, indent=2))
+        emit(result)
     else:
         size = result["bytes"] / 2**20
         print(f"backup {result['location']}: {result['files']} files, {size:.1f} MB")
@@ -84,7 +88,7 @@ def cmd_backup_list(args: argparse.Namespace, settings: Settings) -> int:
         print(f"nexus backup list: {exc}", file=sys.stderr)
         return 1
     if args.json:
-        print(json.dumps(rows, indent=2))
+        emit(rows)
     elif not rows:
         print("no backups there", file=sys.stderr)
     for row in [] if args.json else rows:

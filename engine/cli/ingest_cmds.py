@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import signal
@@ -12,16 +11,27 @@ import sys
 from pathlib import Path
 
 from engine.app import build_engine
+from engine.cli.output import delivery_json, emit, job_json, no_job_json, on_terminal
 from engine.cli.progress import BarProgress, LineProgress
-from engine.ingest.layout import root_for
+from engine.ingest.layout import LayoutRefused, layout_for
+from engine.ingest.scan import path_key
 from engine.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("ingest", help="ingest a PDF or a <grade>/<subject>/ folder, then exit")
+    p = sub.add_parser(
+        "ingest",
+        help="ingest a PDF or a <grade>/<subject>/ folder, then exit",
+        description="Ingest a PDF or a folder. Grade and subject come from the inbox's"
+        " <grade>/<subject>/ folders; outside the inbox, from a folder holding such folders, or"
+        " from the names of a subject folder and its parent. Anything else is refused: label it"
+        " with --grade and --subject.",
+    )
     p.add_argument("path", type=Path)
+    p.add_argument("--grade", help="label every PDF at PATH with this grade (with --subject)")
+    p.add_argument("--subject", help="label every PDF at PATH with this subject (with --grade)")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     p.add_argument(
         "--upload",
@@ -49,42 +59,28 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_ui)
 
 
-def outcome_json(outcome) -> dict:
-    files = [
-        {
-            k: f.to_dict()[k]
-            for k in ("path", "status", "reason", "pages", "chunks", "grade", "subject")
-        }
-        for f in outcome.files
-    ]
-    return {
-        "job_id": outcome.job.job_id,
-        "status": outcome.job.status,
-        "chunks_added": sum(f["chunks"] for f in files if f["status"] == "ingested"),
-        "chunks_skipped": sum(f["chunks"] for f in files if f["status"] == "skipped"),
-        "files_ok": outcome.job.successful_files,
-        "files_failed": outcome.job.failed_files,
-        "files_skipped": outcome.job.skipped_files,
-        "processing_time": outcome.job.processing_time,
-        "estimated_cost": outcome.job.estimated_cost,
-        "input_tokens": outcome.job.input_tokens,
-        "strategy_used": outcome.job.strategy_used,
-        "fallback_reason": outcome.job.fallback_reason,
-        "files": files,
-    }
-
-
 def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     path: Path = args.path
     if not path.exists():
         print(f"nexus ingest: {path} does not exist", file=sys.stderr)
         return 2
+    try:
+        layout = layout_for(path, settings.inbox_dir, args.grade, args.subject)
+    except LayoutRefused as exc:
+        print(f"nexus ingest: {exc}", file=sys.stderr)
+        return 2
+    if layout.note:  # labels read from outside the inbox are never applied silently
+        print(f"nexus ingest: {layout.note}", file=sys.stderr)
     engine = build_engine(settings)
     engine.ingestor.recover()
-    progress = BarProgress(enabled=sys.stderr.isatty() or not args.json)
+    progress = BarProgress() if on_terminal() else LineProgress()
     try:
         outcome = engine.ingestor.run(
-            [path], root_for(path, settings.inbox_dir), input_dir=str(path), progress=progress
+            [path],
+            layout.root,
+            input_dir=str(path),
+            progress=progress,
+            placement=layout.placement,
         )
     except Exception as exc:  # the job record is finished and says what happened
         log.exception("ingestion stopped")
@@ -93,26 +89,24 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         progress.close()
     upload = settings.s3_upload if args.upload is None else args.upload
+    publish = None
+    if outcome is not None and upload:  # delivery failures wait in the outbox: `nexus aws flush`
+        publish = delivery_json(engine.publisher.publish_job(outcome.files, outcome.job))
+        if publish["error"]:
+            print(f"nexus ingest: not published yet: {publish['error']}", file=sys.stderr)
     if outcome is None:
-        summary = {
-            "job_id": None,
-            "status": "completed",
-            "chunks_added": 0,
-            "chunks_skipped": 0,
-            "files": [],
-        }
-    else:
-        summary = outcome_json(outcome)
-        if upload:
-            report = engine.publisher.publish_job(outcome.files, outcome.job)
-            summary["publish"] = report.to_dict()
-            summary["estimated_cost"] = outcome.job.estimated_cost
+        summary = no_job_json("ingest", path_key(path))
+    else:  # built after publishing, which adds the S3 requests to the job's cost
+        summary = job_json(outcome.job, outcome.files)
+    summary["publish"] = publish
     if args.json:
-        print(json.dumps(summary, ensure_ascii=False, indent=2))
+        emit(summary)
+    elif summary["job_id"] is None:
+        print(f"nothing to do: no PDF to ingest or remove at {path}")
     else:
         print(
             f"job {summary['job_id']}: {summary['status']}, "
-            f"{summary['chunks_added']} chunks added, {summary['chunks_skipped']} unchanged"
+            f"{summary['total_chunks']} chunks added, {summary['chunks_skipped']} unchanged"
         )
     return 0
 

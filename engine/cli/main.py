@@ -1,9 +1,15 @@
-"""Entry point of the `nexus` console script."""
+"""Entry point of the `nexus` console script.
+
+Exit codes: 0 done; 1 the command ran but failed (a delivery that could not be made, a
+refused package, no such job); 2 a usage error (argparse, invalid settings, a PATH that does
+not exist or cannot be labelled); 130 interrupted. Failures are explained on stderr.
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 from pydantic import ValidationError
@@ -40,6 +46,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def quiet_model_loading() -> None:
+    """Keep the model libraries' progress bars ("Loading weights: 100%…") and advice out of
+    the CLI's output; `-v` shows them. transformers and huggingface_hub read these variables
+    when they are imported, which happens later, when a command first needs the model."""
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    if "transformers" in sys.modules:  # already imported (main() called in-process)
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()
+        transformers_logging.set_verbosity_error()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -52,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if not args.verbose:
+        quiet_model_loading()
     for noisy in ("httpx", "chromadb", "sentence_transformers", "urllib3", "botocore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:

@@ -1,4 +1,8 @@
-"""Progress display for ingestion on stderr (stdout stays clean for --json)."""
+"""Progress display for ingestion on stderr (stdout stays clean for --json).
+
+Bars only on a terminal (`nexus ingest` picks `LineProgress` otherwise, so a log file gets one
+plain line per file and never a bar frame).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import sys
 
 from tqdm import tqdm
 
+from engine.cli.output import on_terminal
 from engine.jobs.base import FileResult
 
 
@@ -19,10 +24,10 @@ def describe(result: FileResult) -> str:
 
 
 class BarProgress:
-    """A files bar and a chunks bar for `nexus ingest`."""
+    """A files bar and a chunks bar for `nexus ingest`, drawn only on a terminal."""
 
-    def __init__(self, enabled: bool = True):
-        self.enabled = enabled
+    def __init__(self, enabled: bool | None = None):
+        self.enabled = on_terminal() if enabled is None else enabled
         self.files: tqdm | None = None
         self.chunks: tqdm | None = None
 
@@ -67,6 +72,9 @@ class LineProgress:
         print(f"[{number}/{total}] reading {path}", file=sys.stderr, flush=True)
 
     def chunks_embedded(self, count: int, total: int) -> None:
+        pass
+
+    def close(self) -> None:
         pass
 
     def file_done(self, result: FileResult) -> None:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 from engine.app import build_engine
 from engine.cli import aws_cmds
+from engine.cli.output import emit, job_json
 from engine.cli.progress import describe
 from engine.search import MODES
 from engine.settings import Settings
@@ -53,7 +53,7 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
         )
         hits = [h.to_dict() for h in found]
     if args.json:
-        print(json.dumps(hits, ensure_ascii=False, indent=2))
+        emit(hits)
         return 0
     if not hits:
         print("no results (is anything ingested? see `nexus jobs`)", file=sys.stderr)
@@ -70,7 +70,7 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_jobs(args: argparse.Namespace, settings: Settings) -> int:
     jobs = build_engine(settings).tracker.list_jobs(limit=args.limit)
     if args.json:
-        print(json.dumps([j.to_dict() for j in jobs], ensure_ascii=False, indent=2))
+        emit([j.to_dict() for j in jobs])
         return 0
     if not jobs:
         print("no jobs yet: drop PDFs into the inbox or run `nexus ingest PATH`")
@@ -86,19 +86,21 @@ def cmd_jobs(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_job_show(args: argparse.Namespace, settings: Settings) -> int:
     tracker = build_engine(settings).tracker
     matches = [j for j in tracker.list_jobs(limit=10_000) if j.job_id.startswith(args.job_id)]
-    if len(matches) != 1:
-        print(f"nexus jobs show: {len(matches)} jobs match {args.job_id!r}")
-        return 2
+    if not matches:
+        print(
+            f"nexus jobs show: no job matches {args.job_id!r} (see `nexus jobs`)", file=sys.stderr
+        )
+        return 1
+    if len(matches) > 1:
+        print(
+            f"nexus jobs show: {len(matches)} jobs match {args.job_id!r}: give more of the id",
+            file=sys.stderr,
+        )
+        return 1
     job = matches[0]
     files = tracker.job_files(job.job_id)
     if args.json:
-        print(
-            json.dumps(
-                job.to_dict() | {"files": [f.to_dict() for f in files]},
-                ensure_ascii=False,
-                indent=2,
-            )
-        )
+        emit(job_json(job, files))
         return 0
     print(f"job {job.job_id} ({job.job_type}) {job.status}, strategy {job.strategy_used or '-'}")
     if job.fallback_reason:

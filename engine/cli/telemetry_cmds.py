@@ -7,13 +7,16 @@ import json
 import sys
 
 from engine.app import build_engine
+from engine.cli.output import delivery_failed, emit
 from engine.settings import Settings
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     telemetry = sub.add_parser("telemetry", help="anonymised usage telemetry")
     telemetry_sub = telemetry.add_subparsers(dest="telemetry_command", required=True)
-    p = telemetry_sub.add_parser("show", help="print exactly what the next upload would send")
+    p = telemetry_sub.add_parser(
+        "show", help="print exactly what the next upload would send, and the hour in progress"
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_show)
     p = telemetry_sub.add_parser("upload", help="send the queued hours now")
@@ -24,22 +27,38 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
+    """The queued hours (exactly what the next upload sends) and, apart, the hour in progress."""
     telemetry = build_engine(settings).telemetry
-    if not telemetry.enabled:
-        print(
-            "[]"
-            if args.json
-            else "telemetry is disabled (TELEMETRY_ENABLED=false): nothing is sent"
-        )
-        return 0
-    telemetry.roll_up()
-    payloads = telemetry.queued()
-    if args.json or payloads:
-        print(json.dumps(payloads, indent=2))
+    if telemetry.enabled:
+        telemetry.roll_up()
+    shown = {
+        "enabled": telemetry.enabled,
+        "payloads": telemetry.queued() if telemetry.enabled else [],
+        "current_hour": telemetry.current_hour(),
+        "refused_hours": telemetry.refused() if telemetry.enabled else [],
+    }
+    if args.json:
+        emit(shown)
+    elif not telemetry.enabled:
+        print("telemetry is disabled (TELEMETRY_ENABLED=false): nothing is sent")
+    else:
+        _print_show(shown)
+    _print_refused(shown["refused_hours"])
+    return 0
+
+
+def _print_show(shown: dict) -> None:
+    if shown["payloads"]:
+        print("the next upload sends:")
+        print(json.dumps(shown["payloads"], indent=2))
     else:
         print("nothing to send yet: telemetry covers completed hours with searches")
-    _print_refused(telemetry.refused())
-    return 0
+    if shown["current_hour"]:
+        print(
+            f"pending: the current hour ({shown['current_hour']['timestamp']}), not complete;"
+            " it is queued and sent after it ends:"
+        )
+        print(json.dumps(shown["current_hour"], indent=2))
 
 
 def _print_refused(refused: list[dict]) -> None:
@@ -53,17 +72,24 @@ def _print_refused(refused: list[dict]) -> None:
 
 
 def cmd_upload(args: argparse.Namespace, settings: Settings) -> int:
+    """Exit 1 when queued hours could not be sent (they stay queued for the next try)."""
     result = build_engine(settings).telemetry.upload()
     if args.json:
-        print(json.dumps(result, indent=2))
+        emit(result)
     else:
-        error = f" ({result['error']})" if result["error"] else ""
-        print(f"sent {result['sent']} hour(s), {result['pending']} waiting{error}")
+        note = f" ({result['error']})" if result["error"] and not result["pending"] else ""
+        print(f"sent {result['sent']} hour(s), {result['pending']} waiting{note}")
+    if delivery_failed(result):
+        print(
+            f"nexus telemetry upload: {result['pending']} hour(s) not sent: {result['error']}",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     status = build_engine(settings).telemetry.status()
-    print(json.dumps(status, indent=2))
+    emit(status)
     _print_refused(status["refused_hours"])
     return 0

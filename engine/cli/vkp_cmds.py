@@ -7,14 +7,15 @@ grade and subject take them as two arguments, checked with `engine.names`.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 from tqdm import tqdm
 
 from engine.app import build_engine
+from engine.cli.output import delivery_json, emit, on_terminal
 from engine.settings import Settings, parse_duration
 
 DOWNGRADE_HELP = (
@@ -110,20 +111,28 @@ def cmd_build(args: argparse.Namespace, settings: Settings) -> int:
         built = engine.builder.build(args.subject, args.grade)  # takes the ingestion lock
     except (NothingToBuild, FileNotFoundError, BadName) as exc:
         return _fail(str(exc))
-    result = built.to_dict()
+    folder = engine.builder.folder.resolve()
+    result = built.to_dict() | {
+        "path": str(folder / built.file),
+        "delta_path": str(folder / built.delta_file) if built.delta_file else None,
+        "published": None,
+    }
     if args.publish:
-        result["published"] = CataloguePublisher(settings, engine.publisher).publish(
+        published = CataloguePublisher(settings, engine.publisher).publish(
             built, args.subject, args.grade
         )
+        if published.get("s3") is not None:
+            published["s3"] = delivery_json(SimpleNamespace(**published["s3"]))
+        result["published"] = published
     if args.json:
-        print(json.dumps(result, indent=2))
+        emit(result)
     else:
         delta = (
             f", delta from v{built.base_version}: {built.delta_size} bytes"
             if built.delta_file
             else ""
         )
-        print(f"built {built.file} (v{built.version}, {built.size} bytes{delta})")
+        print(f"built {result['path']} (v{built.version}, {built.size} bytes{delta})")
     return 0
 
 
@@ -131,7 +140,7 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
     engine = build_engine(settings)
     installed = {k: vars(v) for k, v in engine.installer.installed().items()}
     if args.json:
-        print(json.dumps(installed, indent=2))
+        emit(installed)
         return 0
     if not installed:
         print("no packages installed")
@@ -184,9 +193,16 @@ def cmd_pull(args: argparse.Namespace, settings: Settings) -> int:
     bars: dict[str, tqdm] = {}
 
     def progress(name: str, done: int, total: int) -> None:
-        bar = bars.setdefault(
-            name, tqdm(total=total, unit="B", unit_scale=True, desc=name, file=sys.stderr)
-        )
+        if name not in bars:
+            bars[name] = tqdm(
+                total=total,
+                unit="B",
+                unit_scale=True,
+                desc=name,
+                file=sys.stderr,
+                disable=not on_terminal(),
+            )
+        bar = bars[name]
         bar.update(done - bar.n)
 
     while True:
@@ -200,19 +216,39 @@ def cmd_pull(args: argparse.Namespace, settings: Settings) -> int:
                 allow_downgrade=args.allow_downgrade,
             )
         except TransferError as exc:
-            results = [{"action": "failed", "error": str(exc)}]
+            results = [{"action": "failed", "error": str(exc)}]  # the catalogue itself
         for bar in bars.values():
             bar.close()
         bars.clear()
+        results = [dict.fromkeys(PULL_KEYS) | {"error": ""} | r for r in results]
         if args.json:
-            print(json.dumps(results, indent=2))
+            emit(results)
         else:
             for r in results:
-                fields = [r.get("package", "catalogue"), r["action"], r.get("version", "")]
-                print(" ".join(map(str, fields + [r.get("via", ""), r.get("error", "")])).rstrip())
+                fields = [r["package"] or "catalogue", r["action"], r["version"] or "", r["via"]]
+                print(" ".join(str(f) for f in fields if f))
+        for r in results:
+            if r["error"]:
+                where = f"{r['package'] or 'catalogue'} ({r['action']})"
+                print(f"nexus vkp pull: {where}: {r['error']}", file=sys.stderr)
+        failed = pull_failures(results)
         if not args.every:
-            return 1 if any(r["action"] == "failed" for r in results) else 0
+            return 1 if failed else 0
         time.sleep(parse_duration(args.every))
+
+
+# Every `nexus vkp pull --json` result has these keys (null or "" where they do not apply).
+PULL_KEYS = ("package", "action", "version", "from", "via", "bytes", "error")
+
+
+def pull_failures(results: list[dict]) -> list[dict]:
+    """Failures that were not made good: a package whose delta failed but whose full package
+    then installed is not one. (A package `kept` back from a downgrade is a refusal by policy,
+    said on stderr, not a failure.)"""
+    last: dict[str | None, dict] = {}
+    for r in results:
+        last[r["package"]] = r
+    return [r for r in last.values() if r["action"] == "failed"]
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:

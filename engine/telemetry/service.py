@@ -24,9 +24,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from engine.aws.clients import aws_errors
-from engine.jobs.base import utc_now
 from engine.telemetry.pii import METRICS, check_payload, model_label
 from engine.telemetry.sinks import TelemetrySink
+from engine.util import utc_now
 
 log = logging.getLogger(__name__)
 
@@ -89,32 +89,48 @@ class Telemetry:
             (current,),
         ).fetchall()
         state = self.describe()
-        payloads = []
-        for hour, count, errors, average in hours:
-            latencies = [
-                r[0]
-                for r in self.conn.execute(
-                    "SELECT latency_ms FROM telemetry_queries WHERE hour = ?", (hour,)
-                )
-            ]
-            p95 = statistics.quantiles(latencies, n=20)[-1] if len(latencies) > 1 else latencies[0]
-            payloads.append(
-                {
-                    "school_id_hash": self.school_id_hash(),
-                    "timestamp": hour,
-                    "metrics": {
-                        "query_count": count,
-                        "avg_latency_ms": round(average, 1),
-                        "p95_latency_ms": round(p95, 1),
-                        "error_count": errors,
-                        "storage_usage_mb": round(state["storage_usage_mb"], 1),
-                        "model_version": model_label(state["model_version"], self._salt()),
-                        "embedding_strategy": state["embedding_strategy"],
-                        "vkp_versions": state["vkp_versions"],
-                    },
-                }
+        return [
+            self._payload(hour, count, errors, average, state)
+            for hour, count, errors, average in hours
+        ]
+
+    def current_hour(self, now: datetime | None = None) -> dict | None:
+        """The payload the hour in progress would become if it ended now, or None if it has
+        no searches yet. Nothing is queued: the hour is rolled up and sent once it is over."""
+        if not self.enabled:
+            return None
+        hour = hour_of(now or datetime.now(UTC))
+        count, errors, average = self.conn.execute(
+            "SELECT count(*), sum(error), avg(latency_ms) FROM telemetry_queries WHERE hour = ?",
+            (hour,),
+        ).fetchone()
+        if not count:
+            return None
+        return self._payload(hour, count, errors, average, self.describe())
+
+    def _payload(self, hour: str, count: int, errors: int, average: float, state: dict) -> dict:
+        """One hour's payload in the seed's shape, from its raw rows and the engine's state."""
+        latencies = [
+            r[0]
+            for r in self.conn.execute(
+                "SELECT latency_ms FROM telemetry_queries WHERE hour = ?", (hour,)
             )
-        return payloads
+        ]
+        p95 = statistics.quantiles(latencies, n=20)[-1] if len(latencies) > 1 else latencies[0]
+        return {
+            "school_id_hash": self.school_id_hash(),
+            "timestamp": hour,
+            "metrics": {
+                "query_count": count,
+                "avg_latency_ms": round(average, 1),
+                "p95_latency_ms": round(p95, 1),
+                "error_count": errors,
+                "storage_usage_mb": round(state["storage_usage_mb"], 1),
+                "model_version": model_label(state["model_version"], self._salt()),
+                "embedding_strategy": state["embedding_strategy"],
+                "vkp_versions": state["vkp_versions"],
+            },
+        }
 
     def roll_up(self, now: datetime | None = None) -> dict:
         """Move completed hours into the queue, each through the PII guard.
