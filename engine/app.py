@@ -63,11 +63,11 @@ def _bedrock(settings: Settings) -> Embedder:
     )
 
 
-def build_tracker(settings: Settings) -> JobTracker:
+def build_tracker(settings: Settings, database=None) -> JobTracker:
     """SQLite, plus DynamoDB when DYNAMODB_JOBS_TABLE is set (records synced when reachable)."""
     from engine.jobs.sqlite import SqliteJobTracker
 
-    local = SqliteJobTracker(settings.db_path)
+    local = SqliteJobTracker(database or settings.db_path)
     if not settings.configured("DYNAMODB_JOBS_TABLE"):
         return local
     from engine.aws.clients import dynamodb_table
@@ -100,11 +100,18 @@ class Engine:
 
     @cached_property
     def tracker(self) -> JobTracker:
-        return build_tracker(self.settings)
+        return build_tracker(self.settings, self.database)
+
+    @cached_property
+    def database(self):
+        """The engine database: one write path for catalogue, lexical index, jobs, telemetry."""
+        from engine.db import Database
+
+        return Database(self.settings.db_path)
 
     @cached_property
     def catalog(self) -> Catalog:
-        return Catalog(self.settings.db_path)
+        return Catalog(self.database)
 
     @cached_property
     def ingestor(self):
@@ -139,7 +146,7 @@ class Engine:
     def lexical(self):
         from engine.lexical.index import LexicalIndex
 
-        return LexicalIndex(self.catalog.conn)
+        return LexicalIndex(self.database)
 
     @cached_property
     def searcher(self):
@@ -212,7 +219,7 @@ class Engine:
                 dynamodb_table(self.settings, self.settings.dynamodb_telemetry_table)
             )
         return Telemetry(
-            self.catalog.conn,
+            self.database,
             enabled=self.settings.telemetry_enabled,
             school_id=self.settings.school_id or socket.gethostname(),
             salt_file=self.settings.data_dir / "keys" / "telemetry.salt",

@@ -60,8 +60,13 @@ def documents_from_chunks(
 class Catalog:
     """Documents table of the engine's SQLite database."""
 
-    def __init__(self, db_path: Path):
-        self.conn = db.connect(db_path)
+    def __init__(self, database: db.Database):
+        self.db = database
+
+    @property
+    def conn(self):
+        """This thread's connection: the writer inside `transaction()`, else read-only."""
+        return self.db.conn
 
     def get(self, path: str) -> Document | None:
         row = self.conn.execute("SELECT * FROM documents WHERE path = ?", (path,)).fetchone()
@@ -70,14 +75,16 @@ class Catalog:
     def put(self, doc: Document) -> None:
         doc.updated_at = utc_now()
         data = vars(doc)
-        self.conn.execute(
-            f"INSERT OR REPLACE INTO documents ({', '.join(data)}) "
-            f"VALUES ({', '.join(':' + k for k in data)})",
-            data,
-        )
+        with self.db.write() as conn:
+            conn.execute(
+                f"INSERT OR REPLACE INTO documents ({', '.join(data)}) "
+                f"VALUES ({', '.join(':' + k for k in data)})",
+                data,
+            )
 
     def remove(self, path: str) -> None:
-        self.conn.execute("DELETE FROM documents WHERE path = ?", (path,))
+        with self.db.write() as conn:
+            conn.execute("DELETE FROM documents WHERE path = ?", (path,))
 
     def stored_copy(self, grade: str, subject: str, sha256: str, exclude: str) -> Document | None:
         """Another document of this grade/subject with the same content, already ingested."""
@@ -98,7 +105,7 @@ class Catalog:
 
     def transaction(self):
         """Group writes (catalogue and lexical index) so a crash keeps all or none."""
-        return db.transaction(self.conn)
+        return self.db.write()
 
     def referenced_shas(self, collection: str) -> set[str]:
         rows = self.conn.execute(

@@ -1,7 +1,13 @@
 """SQLite connection and numbered migrations for the engine's local database.
 
-Done the datasette way: WAL mode so the panel can read while the engine writes, one writer
-per process, and a list of numbered migrations applied in order and recorded in the database.
+Done the datasette way: WAL mode so the panel can read while the engine writes, a list of
+numbered migrations applied in order and recorded in the database, and **one writer per
+database per process** (`Database`): every write goes through `Database.write()`, which holds
+the process's write lock and one explicit `BEGIN IMMEDIATE … COMMIT` on the single write
+connection. A thread that is not inside `write()` gets its own read-only connection
+(`PRAGMA query_only`), so a write outside the write path fails loudly, and one thread's writes
+can never join another thread's open transaction. Other processes (the panel, `nexus search`)
+have their own `Database`; SQLite's file lock orders their writes.
 """
 
 from __future__ import annotations
@@ -172,19 +178,50 @@ MIGRATIONS: list[str] = [
 ]
 
 
-@contextmanager
-def transaction(conn: sqlite3.Connection) -> Iterator[None]:
-    """BEGIN IMMEDIATE … COMMIT, or ROLLBACK on error; inside an open transaction, join it."""
-    if conn.in_transaction:
-        yield
-        return
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
+class Database:
+    """The engine database of one process: one write connection, a read connection per thread.
+
+    Args:
+        path: the SQLite file (created and migrated on first use).
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._writer = connect(path)
+        self._lock = threading.RLock()
+        self._owner: int | None = None
+        self._local = threading.local()
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        """The connection for this thread: the writer inside `write()`, else a read-only one."""
+        if self._owner == threading.get_ident():
+            return self._writer
+        reader = getattr(self._local, "reader", None)
+        if reader is None:
+            reader = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            reader.row_factory = sqlite3.Row
+            reader.execute("PRAGMA query_only = ON")
+            self._local.reader = reader
+        return reader
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """Hold the write lock and one transaction; nested calls in the same thread join it."""
+        with self._lock:
+            if self._owner == threading.get_ident():
+                yield self._writer  # nested in this thread's own transaction
+                return
+            self._writer.execute("BEGIN IMMEDIATE")
+            self._owner = threading.get_ident()
+            try:
+                yield self._writer
+            except BaseException:
+                self._owner = None
+                self._writer.execute("ROLLBACK")
+                raise
+            self._owner = None
+            self._writer.execute("COMMIT")
 
 
 def connect(path: Path) -> sqlite3.Connection:

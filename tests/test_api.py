@@ -246,10 +246,11 @@ def test_catalogued_files_outside_the_inbox_are_never_served(client, engine, inb
 
 def test_packages_list_installed_packages_like_vkp_list(client, engine, key):
     assert client.get("/v1/packages", headers=auth(key)).json() == {"packages": {}}
-    engine.catalog.conn.execute(
-        "INSERT INTO vkp_installed VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        ("kelas_10__informatika", "informatika", "kelas_10", "1.2.0", "c", None, None, "t"),
-    )
+    with engine.database.write() as conn:
+        conn.execute(
+            "INSERT INTO vkp_installed VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            ("kelas_10__informatika", "informatika", "kelas_10", "1.2.0", "c", None, None, "t"),
+        )
     packages = client.get("/v1/packages", headers=auth(key)).json()["packages"]
     assert packages["kelas_10__informatika"]["version"] == "1.2.0"
     assert set(packages["kelas_10__informatika"]) >= {"grade", "subject", "installed_at"}

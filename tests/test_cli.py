@@ -133,7 +133,7 @@ def test_kill_9_at_any_moment_then_restart_ingests_every_file_exactly_once(
     for i in range(6):
         pdfs.text_pdf(
             inbox / "kelas_10" / f"mapel_{i % 2}" / f"bab{i}.pdf",
-            pdfs.lesson_pages(f"topik {i}", 3),
+            pdfs.lesson_pages(f"topik {i}", 5),
         )
     # reference: the same inbox ingested once, uninterrupted, in another data dir
     monkeypatch.setenv("NEXUS_INBOX_DIR", str(inbox))  # both runs read the same inbox

@@ -108,7 +108,7 @@ def test_the_cli_reports_a_bad_name_and_exits_normally(engine, inbox, monkeypatc
     bad_name_pdf(subject, "Gerak lurus beraturan.")
     monkeypatch.setattr(ingest_cmds, "build_engine", lambda settings: engine)
 
-    args = argparse.Namespace(path=inbox, json=True, upload=False)
+    args = argparse.Namespace(path=inbox, json=True, upload=False, grade=None, subject=None)
     assert ingest_cmds.cmd_ingest(args, engine.settings) == 0
 
     summary = json.loads(capsys.readouterr().out)

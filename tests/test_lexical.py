@@ -55,7 +55,9 @@ def test_index_follows_add_replace_and_delete(engine, inbox):
 def test_a_lost_or_stale_index_is_rebuilt_from_the_chunks(engine, inbox):
     pdfs.text_pdf(inbox / "kelas_10" / "ipa" / "a.pdf", ["Gaya gravitasi bumi."])
     engine.ingestor.run([inbox], inbox)
-    engine.lexical.conn.execute("DELETE FROM lexical")
+    with engine.database.write() as conn:
+        conn.execute("DELETE FROM lexical_postings")
+        conn.execute("DELETE FROM lexical")
     engine.lexical.add("kelas_9", "ips", "f" * 64, [])  # nothing, but shows stale keys vanish
     engine.lexical.add("kelas_9", "ips", "dead", [LexicalChunk("x", "hantu", "hantu.pdf", 1, "1")])
 

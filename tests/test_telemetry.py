@@ -109,7 +109,8 @@ def test_pii_in_any_field_is_refused(field, value):
     errors=st.lists(st.booleans(), min_size=30, max_size=30),
 )
 def test_payloads_the_engine_builds_always_pass(engine, latencies, errors):
-    engine.catalog.conn.execute("DELETE FROM telemetry_queries")
+    with engine.database.write() as conn:
+        conn.execute("DELETE FROM telemetry_queries")
     for latency, error in zip(latencies, errors, strict=False):
         engine.telemetry.record_query(latency, error, when=TEN_AM)
     [payload] = engine.telemetry.build(now=TEN_AM + timedelta(hours=1))
@@ -393,9 +394,11 @@ def test_a_queued_payload_edited_on_disk_is_held_back_not_dropped(engine, monkey
     engine.telemetry.roll_up(now=TEN_AM + timedelta(hours=2))
     bad = copy.deepcopy(engine.telemetry.queued()[0])
     bad["metrics"]["model_version"] = "guru budi"
-    engine.catalog.conn.execute(
-        "UPDATE telemetry_queue SET payload = ? WHERE hour = ?", (json.dumps(bad), bad["timestamp"])
-    )
+    with engine.database.write() as conn:
+        conn.execute(
+            "UPDATE telemetry_queue SET payload = ? WHERE hour = ?",
+            (json.dumps(bad), bad["timestamp"]),
+        )
     result = engine.telemetry.upload(now=TEN_AM + timedelta(hours=2))
     assert result["sent"] == 1 and result["pending"] == 1
     assert [p["timestamp"] for p in engine.telemetry.sink.sent] == ["2026-11-02T11:00:00Z"]

@@ -196,10 +196,11 @@ class SyncedJobTracker(JobTracker):
         return self.local.conn.execute("SELECT count(*) FROM sync_queue").fetchone()[0]
 
     def _queue(self, job_id: str) -> None:
-        self.local.conn.execute(
-            "INSERT OR REPLACE INTO sync_queue (job_id, queued_at) VALUES (?, ?)",
-            (job_id, utc_now()),
-        )
+        with self.local.db.write() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO sync_queue (job_id, queued_at) VALUES (?, ?)",
+                (job_id, utc_now()),
+            )
 
     def sync(self) -> tuple[int, str]:
         """Send queued jobs (with their files) to DynamoDB; (sent, error) — error "" if all went.
@@ -222,6 +223,7 @@ class SyncedJobTracker(JobTracker):
                     "DynamoDB unreachable; %d job record(s) kept locally: %s", len(rows) - sent, exc
                 )
                 return sent, str(exc)
-            self.local.conn.execute("DELETE FROM sync_queue WHERE job_id = ?", (job_id,))
+            with self.local.db.write() as conn:
+                conn.execute("DELETE FROM sync_queue WHERE job_id = ?", (job_id,))
             sent += 1
         return sent, ""

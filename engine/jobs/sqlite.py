@@ -21,27 +21,33 @@ _FILE_COLUMNS = [f.name for f in fields(FileResult)]
 class SqliteJobTracker(JobTracker):
     """Jobs in the engine's SQLite database (WAL: the panel reads while the engine writes)."""
 
-    def __init__(self, db_path: Path):
-        self.conn: sqlite3.Connection = db.connect(db_path)
+    def __init__(self, database: db.Database | Path):
+        self.db = database if isinstance(database, db.Database) else db.Database(database)
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        return self.db.conn
 
     def save_job(self, job: JobRecord) -> None:
         row = job.to_dict()
         for name in _JSON_FIELDS:
             row[name] = json.dumps(row[name], ensure_ascii=False)
         placeholders = ", ".join(f":{c}" for c in _JOB_COLUMNS)
-        self.conn.execute(
-            f"INSERT OR REPLACE INTO jobs ({', '.join(_JOB_COLUMNS)}) VALUES ({placeholders})",
-            row,
-        )
+        with self.db.write() as conn:
+            conn.execute(
+                f"INSERT OR REPLACE INTO jobs ({', '.join(_JOB_COLUMNS)}) VALUES ({placeholders})",
+                row,
+            )
 
     def save_file(self, job_id: str, result: FileResult) -> None:
         row = result.to_dict() | {"job_id": job_id}
         columns = ["job_id", *_FILE_COLUMNS]
-        self.conn.execute(
-            f"INSERT OR REPLACE INTO job_files ({', '.join(columns)}) "
-            f"VALUES ({', '.join(':' + c for c in columns)})",
-            row,
-        )
+        with self.db.write() as conn:
+            conn.execute(
+                f"INSERT OR REPLACE INTO job_files ({', '.join(columns)}) "
+                f"VALUES ({', '.join(':' + c for c in columns)})",
+                row,
+            )
 
     def list_jobs(self, limit: int = 50) -> list[JobRecord]:
         rows = self.conn.execute(
@@ -84,12 +90,13 @@ class SqliteJobTracker(JobTracker):
             "SELECT job_id, pid FROM jobs WHERE status = 'running' AND host = ?", (host,)
         ).fetchall()
         dead = [r["job_id"] for r in rows if r["pid"] != os.getpid() and not pid_alive(r["pid"])]
-        for job_id in dead:
-            self.conn.execute(
-                "UPDATE jobs SET status = 'interrupted', completed_at = ?, current_file = '' "
-                "WHERE job_id = ?",
-                (utc_now(), job_id),
-            )
+        with self.db.write() as conn:
+            for job_id in dead:
+                conn.execute(
+                    "UPDATE jobs SET status = 'interrupted', completed_at = ?, current_file = '' "
+                    "WHERE job_id = ?",
+                    (utc_now(), job_id),
+                )
         return dead
 
     @staticmethod

@@ -73,10 +73,16 @@ def idf(chunks: int, df: int) -> float:
 
 
 class LexicalIndex:
-    def __init__(self, conn: sqlite3.Connection, *, k1: float = K1, b: float = B):
-        self.conn = conn
+    """BM25 over the engine database's `lexical` tables; writes go through `Database.write`."""
+
+    def __init__(self, database: db.Database, *, k1: float = K1, b: float = B):
+        self.db = database
         self.k1 = k1
         self.b = b
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        return self.db.conn
 
     # --- writing ------------------------------------------------------------------------------
     def add(self, grade: str, subject: str, sha256: str, chunks: Iterable[LexicalChunk]) -> None:
@@ -85,7 +91,7 @@ class LexicalIndex:
         A chunk's section heading counts as part of its text; table-of-contents chunks are
         kept (so the index mirrors the store) but get no postings, so BM25 never returns them.
         """
-        with db.transaction(self.conn):
+        with self.db.write():
             self.remove(grade, subject, sha256)
             for c in chunks:
                 section = getattr(c, "section", "") or ""
@@ -123,7 +129,7 @@ class LexicalIndex:
                 )
 
     def remove(self, grade: str, subject: str, sha256: str) -> None:
-        with db.transaction(self.conn):
+        with self.db.write():
             self.conn.execute(
                 "DELETE FROM lexical_postings WHERE chunk IN (SELECT id FROM lexical"
                 " WHERE grade = ? AND subject = ? AND sha256 = ?)",
@@ -135,10 +141,11 @@ class LexicalIndex:
             )
 
     def relabel(self, grade: str, subject: str, sha256: str, source: str) -> None:
-        self.conn.execute(
-            "UPDATE lexical SET source = ? WHERE grade = ? AND subject = ? AND sha256 = ?",
-            (source, grade, subject, sha256),
-        )
+        with self.db.write() as conn:
+            conn.execute(
+                "UPDATE lexical SET source = ? WHERE grade = ? AND subject = ? AND sha256 = ?",
+                (source, grade, subject, sha256),
+            )
 
     # --- reading ------------------------------------------------------------------------------
     def documents(self) -> set[tuple[str, str, str]]:

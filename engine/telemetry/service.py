@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from engine.aws.clients import aws_errors
+from engine.db import Database
 from engine.telemetry.pii import METRICS, check_payload, model_label
 from engine.telemetry.sinks import TelemetrySink
 from engine.util import utc_now
@@ -40,7 +41,7 @@ def hour_of(moment: datetime) -> str:
 class Telemetry:
     def __init__(
         self,
-        conn: sqlite3.Connection,
+        database: Database,
         *,
         enabled: bool,
         school_id: str,
@@ -49,20 +50,19 @@ class Telemetry:
         sink: TelemetrySink | None,
         describe: Callable[[], dict],
     ):
-        self.conn = conn
+        self.db = database
         self.enabled = enabled
         self.school_id = school_id
         self.salt_file = salt_file
         self.queue_max = queue_max
         self.sink = sink
         self.describe = describe  # -> dict of model_version, embedding_strategy, storage, vkp
-        self._lock = threading.Lock()
 
     # --- collect ------------------------------------------------------------------------------
     def record_query(self, latency_ms: float, error: bool, when: datetime | None = None) -> None:
         if not self.enabled:
             return
-        with self._lock:
+        with self.db.write():
             self.conn.execute(
                 "INSERT INTO telemetry_queries (hour, latency_ms, error) VALUES (?, ?, ?)",
                 (hour_of(when or datetime.now(UTC)), float(latency_ms), int(error)),
@@ -145,7 +145,7 @@ class Telemetry:
         for payload in self.build(now):
             hour = payload["timestamp"]
             problems = check_payload(payload)
-            with self._lock:
+            with self.db.write():
                 if problems:
                     refused += 1
                     self._refuse(hour, problems, "raw")
@@ -190,7 +190,7 @@ class Telemetry:
         return found
 
     def _cap(self) -> None:
-        with self._lock:
+        with self.db.write():
             self.conn.execute(
                 "DELETE FROM telemetry_queue WHERE hour NOT IN"
                 " (SELECT hour FROM telemetry_queue ORDER BY hour DESC LIMIT ?)",
@@ -227,7 +227,7 @@ class Telemetry:
         for payload in payloads:
             problems = check_payload(payload)
             if problems:
-                with self._lock:
+                with self.db.write():
                     self._refuse(str(payload.get("timestamp", "?"))[:40], problems, "queue")
             else:
                 safe.append(payload)
@@ -237,7 +237,7 @@ class Telemetry:
             self.sink.send(safe)
         except aws_errors() as exc:
             return {"sent": 0, "pending": len(payloads), "error": str(exc)}
-        with self._lock:
+        with self.db.write():
             self.conn.executemany(
                 "DELETE FROM telemetry_queue WHERE hour = ?", [(p["timestamp"],) for p in safe]
             )
@@ -256,11 +256,16 @@ class Telemetry:
             "destination": "DynamoDB" if self.sink else "local queue only",
         }
 
+    @property
+    def conn(self) -> sqlite3.Connection:
+        return self.db.conn
+
     def _set(self, key: str, value: dict) -> None:
-        self.conn.execute(
-            "INSERT OR REPLACE INTO telemetry_state (key, value) VALUES (?, ?)",
-            (key, json.dumps(value)),
-        )
+        with self.db.write() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO telemetry_state (key, value) VALUES (?, ?)",
+                (key, json.dumps(value)),
+            )
 
     def _get(self, key: str) -> dict | None:
         row = self.conn.execute(
