@@ -46,12 +46,19 @@ def keygen(folder: Path) -> tuple[Path, Path]:
     return private_path, public_path
 
 
-def signer(settings: Settings):
+def private_key(settings: Settings) -> Ed25519PrivateKey:
+    """The admin's signing key (VKP_SIGNING_KEY, default `<data>/keys/vkp_signing.key`)."""
     path = settings.vkp_signing_key or settings.data_dir / "keys" / "vkp_signing.key"
     if not Path(path).exists():
         raise FileNotFoundError(f"no signing key at {path}: run `nexus vkp keygen`")
     key = serialization.load_pem_private_key(Path(path).read_bytes(), password=None)
-    return key.sign
+    if not isinstance(key, Ed25519PrivateKey):
+        raise ValueError(f"{path} is not an Ed25519 key")
+    return key
+
+
+def signer(settings: Settings):
+    return private_key(settings).sign
 
 
 def trusted_keys(settings: Settings) -> list[Ed25519PublicKey]:

@@ -6,12 +6,16 @@ catalogue declares and checked against its SHA-256 (`transfer.Source.fetch`); fi
 package's own signature is checked and its grade, subject, version and kind must be the ones
 the catalogue entry promised (`PackageInstaller.install(expected=...)`). A catalogue whose
 latest version is older than the installed one is not followed unless `allow_downgrade`.
+
+A download stopped for being too slow keeps its `.part` so the next pull resumes it
+(`transfer.py`); partial files of packages the catalogue no longer lists are deleted.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from pathlib import Path
 
 from engine.settings import Settings
 from engine.vkp.catalogue import Catalogue, SeenCatalogues, open_catalogue
@@ -48,6 +52,7 @@ def pull(
     installed = installer.installed()
     results = []
     downloads = settings.vkp_dir / "downloads"
+    _drop_stale_parts(downloads, catalogue)
     for name, package in sorted(catalogue.packages.items()):
         if only and name not in only:
             continue
@@ -71,6 +76,19 @@ def pull(
             package, name, have, installer, source, downloads, progress, allow_downgrade
         )
     return results
+
+
+def _drop_stale_parts(downloads: Path, catalogue: Catalogue) -> None:
+    """Delete partial downloads (kept when a download was too slow) of files that the
+    catalogue no longer lists: they would never be resumed."""
+    listed = {
+        f"{entry['file']}.part"
+        for package in catalogue.packages.values()
+        for entry in [package["full"], *package["versions"], *package["deltas"]]
+    }
+    for part in downloads.glob("*.part") if downloads.is_dir() else []:
+        if part.name not in listed:
+            part.unlink(missing_ok=True)
 
 
 def _update(package, name, have, installer, source, downloads, progress, allow_downgrade):

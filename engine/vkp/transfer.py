@@ -1,11 +1,17 @@
 """Getting packages to a school: the catalogue and files from a URL, CloudFront or a folder,
-downloads that resume after an interruption, and `nexus vkp serve` for the LAN.
+and downloads that resume after an interruption (`nexus vkp serve`, the LAN server, is
+`serve.py`; its names are re-exported here).
 
 Nothing that comes from a source is trusted here: the catalogue is read with a size cap and
 handed back as bytes (its signature is checked in `catalogue.py` before anything in it is
 used); a file name must be a plain name and every write is confined to the downloads folder;
 a download never writes past the size the signed catalogue declares, and its SHA-256 is
-checked before the file gets its final name. A failed fetch leaves no file behind.
+checked before the file gets its final name. Every HTTP request has a deadline and a minimum
+rate (`deadline.py`), so a source that drips bytes cannot hold a pull forever.
+
+A failed fetch leaves no file behind, with one exception: a download stopped by its deadline
+or for being too slow keeps its `.part` (the bytes so far, never more than the signed size),
+so the next pull resumes it; the SHA-256 is still checked once it is complete.
 """
 
 from __future__ import annotations
@@ -13,18 +19,29 @@ from __future__ import annotations
 import http.client
 import logging
 import os
-import re
 import stat
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
-from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from engine.util import sha256_file
+from engine.vkp.deadline import Deadline, Limits, TimedOut, timed_request
+from engine.vkp.serve import RangeRequestHandler, parse_range, serve
+
+__all__ = [
+    "Limits",
+    "RangeRequestHandler",
+    "Source",
+    "TransferError",
+    "TransferTimeout",
+    "confined",
+    "parse_range",
+    "plain_file_name",
+    "serve",
+]
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +51,10 @@ BLOCK = 1 << 16
 
 class TransferError(Exception):
     """The catalogue or a package could not be fetched (with the reason)."""
+
+
+class TransferTimeout(TransferError):
+    """A fetch ran past its deadline or below the minimum rate; a partial download is kept."""
 
 
 def plain_file_name(name: object) -> str:
@@ -61,11 +82,21 @@ def confined(root: Path, name: str) -> Path:
 
 
 class Source:
-    """Where packages come from: `https://host/prefix`, a folder, or a URL signer (CloudFront)."""
+    """Where packages come from: `https://host/prefix`, a folder, or a URL signer (CloudFront).
 
-    def __init__(self, location: str, sign: Callable[[str], str] | None = None):
+    `limits` sets the deadlines and minimum rates of HTTP requests (tests make them short).
+    """
+
+    def __init__(
+        self,
+        location: str,
+        sign: Callable[[str], str] | None = None,
+        *,
+        limits: Limits | None = None,
+    ):
         self.location = location.rstrip("/")
         self.sign = sign
+        self.limits = limits or Limits()
         self.is_folder = not (location.startswith(("http://", "https://")) or sign)
 
     def url(self, relative: str) -> str:
@@ -81,13 +112,15 @@ class Source:
             with path.open("rb") as fh:
                 data = fh.read(MAX_CATALOGUE_BYTES + 1)
         else:
+            url = self.url("vkp/index.json")
+            deadline = Deadline(self.limits.index_deadline_s, "reading the catalogue")
             try:
-                with urllib.request.urlopen(self.url("vkp/index.json"), timeout=30) as answer:
-                    data = answer.read(MAX_CATALOGUE_BYTES + 1)
+                with timed_request(url, deadline, self.limits) as answer:
+                    data = answer.read_all(MAX_CATALOGUE_BYTES + 1)
+            except TimedOut as exc:
+                raise TransferTimeout(f"cannot read the catalogue at {url}: {exc}") from None
             except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
-                raise TransferError(
-                    f"cannot read the catalogue at {self.url('vkp/index.json')}: {exc}"
-                ) from exc
+                raise TransferError(f"cannot read the catalogue at {url}: {exc}") from exc
         if len(data) > MAX_CATALOGUE_BYTES:
             raise TransferError(f"the catalogue is larger than {MAX_CATALOGUE_BYTES} bytes")
         return data
@@ -100,7 +133,8 @@ class Source:
         attempts: int = 4,
     ) -> Path:
         """Bring `entry` (file, size, sha256 from the verified catalogue) into `downloads`,
-        checked; resume a `.part` left by an interruption. Nothing is left behind on failure."""
+        checked; resume a `.part` left by an interruption. Nothing is left behind on failure,
+        except the `.part` of a download stopped as too slow (`TransferTimeout`)."""
         name, size = plain_file_name(entry["file"]), entry["size"]
         downloads.mkdir(parents=True, exist_ok=True)
         target, part = confined(downloads, name), confined(downloads, f"{name}.part")
@@ -117,6 +151,8 @@ class Source:
                     f"{name}: checksum differs from the catalogue (corrupt or tampered)"
                 )
             os.replace(part, target)
+        except TransferTimeout:
+            raise  # keep the .part: within the signed size, checked when complete
         except BaseException:
             part.unlink(missing_ok=True)
             raise
@@ -137,10 +173,16 @@ class Source:
                 left -= len(block)
 
     def _download_with_retries(self, name, size, part, progress, attempts) -> None:
+        deadline = Deadline(self.limits.package_deadline(size), f"the download of {name}")
         for attempt in range(1, attempts + 1):
             try:
-                self._download(name, size, part, progress)
+                self._download(name, size, part, progress, deadline)
                 return
+            except TimedOut as exc:
+                have = part.stat().st_size if part.exists() else 0
+                raise TransferTimeout(
+                    f"{name}: {exc}; {have} of {size} bytes are kept and the next pull resumes"
+                ) from None
             except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
                 if isinstance(exc, urllib.error.HTTPError) and exc.code == 404:
                     raise TransferError(
@@ -151,9 +193,9 @@ class Source:
                         f"download of {name} failed {attempts} times: {exc}"
                     ) from exc
                 log.warning("download interrupted (%s); resuming in %d s", exc, attempt)
-                time.sleep(attempt)
+                time.sleep(max(0.0, min(attempt, deadline.left())))
 
-    def _download(self, name: str, size: int, part: Path, progress) -> None:
+    def _download(self, name: str, size: int, part: Path, progress, deadline: Deadline) -> None:
         have = part.stat().st_size if part.exists() else 0
         if have > size:  # not ours to resume
             part.unlink()
@@ -163,16 +205,16 @@ class Source:
         request = urllib.request.Request(self.url(f"vkp/{urllib.parse.quote(name)}"))
         if have:
             request.add_header("Range", f"bytes={have}-")
-        with urllib.request.urlopen(request, timeout=30) as answer:
+        with timed_request(request, deadline, self.limits) as answer:
             if have and answer.status != 206:  # the server ignored Range: start over
                 have = 0
             elif have and not answer.headers.get("Content-Range", "").startswith(f"bytes {have}-"):
                 raise TransferError(f"{name}: the server answered a different byte range")
             length = answer.headers.get("Content-Length", "")
-            if length.isdigit() and int(length) > size - have:
+            if _decimal(length) and (len(length) > 18 or int(length) > size - have):
                 raise TransferError(
-                    f"{name}: the server sends {int(length) + have} bytes,"
-                    f" the catalogue says {size}"
+                    f"{name}: the server sends {length[:20]} bytes from byte {have},"
+                    f" the catalogue says {size} in all"
                 )
             with part.open("ab" if have else "wb") as out:
                 while have < size and (block := answer.read(min(BLOCK, size - have))):
@@ -186,70 +228,6 @@ class Source:
             raise ConnectionError(f"connection closed after {have} of {size} bytes")
 
 
-_UNSATISFIABLE = (-1, -1)
-
-
-def parse_range(header: str, size: int) -> tuple[int, int] | None:
-    """The byte range `(first, last)` a `Range` header asks of a `size`-byte file.
-
-    Returns None when the header is to be ignored (not a single `bytes=` range: the whole file
-    is sent, as RFC 9110 allows for multiple ranges) and `_UNSATISFIABLE` when no byte can be
-    sent (`bytes=5-3`, `bytes=-0`, a start at or past the end): the answer is then 416.
-    """
-    match = re.fullmatch(r"bytes=(\d*)-(\d*)", header.strip())
-    if not match or not (match[1] or match[2]):
-        return None
-    if not match[1]:  # bytes=-N: the last N bytes
-        suffix = int(match[2])
-        return (max(0, size - suffix), size - 1) if suffix and size else _UNSATISFIABLE
-    first = int(match[1])
-    last = min(int(match[2]), size - 1) if match[2] else size - 1
-    if (match[2] and int(match[2]) < first) or first >= size:
-        return _UNSATISFIABLE
-    return first, last
-
-
-class RangeRequestHandler(SimpleHTTPRequestHandler):
-    """Plain files of the served folder, with single `Range: bytes=` requests so downloads
-    resume. No directory listings, nothing outside the folder (links included)."""
-
-    def log_message(self, *args: object) -> None:
-        log.debug(*args)
-
-    def send_head(self):
-        root = Path(self.directory).resolve()
-        path = Path(self.translate_path(self.path)).resolve()
-        if not path.is_relative_to(root) or not path.is_file():
-            self.send_error(404, "File not found")
-            return None
-        size = path.stat().st_size
-        wanted = parse_range(self.headers.get("Range", ""), size)
-        if wanted == _UNSATISFIABLE:
-            self.send_response(416, "Range Not Satisfiable")
-            self.send_header("Content-Range", f"bytes */{size}")
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-            return None
-        first, last = wanted or (0, size - 1)
-        handle = path.open("rb")
-        handle.seek(first)
-        self.send_response(206 if wanted else 200)
-        self.send_header("Content-Type", self.guess_type(str(path)))
-        if wanted:
-            self.send_header("Content-Range", f"bytes {first}-{last}/{size}")
-        self.send_header("Content-Length", str(max(0, last - first + 1)))
-        self.send_header("Accept-Ranges", "bytes")
-        self.end_headers()
-        self._remaining = max(0, last - first + 1)
-        return handle
-
-    def copyfile(self, source, outputfile) -> None:
-        remaining = self._remaining
-        while remaining > 0 and (block := source.read(min(1 << 16, remaining))):
-            outputfile.write(block)
-            remaining -= len(block)
-
-
-def serve(folder: Path, host: str, port: int) -> ThreadingHTTPServer:
-    """An HTTP server for the publish folder (`<folder>/vkp/index.json` and packages)."""
-    return ThreadingHTTPServer((host, port), partial(RangeRequestHandler, directory=str(folder)))
+def _decimal(text: str) -> bool:
+    """ASCII digits only (`str.isdigit` also takes "²", which `int` refuses)."""
+    return text.isascii() and text.isdigit()
