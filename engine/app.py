@@ -40,6 +40,23 @@ def build_embedder(settings: Settings) -> Embedder:
 
 
 def _local(settings: Settings) -> Embedder:
+    from engine.embed.onnx import choose_backend
+
+    backend = choose_backend(
+        settings.local_embedding_backend,
+        settings.local_embedding_device,
+        custom_model=settings.local_embedding_model,
+    )
+    if backend != "torch":
+        if settings.local_embedding_model:
+            raise ValueError("LOCAL_EMBEDDING_BACKEND=onnx* runs only the packaged model")
+        from engine.embed.onnx import OnnxEmbedder, cache_dir_for
+
+        return OnnxEmbedder(
+            cache_dir_for(settings.data_dir),
+            quantized=backend == "onnx-int8",
+            batch_size=settings.embedding_batch_size,
+        )
     from engine.embed.local import LocalEmbedder
 
     return LocalEmbedder(
@@ -60,6 +77,8 @@ def _bedrock(settings: Settings) -> Embedder:
         dimensions=settings.bedrock_dimensions,
         normalize=settings.bedrock_normalize,
         concurrency=settings.bedrock_concurrency,
+        max_rpm=settings.bedrock_max_rpm,
+        max_attempts=settings.bedrock_max_attempts,
     )
 
 
@@ -118,6 +137,21 @@ class Engine:
         from engine.ingest.pipeline import Ingestor
 
         return Ingestor(
+            self.settings,
+            self.embedder,
+            self.store,
+            self.catalog,
+            self.tracker,
+            self.lexical,
+            records=self.records,
+        )
+
+    @cached_property
+    def records(self):
+        """Catalogue, lexical index and recovery: what ingestion writes besides chunks."""
+        from engine.ingest.records import DocumentRecords
+
+        return DocumentRecords(
             self.settings, self.embedder, self.store, self.catalog, self.tracker, self.lexical
         )
 

@@ -321,7 +321,7 @@ def _install(plan: list, staging: Path, settings: Settings, progress) -> None:
             raise BackupError(f"collection {path.name} came back as {name}")
         if progress:
             progress("collections", number, len(folders))
-    engine.ingestor.sync_lexical()
+    engine.records.sync_lexical()
 
 
 def backups_in(parent: Path) -> list[Path]:

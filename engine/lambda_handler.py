@@ -92,7 +92,7 @@ def handler(event: dict, context: object = None, settings: Settings | None = Non
             continue
         with leases.hold(library_key(grade, subject), wait_s=_wait_s(context)):
             engine.publisher.load_export(grade, subject, inbox)
-            engine.ingestor.sync_lexical()
+            engine.records.sync_lexical()
             target.parent.mkdir(parents=True, exist_ok=True)
             s3.download_file(bucket, key, str(target))
             outcome = engine.ingestor.run(

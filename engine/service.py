@@ -92,13 +92,13 @@ class EngineService:
         """Recover from a crash, start the schedules and watch until `stop()`."""
         from engine.ingest.watch import InboxWatcher
 
-        interrupted = self.engine.ingestor.recover()
+        interrupted = self.engine.records.recover()
         if interrupted:
             log.warning("marked %d interrupted job(s) from a previous run", len(interrupted))
         self._watcher = InboxWatcher(
             self.inbox,
             self.ingest,
-            vanished=lambda: self.engine.ingestor.vanished(self.inbox),
+            vanished=lambda: self.engine.records.vanished(self.inbox),
             on_tick=self.tick,
             polling=self.settings.watch_polling,
             poll_interval_s=self.settings.watch_poll_interval_s,

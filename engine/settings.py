@@ -66,9 +66,21 @@ class Settings(BaseSettings):
         1024, alias="BEDROCK_DIMENSIONS", description="256, 512 or 1024"
     )
     bedrock_normalize: bool = Field(True, alias="BEDROCK_NORMALIZE")
-    bedrock_concurrency: int = Field(8, ge=1, le=64, alias="BEDROCK_CONCURRENCY")
+    bedrock_concurrency: int = Field(
+        8,
+        ge=1,
+        le=64,
+        alias="BEDROCK_CONCURRENCY",
+        description="Most InvokeModel calls in flight; adapts below this (AIMD) on throttling.",
+    )
+    bedrock_max_rpm: int = Field(
+        1500,
+        ge=0,
+        alias="BEDROCK_MAX_RPM",
+        description="Most InvokeModel requests per minute (the account quota); 0 = no limit.",
+    )
     bedrock_max_attempts: int = Field(
-        5, ge=1, alias="BEDROCK_MAX_ATTEMPTS", description="botocore retries incl. throttling."
+        5, ge=1, alias="BEDROCK_MAX_ATTEMPTS", description="Tries per text while throttled."
     )
     bedrock_timeout_s: float = Field(10.0, gt=0, alias="BEDROCK_TIMEOUT_S")
     bedrock_retry_after_s: float = Field(
@@ -84,6 +96,14 @@ class Settings(BaseSettings):
     )
     local_embedding_device: Literal["auto", "cpu", "cuda"] = Field(
         "auto", alias="LOCAL_EMBEDDING_DEVICE"
+    )
+    local_embedding_backend: Literal["auto", "onnx-int8", "onnx", "torch"] = Field(
+        "auto",
+        alias="LOCAL_EMBEDDING_BACKEND",
+        description=(
+            "auto = int8 ONNX Runtime on CPU, sentence-transformers (torch) on CUDA; onnx = "
+            "fp32 ONNX; a custom LOCAL_EMBEDDING_MODEL always uses torch."
+        ),
     )
     embedding_batch_size: int = Field(32, ge=1, alias="EMBEDDING_BATCH_SIZE")
 
@@ -105,6 +125,26 @@ class Settings(BaseSettings):
         ge=1,
         alias="MAX_FILE_CHARS",
         description="Text bombs: a file with more characters of text is refused (too_large).",
+    )
+    ocr_enabled: bool = Field(
+        True,
+        alias="OCR_ENABLED",
+        description="Read pages without a text layer (scans) with Tesseract OCR, offline.",
+    )
+    ocr_languages: str = Field(
+        "ind+eng",
+        pattern=r"^[a-z_]+(\+[a-z_]+)*$",
+        alias="OCR_LANGUAGES",
+        description="Tesseract languages joined by '+'; each needs its tesseract-ocr-<lang>.",
+    )
+    ocr_dpi: int = Field(
+        200, ge=72, le=600, alias="OCR_DPI", description="Resolution scanned pages are OCR'd at."
+    )
+    ocr_page_timeout_s: float = Field(
+        60.0,
+        gt=0,
+        alias="OCR_PAGE_TIMEOUT_S",
+        description="Most seconds OCR may spend on one page; a slower page is left out.",
     )
 
     # --- search ---------------------------------------------------------------------------
@@ -260,6 +300,14 @@ class Settings(BaseSettings):
         "",
         alias="VKP_SOURCE",
         description="Where `nexus vkp pull` reads: URL, folder or cloudfront",
+    )
+    vkp_catalogue_expires_days: int = Field(
+        0,
+        ge=0,
+        le=3650,
+        alias="VKP_CATALOGUE_EXPIRES_DAYS",
+        description="Admin side: catalogues expire this many days after publishing (schools"
+        " then refuse them); 0 = never, so schools updating offline from a USB stick keep working",
     )
 
     # --- backups ---------------------------------------------------------------------------------

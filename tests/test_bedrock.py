@@ -1,11 +1,14 @@
-"""Bedrock (Titan v2) over real HTTP against a local InvokeModel endpoint, and hybrid fallback."""
+"""Bedrock (Titan v2) over real HTTP against a local InvokeModel endpoint: vectors, pacing at
+the quota (BEDROCK_MAX_RPM, AIMD concurrency), throttling retries, and hybrid fallback."""
 
 from __future__ import annotations
+
+import time
 
 import pytest
 
 from engine.app import _bedrock, build_engine
-from engine.devtools.bedrock_stub import BedrockStub
+from engine.devtools.bedrock_stub import BedrockStub, hashed_vector
 from engine.embed.base import EmbeddingUnavailable
 from engine.embed.hybrid import HybridEmbedder
 from engine.settings import Settings
@@ -18,6 +21,7 @@ from tests.net import closed_port_url
 def stub(monkeypatch):
     with BedrockStub() as running:
         monkeypatch.setenv("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", running.url)
+        monkeypatch.setenv("BEDROCK_MAX_RPM", "0")  # unpaced, except where a test sets it
         yield running
 
 
@@ -34,8 +38,12 @@ def test_titan_vectors_dimensions_and_tokens(stub):
 def test_calls_run_concurrently_but_bounded(stub):
     stub.latency_s = 0.05
     embedder = _bedrock(Settings(BEDROCK_CONCURRENCY=4))
-    embedder.embed([f"teks {i}" for i in range(32)])
-    assert stub.max_in_flight == 4
+    result = embedder.embed([f"teks {i}" for i in range(32)])
+    assert [v[:8] for v in result.vectors] == [
+        hashed_vector(f"teks {i}", 1024)[:8] for i in range(32)
+    ]  # in order
+    assert stub.max_in_flight == 4  # AIMD grew from one call to the ceiling, not past it
+    assert embedder.status()["pacing"]["peak_concurrency"] == 4
 
 
 def test_throttling_is_retried_with_backoff(stub):
@@ -44,6 +52,50 @@ def test_throttling_is_retried_with_backoff(stub):
     result = embedder.embed(["satu", "dua"])
     assert len(result.vectors) == 2
     assert stub.throttled == 3 and stub.requests == 5
+
+
+def test_still_throttled_after_the_last_try_fails_the_call_and_botocore_did_not_retry(stub):
+    stub.throttle_remaining = 100
+    embedder = _bedrock(Settings(BEDROCK_MAX_ATTEMPTS=2))
+    with pytest.raises(EmbeddingUnavailable, match="still throttled after 2 tries.*Throttling"):
+        embedder.embed(["satu"])
+    assert stub.requests == 2  # every request went through the embedder's pacer
+
+
+def test_rate_reaches_max_rpm_without_failures_when_bedrock_sheds_load(stub):
+    """100 ms calls at BEDROCK_MAX_RPM=1200 need 2 in flight; the endpoint throttles above 3."""
+    stub.latency_s, stub.max_concurrent = 0.1, 3
+    embedder = _bedrock(Settings(BEDROCK_MAX_RPM=1200, BEDROCK_CONCURRENCY=16))
+    texts = [f"kalimat nomor {i}" for i in range(80)]
+
+    started = time.perf_counter()
+    result = embedder.embed(texts)
+    elapsed = time.perf_counter() - started
+
+    assert len(result.vectors) == 80  # no chunk failed
+    burst = embedder.pacer.bucket.burst
+    assert 0.9 * 20 * elapsed <= len(texts) <= 20 * elapsed + burst  # at the limit, not above
+    pacing = embedder.status()["pacing"]
+    assert pacing["max_rps"] == 20 and 0.85 * 20 <= pacing["rate_rps"] <= 1.1 * 20
+    assert pacing["peak_concurrency"] <= 8  # grew to what the rate needs, not to 16
+
+
+def test_aimd_holds_concurrency_where_bedrock_throttles_and_no_chunk_fails(stub):
+    """A limit the account cannot serve (3 calls at once = 30/s < 50/s): AIMD finds the ceiling."""
+    stub.latency_s, stub.max_concurrent = 0.1, 3
+    embedder = _bedrock(Settings(BEDROCK_MAX_RPM=3000, BEDROCK_CONCURRENCY=16))
+    texts = [f"kalimat nomor {i}" for i in range(150)]
+
+    started = time.perf_counter()
+    result = embedder.embed(texts)
+    elapsed = time.perf_counter() - started
+
+    assert len(result.vectors) == 150  # every throttled call was retried
+    assert stub.throttled > 0 and stub.max_served_in_flight == 3
+    assert len(texts) / elapsed >= 0.6 * 30  # most of what 3 calls at once can do
+    pacing = embedder.status()["pacing"]
+    assert pacing["concurrency"] <= 5 and pacing["throttled"] == stub.throttled
+    assert stub.throttled <= 0.25 * len(texts)  # probing above the ceiling stays cheap
 
 
 def test_an_unreachable_endpoint_is_reported_not_hung(monkeypatch):

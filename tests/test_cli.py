@@ -26,6 +26,7 @@ def bedrock_env(monkeypatch):
     with BedrockStub() as stub:
         monkeypatch.setenv("EMBEDDING_STRATEGY", "bedrock")
         monkeypatch.setenv("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", stub.url)
+        monkeypatch.setenv("BEDROCK_MAX_RPM", "0")  # the stub has no quota
         yield stub
 
 

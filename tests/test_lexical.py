@@ -61,7 +61,7 @@ def test_a_lost_or_stale_index_is_rebuilt_from_the_chunks(engine, inbox):
     engine.lexical.add("kelas_9", "ips", "f" * 64, [])  # nothing, but shows stale keys vanish
     engine.lexical.add("kelas_9", "ips", "dead", [LexicalChunk("x", "hantu", "hantu.pdf", 1, "1")])
 
-    engine.ingestor.recover()
+    engine.records.recover()
 
     assert lexical_sources(engine) == {"a.pdf": 1}
     assert engine.searcher.search("gravitasi", mode="lexical")[0].source == "a.pdf"

@@ -231,7 +231,7 @@ def test_recover_deletes_orphaned_chunks_and_marks_dead_jobs(engine, inbox):
     dead = JobRecord(job_type="ingest", pid=2**22 + 12345)
     engine.tracker.save_job(dead)
 
-    assert engine.ingestor.recover() == [dead.job_id]
+    assert engine.records.recover() == [dead.job_id]
 
     assert engine.tracker.get_job(dead.job_id).status == "interrupted"
     assert [c.metadata["file_sha256"] for c in engine.store.get_chunks(col.name)] == [

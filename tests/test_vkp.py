@@ -97,7 +97,7 @@ def test_build_verify_install_gives_the_same_search_results(admin, tmp_path):
         school_engine.searcher.search("kunci primer", mode="lexical")[0].source == "basis_data.pdf"
     )
     # the school's own recovery keeps the installed package (it is not an orphan)
-    school_engine.ingestor.recover()
+    school_engine.records.recover()
     assert results(school_engine) == results(admin)
 
 

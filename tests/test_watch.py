@@ -75,7 +75,7 @@ def watching(request, engine, inbox):
     watcher = InboxWatcher(
         inbox_root,
         lambda paths: engine.ingestor.run(paths, inbox_root, job_type="watch"),
-        vanished=lambda: engine.ingestor.vanished(inbox_root),
+        vanished=lambda: engine.records.vanished(inbox_root),
         polling=request.param == "polling",
         poll_interval_s=0.25,
         stable_s=0.6,
@@ -162,7 +162,7 @@ def test_rescan_at_start_catches_changes_made_while_down(engine, inbox):
     watcher = InboxWatcher(
         inbox_root,
         lambda paths: engine.ingestor.run(paths, inbox_root, job_type="watch"),
-        vanished=lambda: engine.ingestor.vanished(inbox_root),
+        vanished=lambda: engine.records.vanished(inbox_root),
         stable_s=0.3,
     )
     thread = threading.Thread(target=watcher.run, daemon=True)

@@ -101,14 +101,19 @@ def client(settings: Settings, service: str, *, attempts: int = 2, transfer: boo
 
 
 def bedrock_client(settings: Settings):
-    """The Bedrock runtime client: its own timeout, retries and a pool sized to concurrency."""
+    """The Bedrock runtime client: its own timeout and a pool sized to concurrency.
+
+    botocore does not retry (one attempt): the embedder retries throttling itself, so every
+    request passes its rate limiter and every throttle lowers its concurrency
+    (`engine.embed.pacing`); a botocore retry would do neither.
+    """
     from botocore.config import Config
 
     return session(settings).client(
         "bedrock-runtime",
         region_name=region(settings, "bedrock-runtime"),
         config=Config(
-            retries={"mode": "standard", "max_attempts": settings.bedrock_max_attempts},
+            retries={"mode": "standard", "total_max_attempts": 1},
             connect_timeout=settings.bedrock_timeout_s,
             read_timeout=settings.bedrock_timeout_s,
             max_pool_connections=settings.bedrock_concurrency,

@@ -72,7 +72,7 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     if layout.note:  # labels read from outside the inbox are never applied silently
         print(f"nexus ingest: {layout.note}", file=sys.stderr)
     engine = build_engine(settings)
-    engine.ingestor.recover()
+    engine.records.recover()
     progress = BarProgress() if on_terminal() else LineProgress()
     try:
         outcome = engine.ingestor.run(

@@ -3,7 +3,16 @@
 moto's bedrock-runtime returns an empty body, so tests and benchmarks use this instead: boto3
 talks real HTTP to it (point `AWS_ENDPOINT_URL_BEDROCK_RUNTIME` at `stub.url`). Vectors are a
 deterministic hashed bag of words, so texts sharing words are close and search results make
-sense. Latency, throttling and outages can be injected while it runs.
+sense. Latency, throttling and outages can be injected while it runs:
+
+- `throttle_remaining`: throttle the next N requests;
+- `max_concurrent`: throttle a request that arrives while N are already being answered (a
+  service that sheds load above a concurrency);
+- `quota_rpm`: throttle above N requests per minute, like an account quota (a token bucket
+  holding a second's worth of requests);
+- `down`: answer 503 to everything.
+
+Throttled requests are answered at once (HTTP 429, ThrottlingException), without the latency.
 
     with BedrockStub(latency_s=0.1) as stub:
         os.environ["AWS_ENDPOINT_URL_BEDROCK_RUNTIME"] = stub.url
@@ -37,18 +46,47 @@ def hashed_vector(text: str, dimensions: int, normalize: bool = True) -> list[fl
 class BedrockStub:
     """Threaded HTTP server on 127.0.0.1 answering `POST /model/<id>/invoke`."""
 
-    def __init__(self, latency_s: float = 0.0, throttle_first: int = 0):
+    def __init__(
+        self,
+        latency_s: float = 0.0,
+        throttle_first: int = 0,
+        *,
+        max_concurrent: int = 0,
+        quota_rpm: float = 0.0,
+    ):
         self.latency_s = latency_s
         self.throttle_remaining = throttle_first
+        self.max_concurrent = max_concurrent  # 0 = no limit
+        self.quota_rpm = quota_rpm  # 0 = no limit
         self.down = False  # answer 503 ServiceUnavailable to everything
         self.requests = 0
         self.throttled = 0
-        self.max_in_flight = 0
+        self.max_in_flight = 0  # most requests being answered at once (throttled ones too)
+        self.max_served_in_flight = 0  # most requests being answered at once, not throttled
         self._in_flight = 0
+        self._served_in_flight = 0
+        self._quota_tokens = 0.0
+        self._quota_updated: float | None = None  # set (bucket full) on the first request
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def _over_quota(self) -> bool:
+        """Take one request from the quota's bucket (caller holds the lock)."""
+        if not self.quota_rpm:
+            return False
+        rate = self.quota_rpm / 60
+        size = max(1.0, rate)  # a second's worth
+        now = time.monotonic()
+        if self._quota_updated is None:
+            self._quota_tokens, self._quota_updated = size, now
+        self._quota_tokens = min(size, self._quota_tokens + (now - self._quota_updated) * rate)
+        self._quota_updated = now
+        if self._quota_tokens < 1:
+            return True
+        self._quota_tokens -= 1
+        return False
 
     @property
     def url(self) -> str:
@@ -94,17 +132,29 @@ class BedrockStub:
                     stub.requests += 1
                     stub._in_flight += 1
                     stub.max_in_flight = max(stub.max_in_flight, stub._in_flight)
-                    throttle = stub.throttle_remaining > 0
-                    if throttle:
+                    if stub.throttle_remaining > 0:
                         stub.throttle_remaining -= 1
+                        throttle = True
+                    else:
+                        throttle = (
+                            0 < stub.max_concurrent <= stub._served_in_flight
+                        ) or stub._over_quota()
+                    if throttle:
                         stub.throttled += 1
+                    else:
+                        stub._served_in_flight += 1
+                        stub.max_served_in_flight = max(
+                            stub.max_served_in_flight, stub._served_in_flight
+                        )
                 try:
-                    if stub.latency_s:
+                    if stub.latency_s and not throttle and not stub.down:
                         time.sleep(stub.latency_s)
                     self._answer(raw, throttle)
                 finally:
                     with stub._lock:
                         stub._in_flight -= 1
+                        if not throttle:
+                            stub._served_in_flight -= 1
 
             def _answer(self, raw: bytes, throttle: bool) -> None:
                 match = re.fullmatch(r"/model/([^/]+)/invoke", self.path)
@@ -141,8 +191,17 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description="local Bedrock InvokeModel endpoint")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added per call")
+    parser.add_argument(
+        "--max-concurrent", type=int, default=0, help="throttle above this many calls at once"
+    )
+    parser.add_argument(
+        "--quota-rpm", type=float, default=0.0, help="throttle above this many calls a minute"
+    )
     args = parser.parse_args()
-    with BedrockStub(latency_s=args.latency) as stub:
+    stub = BedrockStub(
+        latency_s=args.latency, max_concurrent=args.max_concurrent, quota_rpm=args.quota_rpm
+    )
+    with stub:
         print(stub.url, flush=True)
         try:
             sys.stdin.read()  # runs until stdin closes (the parent exits or closes it)

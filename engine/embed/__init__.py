@@ -1,5 +1,11 @@
 """Embedding models behind one small interface: local, Bedrock, and hybrid."""
 
-from engine.embed.base import Embedder, EmbeddingResult, EmbeddingUnavailable, ModelInfo
+from engine.embed.base import (
+    Embedder,
+    EmbeddingResult,
+    EmbeddingThrottled,
+    EmbeddingUnavailable,
+    ModelInfo,
+)
 
-__all__ = ["Embedder", "EmbeddingResult", "EmbeddingUnavailable", "ModelInfo"]
+__all__ = ["Embedder", "EmbeddingResult", "EmbeddingThrottled", "EmbeddingUnavailable", "ModelInfo"]

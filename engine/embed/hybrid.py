@@ -3,6 +3,10 @@
 A whole document is embedded by one model (its vectors go to that model's collection). After a
 fallback, Bedrock is left alone for `retry_after_s` so an offline school does not wait on
 timeouts for every file; the result and `status()` say which model ran and why.
+
+Unlike a backend, this embedder overrides `embed`: it wraps the two embedders' own `embed`, so
+each keeps its grouping, concurrency, pacing and retries (a throttled Bedrock is retried and
+slowed down there; only what still fails comes here as `EmbeddingUnavailable`).
 """
 
 from __future__ import annotations
@@ -77,9 +81,7 @@ class HybridEmbedder(Embedder):
         return self.primary.for_model(key) or self.fallback.for_model(key)
 
     def status(self) -> dict:
-        return {
-            "model": self.primary.model.model_id,
-            "key": self.primary.model.key,
+        return self.primary.status() | {
             "fallback": self.fallback.status(),
             "fallen_back": self._primary_down(),
             "fallback_reason": self._last_reason,

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from engine.embed.base import Embedder, EmbeddingResult, ModelInfo, Progress
+from engine.embed.base import Embedder, EmbeddingResult, ModelInfo
 from engine.embed.model_files import packaged_minilm_path
 
 log = logging.getLogger(__name__)
@@ -22,7 +22,13 @@ DEFAULT_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
 
 
 class LocalEmbedder(Embedder):
-    """sentence-transformers model, loaded lazily and shared by all threads."""
+    """sentence-transformers model, loaded lazily and shared by all threads.
+
+    Each `embed_batch` call gets several encoder batches: sentence-transformers sorts a call's
+    texts by length, so fewer, larger calls pad less; progress is still reported per call.
+    """
+
+    batches_per_call = 4
 
     def __init__(self, model_name: str = "", device: str = "auto", batch_size: int = 32):
         self.model_name = model_name
@@ -65,17 +71,6 @@ class LocalEmbedder(Embedder):
 
     def count_tokens(self, text: str) -> int:
         return len(self.load().tokenizer(text, add_special_tokens=True, verbose=False)["input_ids"])
-
-    def embed(self, texts: Sequence[str], progress: Progress | None = None) -> EmbeddingResult:
-        """Encode in groups of several batches: sentence-transformers sorts each group by
-        length, so fewer, larger calls pad less; progress is still reported per group."""
-        group = self.batch_size * 4
-        vectors: list[list[float]] = []
-        for start in range(0, len(texts), group):
-            vectors.extend(self.embed_batch(texts[start : start + group]).vectors)
-            if progress:
-                progress(min(group, len(texts) - start))
-        return EmbeddingResult(vectors=vectors, model=self._info)
 
     def embed_batch(self, texts: Sequence[str]) -> EmbeddingResult:
         vectors = self.load().encode(

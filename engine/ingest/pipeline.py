@@ -38,18 +38,18 @@ from engine.ingest.scan import (
     path_key,
     regular_source,
 )
-from engine.ingest.work import FileWork, JobOutcome, Progress, Silent
+from engine.ingest.work import FileWork, JobOutcome, Progress, Silent, stored_chunks
 from engine.jobs.base import FileResult, FileStatus, JobRecord, JobTracker
 from engine.lexical.index import LexicalIndex
 from engine.locking import writer_lock
 from engine.settings import Settings
-from engine.store.chroma import ChunkStore, StoredChunk, chunk_id
+from engine.store.chroma import ChunkStore
 from engine.util import sha256_stream
 
 log = logging.getLogger(__name__)
 
 
-class Ingestor(DocumentRecords):
+class Ingestor:
     """Runs ingestion jobs. Only one process writes at a time (a lock file in the data dir)."""
 
     def __init__(
@@ -60,6 +60,7 @@ class Ingestor(DocumentRecords):
         catalog: Catalog,
         tracker: JobTracker,
         lexical: LexicalIndex,
+        records: DocumentRecords | None = None,
     ):
         self.settings = settings
         self.embedder = embedder
@@ -67,6 +68,9 @@ class Ingestor(DocumentRecords):
         self.catalog = catalog
         self.tracker = tracker
         self.lexical = lexical
+        self.records = records or DocumentRecords(
+            settings, embedder, store, catalog, tracker, lexical
+        )
         self._pdf_extractor: PdfExtractor | None = None
         self._pdf_limits: dict = {}
 
@@ -94,7 +98,7 @@ class Ingestor(DocumentRecords):
         progress = progress or Silent()
         root = root.resolve()
         with self.writer_lock():
-            targets = self.collect(paths, root)
+            targets = self.records.collect(paths, root)
             if not targets:
                 return None
             job = JobRecord(
@@ -141,7 +145,7 @@ class Ingestor(DocumentRecords):
 
             def commit(work: FileWork) -> None:
                 """Runs on the writer thread, in file order."""
-                self._commit_safely(work, root)
+                self._commit_safely(work)
 
             def report(work: FileWork, done: Future) -> None:
                 done.result()  # _commit_safely never raises; this re-raises bugs
@@ -150,9 +154,9 @@ class Ingestor(DocumentRecords):
                 if work.embedded and result.status is FileStatus.INGESTED:
                     models.add(work.embedded.model.key)
                     job.fallback_reason = work.embedded.fallback_reason or job.fallback_reason
-                self._save_result(job, result)
+                self.records.save_result(job, result)
                 job.strategy_used = ",".join(sorted(models))
-                self._save_progress(job)
+                self.records.save_progress(job)
                 results.append(result)
                 progress.file_done(result)
 
@@ -163,7 +167,7 @@ class Ingestor(DocumentRecords):
                 # Plan the next file now, so its PDF is read while this one is embedded.
                 upcoming = plan(targets[number]) if number < len(targets) else None
                 job.current_file = current.result.path
-                self._save_progress(job)
+                self.records.save_progress(job)
                 progress.file_started(current.result.path, number, len(targets))
                 self._embed_safely(current, progress, job)
                 # Store it on the writer thread while the next file is embedded.
@@ -270,7 +274,7 @@ class Ingestor(DocumentRecords):
             plan.previous
             and plan.previous.sha256 == result.sha256
             and (plan.previous.grade, plan.previous.subject) == (result.grade, result.subject)
-            and self._searchable(plan.previous)
+            and self.records.searchable(plan.previous)
         ):  # a new grade/subject for the same file (a relabelled import) is stored again
             result.status, result.reason = FileStatus.SKIPPED, "unchanged since last ingest"
             result.pages, result.chunks = plan.previous.pages, plan.previous.chunks
@@ -328,18 +332,18 @@ class Ingestor(DocumentRecords):
             job.tokens_by_subject[subject] = tokens
             job.estimated_cost = round(bedrock_cost(self.settings, job.input_tokens), 8)
 
-    def _commit_safely(self, work: FileWork, root: Path) -> None:
+    def _commit_safely(self, work: FileWork) -> None:
         try:
-            self._commit(work, root)
+            self._commit(work)
         except Exception as exc:  # one bad file must never stop the engine
             log.exception("failed to store %s", work.result.path)
             work.result.status = FileStatus.FAILED
             work.result.reason = f"{type(exc).__name__}: {exc}"
 
-    def _commit(self, work: FileWork, root: Path) -> None:
+    def _commit(self, work: FileWork) -> None:
         """Store the chunks and switch the catalogue to them (writer thread, in file order)."""
         if work.action == "remove":
-            work.result = self._remove(work.result.path)
+            work.result = self.records.remove(work.result.path)
             return
         if work.action != "ingest":
             return
@@ -349,7 +353,7 @@ class Ingestor(DocumentRecords):
             placement.grade, placement.subject, result.sha256, result.path
         )
         if copy:
-            self._record(
+            self.records.record(
                 result,
                 FileStatus.SKIPPED,
                 copy.collection,
@@ -360,35 +364,13 @@ class Ingestor(DocumentRecords):
             )
             result.reason = f"same content as {copy.path}, already ingested"
             return
-        self._save_text(result.sha256, work.page_texts)
+        self.records.save_text(result.sha256, work.page_texts)
         model = work.embedded.model
-        stored = [
-            StoredChunk(
-                id=chunk_id(result.sha256, c.index),
-                text=c.text,
-                vector=vector,
-                metadata={
-                    "grade": placement.grade,
-                    "subject": placement.subject,
-                    "source": Path(result.path).name,
-                    "file_sha256": result.sha256,
-                    "page": c.page_start,
-                    "page_end": c.page_end,
-                    "pages": c.pages,
-                    "chunk_index": c.index,
-                    "embedding_model": model.model_id,
-                    # the chapter/section, the printed page label, "toc" for a table of contents
-                    "section": c.section,
-                    "page_label": c.page_label or str(c.page_start),
-                    "kind": c.kind,
-                },
-            )
-            for c, vector in zip(work.chunks, work.embedded.vectors, strict=True)
-        ]
+        stored = stored_chunks(work)
         collection = self.store.add(
             placement.grade, placement.subject, model.model_id, model.key, stored
         )
-        self._record(
+        self.records.record(
             result,
             FileStatus.INGESTED,
             collection,

@@ -3,8 +3,8 @@ index and extracted text, and how a crash is cleaned up (`recover`).
 
 The order matters for crash safety: a catalogue row switches to a new version (with its
 lexical rows, in one transaction) only after that version's chunks are stored, and an old
-version's chunks are released only after that. A part of `Ingestor`, kept apart so that
-each module stays readable.
+version's chunks are released only after that. `Ingestor` holds one `DocumentRecords` and
+asks it, so each module stays readable.
 """
 
 from __future__ import annotations
@@ -14,11 +14,14 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from engine.catalog import Document
+from engine.catalog import Catalog, Document
+from engine.embed.base import Embedder
 from engine.ingest.scan import clean_text, expand, path_for_key, path_key
-from engine.jobs.base import FileResult, FileStatus, JobRecord
-from engine.lexical.index import LexicalChunk
-from engine.store.chroma import StoredChunk
+from engine.jobs.base import FileResult, FileStatus, JobRecord, JobTracker
+from engine.lexical.index import LexicalChunk, LexicalIndex
+from engine.locking import writer_lock
+from engine.settings import Settings
+from engine.store.chroma import ChunkStore, StoredChunk
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +40,27 @@ def lexical_chunk(chunk: StoredChunk) -> LexicalChunk:
 
 
 class DocumentRecords:
-    """Catalogue, lexical index and recovery; mixed into `Ingestor` (which sets the parts)."""
+    """Catalogue, lexical index, job results and recovery: what the pipeline writes besides
+    chunks. `Ingestor` holds one and asks it; `recover`, `vanished` and `sync_lexical` are also
+    used by the running engine, backups and the Lambda processor (through the ingestor)."""
 
-    def _save_result(self, job: JobRecord, result: FileResult) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        embedder: Embedder,
+        store: ChunkStore,
+        catalog: Catalog,
+        tracker: JobTracker,
+        lexical: LexicalIndex,
+    ):
+        self.settings = settings
+        self.embedder = embedder
+        self.store = store
+        self.catalog = catalog
+        self.tracker = tracker
+        self.lexical = lexical
+
+    def save_result(self, job: JobRecord, result: FileResult) -> None:
         """Count and record one file's result; a result that cannot be saved is replaced by a
         `failed` one saying why, so the job's counters and its file list agree."""
         for name in ("path", "reason", "grade", "subject"):
@@ -56,7 +77,7 @@ class DocumentRecords:
                 log.exception("cannot record the failure of %s either", result.path)
         job.count(result)
 
-    def _save_progress(self, job: JobRecord) -> None:
+    def save_progress(self, job: JobRecord) -> None:
         """Progress updates are best effort: the final save of the job is what counts."""
         try:
             self.tracker.save_job(job)
@@ -93,7 +114,7 @@ class DocumentRecords:
 
     def recover(self) -> list[str]:
         """After a crash: mark dead jobs interrupted and delete chunks no document refers to."""
-        with self.writer_lock():
+        with writer_lock(self.settings.run_dir):
             interrupted = self.tracker.mark_interrupted()
             for collection in self.store.collections():
                 if collection.vkp_version:  # installed packages: managed by the installer
@@ -127,7 +148,7 @@ class DocumentRecords:
             added += 1
         return added
 
-    def _record(
+    def record(
         self,
         result: FileResult,
         status: FileStatus,
@@ -160,13 +181,13 @@ class DocumentRecords:
             if lexical is not None:
                 self.lexical.add(result.grade, result.subject, result.sha256, lexical)
         if previous:
-            self._release(previous)
+            self.release(previous)
 
-    def _remove(self, key: str) -> FileResult:
+    def remove(self, key: str) -> FileResult:
         previous = self.catalog.get(key)
         self.catalog.remove(key)
         if previous:
-            self._release(previous)
+            self.release(previous)
         return FileResult(
             key,
             FileStatus.REMOVED,
@@ -176,7 +197,7 @@ class DocumentRecords:
             sha256=previous.sha256 if previous else "",
         )
 
-    def _release(self, doc: Document) -> None:
+    def release(self, doc: Document) -> None:
         """Delete a document version's chunks unless another catalogue row still uses them.
 
         When a copy remains under another name (the same PDF in two places), its chunks are
@@ -193,7 +214,7 @@ class DocumentRecords:
             if survivor.collection == doc.collection:
                 self.store.relabel_document(doc.collection, doc.sha256, source=survivor.file_name)
 
-    def _save_text(self, sha256: str, pages: list[str]) -> None:
+    def save_text(self, sha256: str, pages: list[str]) -> None:
         """Keep the extracted text (pages separated by form feeds) for publishing."""
         self.settings.text_dir.mkdir(parents=True, exist_ok=True)
         target = self.settings.text_dir / f"{sha256}.txt"
@@ -201,7 +222,7 @@ class DocumentRecords:
         tmp.write_text("\f".join(pages), encoding="utf-8")
         os.replace(tmp, target)
 
-    def _searchable(self, doc: Document) -> bool:
+    def searchable(self, doc: Document) -> bool:
         """Are this document's chunks in a collection the current embedder can query?
 
         When EMBEDDING_STRATEGY changes model, unchanged files are embedded again with it.

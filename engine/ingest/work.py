@@ -14,6 +14,7 @@ from engine.embed.base import EmbeddingResult
 from engine.ingest.chunk import Chunk
 from engine.ingest.layout import Placement
 from engine.jobs.base import FileResult, JobRecord
+from engine.store.chroma import StoredChunk, chunk_id
 
 
 class Progress(Protocol):
@@ -63,3 +64,31 @@ class FileWork:
 class JobOutcome:
     job: JobRecord
     files: list[FileResult]
+
+
+def stored_chunks(work: FileWork) -> list[StoredChunk]:
+    """The embedded chunks of `work` as the store keeps them, with every citation field."""
+    result, placement, model = work.result, work.placement, work.embedded.model
+    return [
+        StoredChunk(
+            id=chunk_id(result.sha256, c.index),
+            text=c.text,
+            vector=vector,
+            metadata={
+                "grade": placement.grade,
+                "subject": placement.subject,
+                "source": Path(result.path).name,
+                "file_sha256": result.sha256,
+                "page": c.page_start,
+                "page_end": c.page_end,
+                "pages": c.pages,
+                "chunk_index": c.index,
+                "embedding_model": model.model_id,
+                # the chapter/section, the printed page label, "toc" for a table of contents
+                "section": c.section,
+                "page_label": c.page_label or str(c.page_start),
+                "kind": c.kind,
+            },
+        )
+        for c, vector in zip(work.chunks, work.embedded.vectors, strict=True)
+    ]
