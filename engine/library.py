@@ -306,10 +306,17 @@ def pdf_download(settings: Settings, document: Document) -> Callable[[], bytes] 
 
 
 def pdf_api_link(settings: Settings, document: Document, page: int) -> str | None:
-    """The HTTP API's URL of the document's PDF at `page` (`…/v1/documents/{id}/pdf#page=N`),
-    or None when this install has no HTTP API. The id is the API's own (`document_id`)."""
+    """A link that opens the document's PDF at `page` in the browser, served by the HTTP API
+    (`…/v1/documents/{id}/pdf?t=<token>#page=N`), or None when this install has no API.
+
+    Only for people logged in to the panel: the token (`engine.api.links`) opens this one
+    document for 15 minutes, in place of the API key a browser link cannot send.
+    """
     try:
         from engine.api.documents import document_id
+        from engine.api.links import pdf_token
     except ImportError:  # the API's extra (fastapi) is not installed
         return None
-    return f"{api_url(settings)}/v1/documents/{document_id(document)}/pdf#page={page}"
+    doc_id = document_id(document)
+    token = pdf_token(settings.data_dir / "keys", doc_id)
+    return f"{api_url(settings)}/v1/documents/{doc_id}/pdf?t={token}#page={page}"

@@ -216,6 +216,36 @@ def test_the_pdf_is_served_with_its_bytes(client, book, key):
     assert response.content == book.read_bytes()
 
 
+def test_a_panel_link_opens_its_one_pdf_for_a_while_without_a_key(client, engine, book, key):
+    """The panel (logged in) makes links a browser can open at a page; the token is bound to
+    the document and expires."""
+    import time as clock
+
+    from engine.api.links import LINK_TTL_S
+    from engine.library import pdf_api_link
+
+    [doc] = client.get("/v1/documents", headers=auth(key)).json()["documents"]
+    [document] = engine.catalog.all()
+    link = pdf_api_link(engine.settings, document, 2)
+    path, _, fragment = link.partition("#")
+    assert fragment == "page=2" and "?t=" in path
+    url = path[path.index("/v1/") :]
+    opened = client.get(url)  # no Authorization header: the browser's request
+    assert opened.status_code == 200 and opened.content == book.read_bytes()
+
+    assert client.get(doc["pdf"]).status_code == 401  # without a token, a key is still needed
+    token = url.partition("?t=")[2]
+    other = url.replace(doc["id"], "0123456789abcdef")
+    assert client.get(other).status_code == 401  # the token opens only its document
+    forged = url[:-1] + ("0" if url[-1] != "0" else "1")
+    assert client.get(forged).status_code == 401
+    from engine.api.links import check_pdf_token
+
+    keys = engine.settings.data_dir / "keys"
+    assert check_pdf_token(keys, doc["id"], token)
+    assert not check_pdf_token(keys, doc["id"], token, now=clock.time() + LINK_TTL_S + 1)
+
+
 def test_unknown_ids_and_vanished_files_are_404(client, book, key):
     [doc] = client.get("/v1/documents", headers=auth(key)).json()["documents"]
     for url in ("/v1/documents/0123456789abcdef/pdf", "/v1/documents/..%2F..%2Fetc/pdf"):

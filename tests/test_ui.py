@@ -3,11 +3,10 @@ logged in or not."""
 
 from __future__ import annotations
 
-import http.server
 import re
-import threading
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 import streamlit as st
@@ -203,21 +202,18 @@ def test_telemetry_page_shows_privacy_status_and_charts(populated):
 
 @pytest.fixture
 def api_server(monkeypatch):
-    """Something answering GET /v1/health where the HTTP API would listen."""
+    """The real HTTP API on a free port, over this test's data dir."""
+    from engine.api.local import ApiServer
+    from engine.app import build_engine
+    from engine.settings import Settings
+    from tests.net import free_port
 
-    class Health(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Health)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    monkeypatch.setenv("API_PORT", str(server.server_address[1]))
-    yield server.server_address[1]
-    server.shutdown()
+    port = free_port()
+    monkeypatch.setenv("API_PORT", str(port))
+    server = ApiServer(Settings(), lambda: build_engine(Settings()))
+    server.start()
+    yield port
+    server.stop()
 
 
 def search(at: AppTest, question: str) -> AppTest:
@@ -237,7 +233,9 @@ def test_search_finds_the_page_and_offers_the_pdf(populated, english):
     assert "/v1/documents/" not in texts(at)  # no HTTP API running: no URL of it
 
 
-def test_search_names_the_api_url_when_the_api_runs(populated, api_server):
+def test_search_links_the_pdf_at_its_page_when_the_api_runs(populated, api_server):
+    import urllib.request
+
     from engine.api.documents import document_id
 
     at = search(app(logged_in=True), "algoritma langkah")
@@ -245,8 +243,13 @@ def test_search_names_the_api_url_when_the_api_runs(populated, api_server):
     assert "halaman 1" in texts(at)
     assert [d.proto.label for d in at.get("download_button")] == ["Unduh PDF (lihat halaman 1)"]
     [document] = [d for d in populated.catalog.all() if d.file_name == "bab1.pdf"]
-    url = f"http://127.0.0.1:{api_server}/v1/documents/{document_id(document)}/pdf#page=1"
-    assert f"`{url}`" in texts(at)  # as text: the API wants a Bearer key a link cannot send
+    [button] = at.get("link_button")
+    assert button.proto.label == "Buka PDF di halaman 1"
+    prefix = f"http://127.0.0.1:{api_server}/v1/documents/{document_id(document)}/pdf?t="
+    assert button.proto.url.startswith(prefix) and button.proto.url.endswith("#page=1")
+    # the link opens in a plain browser request (no key): the token stands in for it
+    with urllib.request.urlopen(button.proto.url.partition("#")[0], timeout=10) as answer:
+        assert answer.read() == Path(document.path).read_bytes()
 
 
 def test_overview_answers_the_first_questions(populated, monkeypatch):

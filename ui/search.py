@@ -57,7 +57,7 @@ def _pdf(hit: SearchHit, rank: int, api_up: bool) -> None:
     )
     link = pdf_api_link(settings(), document, hit.page) if api_up else None
     if link:
-        st.caption(t("search.api", url=link))
+        st.link_button(t("search.open_at_page", page=hit.page), link)
 
 
 def render() -> None:

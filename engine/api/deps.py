@@ -79,7 +79,7 @@ def get_context(request: Request) -> ApiContext:
 
 Context = Annotated[ApiContext, Depends(get_context)]
 
-_bearer = HTTPBearer(
+bearer = HTTPBearer(
     auto_error=False,
     scheme_name="ApiKey",
     description="A key from `nexus admin api-key create NAME`, sent as `Bearer <key>`.",
@@ -88,7 +88,7 @@ _bearer = HTTPBearer(
 
 def require_key(
     ctx: Context,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)],
 ) -> str:
     """The name of the caller's valid API key; 401 without one, 429 past its rate limit."""
     name = ctx.keys.verify(credentials.credentials) if credentials else None

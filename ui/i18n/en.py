@@ -213,7 +213,7 @@ MESSAGES: dict[str, str] = {
     "search.vector": "vector {score}",
     "search.lexical": "lexical {score}",
     "search.download": "Download PDF (see page {page})",
-    "search.api": "For API clients (with an API key): `{url}`",
+    "search.open_at_page": "Open the PDF at page {page}",
     "search.no_pdf": "The PDF is not available on this server (installed from a package, "
     "moved, or over MAX_FILE_MB).",
 }

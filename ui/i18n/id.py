@@ -223,7 +223,7 @@ MESSAGES: dict[str, str] = {
     "search.vector": "vektor {score}",
     "search.lexical": "leksikal {score}",
     "search.download": "Unduh PDF (lihat halaman {page})",
-    "search.api": "Untuk klien API (dengan kunci API): `{url}`",
+    "search.open_at_page": "Buka PDF di halaman {page}",
     "search.no_pdf": "PDF-nya tidak tersedia di server ini (dipasang dari paket, dipindahkan, "
     "atau melebihi MAX_FILE_MB).",
 }

@@ -1,0 +1,63 @@
+"""Short-lived links to one document's PDF, for people logged in to the panel.
+
+A browser cannot send an API key with a link, so the panel, whose users have logged in,
+asks for a link that carries its own proof: `?t=<expiry>.<hmac>`, an HMAC-SHA256 over the
+document id and the expiry time with a secret only this installation has
+(`<data>/keys/pdf_links.secret`, made on first use, mode 0600). The API serves the PDF for a
+valid, unexpired token of that very document; anything else still needs a key. A link lasts
+`LINK_TTL_S` (15 minutes): long enough to open it, short enough that a copied link goes stale.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+import time
+from pathlib import Path
+
+LINK_TTL_S = 15 * 60
+_SECRET_BYTES = 32
+
+
+def _secret(keys_dir: Path) -> bytes:
+    path = keys_dir / "pdf_links.secret"
+    try:
+        return path.read_bytes()[:64] or _make(path)
+    except FileNotFoundError:
+        return _make(path)
+
+
+def _make(path: Path) -> bytes:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_bytes(_SECRET_BYTES)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except FileExistsError:  # another process made it first: use theirs
+        return path.read_bytes()[:64]
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(secret)
+    return secret
+
+
+def _mac(keys_dir: Path, doc_id: str, expiry: int) -> str:
+    message = f"pdf:{doc_id}:{expiry}".encode()
+    return hmac.new(_secret(keys_dir), message, hashlib.sha256).hexdigest()
+
+
+def pdf_token(keys_dir: Path, doc_id: str, *, now: float | None = None) -> str:
+    """A token that opens document `doc_id`'s PDF for the next `LINK_TTL_S` seconds."""
+    expiry = int((now or time.time()) + LINK_TTL_S)
+    return f"{expiry}.{_mac(keys_dir, doc_id, expiry)}"
+
+
+def check_pdf_token(keys_dir: Path, doc_id: str, token: str, *, now: float | None = None) -> bool:
+    """Is `token` a valid, unexpired link token for document `doc_id`?"""
+    expiry_text, _, mac = token.partition(".")
+    if not expiry_text.isdigit() or len(expiry_text) > 12 or len(mac) != 64:
+        return False
+    expiry = int(expiry_text)
+    if expiry < (now or time.time()):
+        return False
+    return hmac.compare_digest(mac, _mac(keys_dir, doc_id, expiry))
