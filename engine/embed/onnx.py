@@ -11,14 +11,14 @@ prepares it ahead of time).
 Model key: fp32 ONNX vectors equal the torch model's (max |difference| 3e-7 on 1,000 chunks,
 identical rankings), so they keep its key `all-minilm-l6-v2`. int8 vectors get a key of their
 own, `all-minilm-l6-v2-int8`. Measured with bench/encoder.py on 1,000 Indonesian chunks, their
-cosine to torch has mean 0.996 and min 0.992, but on the 118 development questions vector
-search hit@5 fell from 0.61 to 0.58 (0.59 when torch-made chunks are searched with int8
-queries; every int8 recipe tried scored 0.58-0.60) while hit@1 and MRR@10 rose slightly: the
-losses are questions sitting at rank 5 that slip to 6 or 7. The rule was "same key only if
-hit@5 is not worse", so the vectors are not treated as interchangeable. Collections of the old
-key stay searchable under int8: `for_model("all-minilm-l6-v2")` answers with the fp32 graph
-(from the same export) for query vectors, so an upgrade never hides existing chunks; new
-chunks go to the int8 collection.
+cosine to torch has mean 0.9956 and min 0.990, but on the 118 development questions vector
+search hit@5 fell from 0.61 to 0.58 (hybrid 0.81 to 0.80; 0.59 and 0.80 when torch-made chunks
+are searched with int8 queries; every int8 recipe tried scored 0.58-0.60) while hit@1 and
+MRR@10 rose slightly: the losses are questions at rank 5 that slip to 6 or 7. The rule was
+"same key only if hit@5 is not worse", so the vectors are not treated as interchangeable.
+Collections of the old key stay searchable under int8: `for_model("all-minilm-l6-v2")`
+answers with the fp32 graph (from the same export) for query vectors, so an upgrade never
+hides existing chunks; new chunks go to the int8 collection.
 
 LOCAL_EMBEDDING_BACKEND picks the implementation (`choose_backend`): `auto` is int8 ONNX on CPU
 and sentence-transformers on CUDA. "CUDA" is decided without importing torch: the device
@@ -37,7 +37,7 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from engine.embed.base import Embedder, EmbeddingResult, ModelInfo, Progress
+from engine.embed.base import Embedder, EmbeddingResult, ModelInfo
 from engine.embed.model_files import packaged_minilm_path
 from engine.embed.onnx_export import (
     HIDDEN,
@@ -94,7 +94,12 @@ def choose_backend(backend: str, device: str = "auto", custom_model: str = "") -
 
 
 class OnnxEmbedder(Embedder):
-    """all-MiniLM-L6-v2 under ONNX Runtime on the CPU, loaded lazily and shared by threads."""
+    """all-MiniLM-L6-v2 under ONNX Runtime on the CPU, loaded lazily and shared by threads.
+
+    Each `embed_batch` call gets several model batches, sorted by length, so less is padded.
+    """
+
+    batches_per_call = 8
 
     def __init__(
         self,
@@ -207,16 +212,6 @@ class OnnxEmbedder(Embedder):
     def count_tokens(self, text: str) -> int:
         self.load()
         return len(self._counter.encode(text.strip()).ids)
-
-    def embed(self, texts: Sequence[str], progress: Progress | None = None) -> EmbeddingResult:
-        """Encode in groups of several batches, so that length sorting saves more padding."""
-        group = self.batch_size * 8
-        vectors: list[list[float]] = []
-        for start in range(0, len(texts), group):
-            vectors.extend(self.embed_batch(texts[start : start + group]).vectors)
-            if progress:
-                progress(min(group, len(texts) - start))
-        return EmbeddingResult(vectors=vectors, model=self._info)
 
     def embed_batch(self, texts: Sequence[str]) -> EmbeddingResult:
         import numpy as np
