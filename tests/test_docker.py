@@ -62,6 +62,7 @@ def test_images_have_a_healthcheck_and_install_dependencies_before_the_code(dock
     code = next(i for i, line in enumerate(lines) if line.startswith("COPY engine"))
     assert deps < code, "a code change must not reinstall the dependencies"
     assert "pip install --no-deps ." in text
+    assert "python -m engine.embed.onnx_export" in text  # the CPU encoder ships ready
 
 
 def test_build_context_leaves_out_build_outputs_and_caches():
