@@ -17,13 +17,19 @@ def sentences() -> list[str]:
 
 
 def make_corpus(
-    root: Path, files: int, pages_per_file: int, chars_per_page: int = 2400, grade: str = "kelas_10"
+    root: Path,
+    files: int,
+    pages_per_file: int,
+    chars_per_page: int = 2400,
+    grade: str = "kelas_10",
+    subjects: list[str] | None = None,
 ) -> Path:
     """Write `files` PDFs under root/<grade>/<subject>/; text varies so chunks differ."""
+    subjects = subjects or ["informatika", "biologi", "fisika", "sejarah"]
     rng = random.Random(42)
     pool = sentences()
     for number in range(files):
-        subject = ["informatika", "biologi", "fisika", "sejarah"][number % 4]
+        subject = subjects[number % len(subjects)]
         doc = pymupdf.open()
         for page_no in range(pages_per_file):
             text, length = [], 0
