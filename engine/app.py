@@ -10,7 +10,9 @@ import logging
 import re
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 
+from engine.blobs import BlobStore, FolderStore, NullStore
 from engine.catalog import Catalog
 from engine.embed.base import Embedder
 from engine.jobs.base import JobTracker
@@ -166,9 +168,30 @@ class Engine:
             self.store,
             self.tracker,
             Outbox(self.settings.outbox_dir),
-            build_s3(self.settings),
+            self.stores.remote,
             build_cloudfront(self.settings),
         )
+
+    @cached_property
+    def stores(self) -> Stores:
+        return build_stores(self.settings)
+
+    @cached_property
+    def catalogue(self):
+        """The VKP catalogue publisher: the publish folder, and S3 through the outbox."""
+        from engine.vkp.publish import CataloguePublisher
+
+        return CataloguePublisher(self.settings, self.publisher, store=self.stores.publish)
+
+    def backup_store(self, to: str | None) -> BlobStore:
+        """Where backups go: `s3` is the bucket under `backups/<SCHOOL_ID or host>/`, anything
+        else a folder (default BACKUP_DIR). A bucket that is not configured is a `NullStore`."""
+        if to == "s3":
+            import socket
+
+            host = self.settings.school_id or socket.gethostname()
+            return self.stores.remote.within(f"backups/{host}")
+        return FolderStore(Path(to) if to else self.settings.backup_dir)
 
     def get_cost_summary(self, days: int = 7) -> dict:
         """Totals and per-day/per-subject cost series of the last `days` days (for the panel)."""
@@ -277,14 +300,30 @@ class Engine:
         }
 
 
+@dataclass(frozen=True)
+class Stores:
+    """The blob stores an engine writes to (see `engine.blobs`)."""
+
+    publish: FolderStore  # <data>/vkp/publish: what `nexus vkp serve` shares; always there
+    remote: BlobStore  # the bucket under S3_PREFIX, or a NullStore saying S3 is not set up
+
+
+def build_stores(settings: Settings) -> Stores:
+    return Stores(
+        publish=FolderStore(settings.vkp_dir / "publish"),
+        remote=build_s3(settings) or NullStore("S3 is not configured (set S3_BUCKET_NAME)"),
+    )
+
+
 def build_s3(settings: Settings):
-    """The S3 storage manager, or None when S3_BUCKET_NAME is not set."""
+    """The bucket as an `S3Store` under S3_PREFIX, or None when S3_BUCKET_NAME is not set
+    (the engine then uses a `NullStore`; `restore` takes this for s3:// sources)."""
     if not settings.configured("S3_BUCKET_NAME"):
         return None
     from engine.aws.clients import client
-    from engine.aws.s3 import S3StorageManager
+    from engine.aws.s3 import S3Store
 
-    return S3StorageManager(
+    return S3Store(
         client(settings, "s3", transfer=True),
         settings.s3_bucket_name,
         settings.s3_prefix,

@@ -1,35 +1,29 @@
 """Backups as the admin sees them: make one at a target (a folder or the S3 bucket), keep the
 newest BACKUP_KEEP there, list what a target holds, and find the newest backup in it.
 
-A target holds timestamped backups (`20261129T140501Z/`, what `backup_name()` makes). The
+A target is a blob store (`Engine.backup_store`: a `FolderStore`, or the bucket under
+`backups/<SCHOOL_ID or host>/`) and one code path serves both. It holds timestamped backups
+(`20261129T140501Z/...`, what `backup_name()` makes); the snapshot is prepared in the store's
+staging folder and put there with `manifest.json` last, so a backup with a manifest is whole (a
+folder target gets it by one rename). A backup without a manifest (an interrupted upload) is
+listed as incomplete and pruned once it is older than the oldest complete backup kept. The
 running engine's schedule, `nexus backup` and `nexus backup list` all go through here; the
-snapshot and the checked restore themselves are in `engine.backup`.
+snapshot and the checked restore themselves are in `engine.backup` (a restore from S3 still
+reads the bucket through its own checked path, `engine.backup_staging.stage_s3`).
 """
 
 from __future__ import annotations
 
 import json
-import shutil
-import socket
 from pathlib import Path
 
-from engine.aws.clients import aws_errors
-from engine.backup import (
-    BACKUP_NAME,
-    BackupError,
-    backup_name,
-    backups_in,
-    prune,
-    snapshot,
-    temporary_folder,
-)
+from engine.backup import BACKUP_NAME, BackupError, backup_name, snapshot
+from engine.backup_copy import filesystem_message
+from engine.blobs import BlobError, BlobStore, FolderStore, StoreUnavailable
 from engine.settings import Settings
 
 _MANIFEST_CAP = 32 * 2**20
-
-
-def s3_prefix(settings: Settings) -> str:
-    return f"backups/{settings.school_id or socket.gethostname()}"
+MANIFEST = "manifest.json"
 
 
 def run_backup(
@@ -38,47 +32,25 @@ def run_backup(
     """Back up to a folder or to S3 (`to="s3"`), then keep the newest BACKUP_KEEP there.
 
     Raises:
-        BackupError: the backup or its upload failed (nothing half-made is kept).
+        BackupError: the backup or its upload failed (nothing half-made is kept in a folder;
+            an upload cut short has no manifest, so it is never taken for a whole backup).
     """
-    from engine.app import build_engine, build_s3
+    from engine.app import build_engine
 
     engine = build_engine(settings)
+    store = _target(engine, to)
     name = backup_name()
-    if to == "s3":
-        s3 = build_s3(settings)
-        if s3 is None:
-            raise BackupError("--to s3 needs S3_BUCKET_NAME")
-        folder = temporary_folder() / name
-        try:
-            result = snapshot(engine, folder, include_secrets, progress)
-            prefix = f"{s3_prefix(settings)}/{name}"
-            for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-                s3.upload_file(path, f"{prefix}/{path.relative_to(folder).as_posix()}")
-            backups = _s3_backup_names(s3, settings)
-            older = backups[: -settings.backup_keep]
-            for old in older:
-                for key in s3.list_keys(f"{s3_prefix(settings)}/{old}/"):
-                    s3.client.delete_object(Bucket=s3.bucket, Key=s3.key(key))
-            return vars(result) | {
-                "location": f"s3://{s3.bucket}/{s3.key(prefix)}/",
-                "pruned": older,
-            }
-        except aws_errors() as exc:
-            raise BackupError(f"the backup to S3 failed: {exc}") from exc
-        finally:
-            shutil.rmtree(folder.parent, ignore_errors=True)
-    parent = Path(to) if to else settings.backup_dir
-    result = snapshot(engine, parent / name, include_secrets, progress)
     try:
-        pruned = prune(parent, settings.backup_keep)
-    except OSError as exc:
+        with store.staging() as staging:
+            result = snapshot(engine, staging / name, include_secrets, progress)
+            store.put_tree(name, staging / name, last=MANIFEST)
+    except StoreUnavailable as exc:
+        raise BackupError(_failure(exc, store.url(name))) from exc
+    try:
+        pruned = _prune(store, settings.backup_keep)
+    except BlobError as exc:
         raise BackupError(f"the backup is done, but pruning old ones failed: {exc}") from exc
-    return vars(result) | {"pruned": [p.name for p in pruned]}
-
-
-def _s3_backup_names(s3, settings: Settings) -> list[str]:
-    names = {k.split("/")[2] for k in s3.list_keys(s3_prefix(settings) + "/") if k.count("/") > 2}
-    return sorted(n for n in names if BACKUP_NAME.fullmatch(n))
+    return vars(result) | {"location": store.url(f"{name}/"), "pruned": pruned}
 
 
 def list_backups(settings: Settings, to: str | None = None) -> list[dict]:
@@ -87,39 +59,64 @@ def list_backups(settings: Settings, to: str | None = None) -> list[dict]:
     Only the small manifest of each is read (capped); `complete` is false when it is missing
     or unreadable. Nothing here is trusted: a restore checks everything again.
     """
-    if to == "s3":
-        from engine.app import build_s3
+    from engine.app import build_engine
 
-        s3 = build_s3(settings)
-        if s3 is None:
-            raise BackupError("--to s3 needs S3_BUCKET_NAME")
-        found = []
-        for name in _s3_backup_names(s3, settings):
-            key = f"{s3_prefix(settings)}/{name}"
-            try:
-                answer = s3.client.get_object(
-                    Bucket=s3.bucket,
-                    Key=s3.key(f"{key}/manifest.json"),
-                    Range=f"bytes=0-{_MANIFEST_CAP - 1}",  # capped: the bucket is not trusted
-                )
-                manifest = json.loads(answer["Body"].read(_MANIFEST_CAP))
-            except (*aws_errors(), ValueError):
-                manifest = None
-            found.append(_row(name, f"s3://{s3.bucket}/{s3.key(key)}/", manifest))
-        return found
-    return _folder_backups(Path(to) if to else settings.backup_dir)
+    store = _target(build_engine(settings), to)
+    try:
+        return _rows(store)
+    except StoreUnavailable as exc:
+        raise BackupError(f"cannot list the backups at {store.url()}: {exc}") from exc
 
 
-def _folder_backups(parent: Path) -> list[dict]:
+def newest_in(folder: Path) -> Path | None:
+    """The newest complete backup inside a backup target folder, or None if it holds none."""
+    rows = [r for r in _rows(FolderStore(folder)) if r["complete"]]
+    return Path(rows[-1]["location"]) if rows else None
+
+
+def _target(engine, to: str | None) -> BlobStore:
+    store = engine.backup_store(to)
+    if not store.configured:
+        raise BackupError("--to s3 needs S3_BUCKET_NAME")
+    return store
+
+
+def _backups(store: BlobStore) -> tuple[list[str], list[str]]:
+    """(every backup, complete ones), oldest first: the first parts of the store's keys named
+    like `backup_name()`; a complete one has a manifest. Links are not listed by a store."""
+    keys = set(store.list_keys())
+    names = sorted({k.split("/", 1)[0] for k in keys if "/" in k})
+    names = [n for n in names if BACKUP_NAME.fullmatch(n)]
+    return names, [n for n in names if f"{n}/{MANIFEST}" in keys]
+
+
+def _rows(store: BlobStore) -> list[dict]:
     rows = []
-    for folder in backups_in(parent):
+    for name in _backups(store)[0]:
         try:
-            with (folder / "manifest.json").open("rb") as fh:
-                manifest = json.loads(fh.read(_MANIFEST_CAP))
-        except (OSError, ValueError):
+            manifest = json.loads(store.get_bytes(f"{name}/{MANIFEST}", max_bytes=_MANIFEST_CAP))
+        except (BlobError, ValueError):  # missing, too large, unreadable: not complete
             manifest = None
-        rows.append(_row(folder.name, str(folder), manifest))
+        # a prefix: a folder's path as given, or s3://bucket/.../<name>/
+        rows.append(_row(name, store.url(f"{name}/"), manifest))
     return rows
+
+
+def _prune(store: BlobStore, keep: int) -> list[str]:
+    """Delete every backup older than the newest `keep` complete ones; their names."""
+    names, complete = _backups(store)
+    if not keep or len(complete) <= keep:
+        return []
+    doomed = [n for n in names if n < complete[-keep]]
+    for name in doomed:
+        store.delete_prefix(f"{name}/")
+    return doomed
+
+
+def _failure(exc: StoreUnavailable, where: str) -> str:
+    if isinstance(exc.__cause__, OSError):  # a folder: permission denied, disk full...
+        return filesystem_message(exc.__cause__, where)
+    return f"the backup to {where} failed: {exc}"
 
 
 def _row(name: str, location: str, manifest: dict | None) -> dict:
@@ -132,9 +129,3 @@ def _row(name: str, location: str, manifest: dict | None) -> dict:
         "host": str(manifest.get("host", "")),
         "chunks": manifest.get("chunks") if isinstance(manifest.get("chunks"), int) else None,
     }
-
-
-def newest_in(folder: Path) -> Path | None:
-    """The newest complete backup inside a backup target folder, or None if it holds none."""
-    rows = [r for r in _folder_backups(folder) if r["complete"]]
-    return Path(rows[-1]["location"]) if rows else None

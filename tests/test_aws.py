@@ -148,34 +148,34 @@ def test_outage_fills_the_outbox_keeps_ingesting_and_a_flush_delivers(
 
 
 def test_outbox_survives_a_restart(aws, settings):
-    from engine.aws.s3 import Outbox, S3StorageManager
+    from engine.aws.s3 import Outbox, S3Store
 
     Outbox(settings.outbox_dir).stage_bytes("processed/x/y/metadata/a.json", b"{}")
     restarted = Outbox(settings.outbox_dir)  # a new process
     assert [r["key"] for r in restarted.pending()] == ["processed/x/y/metadata/a.json"]
     setup(settings)
-    s3 = S3StorageManager(boto3.client("s3", region_name="us-east-1"), BUCKET)
+    s3 = S3Store(boto3.client("s3", region_name="us-east-1"), BUCKET)
     assert restarted.flush(s3).sent == ["processed/x/y/metadata/a.json"]
     assert restarted.pending() == []
 
 
 def test_large_files_go_up_in_parts(aws, settings, tmp_path):
-    from engine.aws.s3 import S3StorageManager
+    from engine.aws.s3 import S3Store
 
     setup(settings)
     big = tmp_path / "big.bin"
     big.write_bytes(bytes(range(256)) * (12 * 4096))  # 12 MiB
-    s3 = S3StorageManager(
+    s3 = S3Store(
         boto3.client("s3", region_name="us-east-1"), BUCKET, "nexus", multipart_threshold_mb=5
     )
 
-    assert s3.upload_file(big, "vkp/big.vkp") is True
+    assert s3.put_file("vkp/big.vkp", big) is True
     head = boto3.client("s3", region_name="us-east-1").head_object(
         Bucket=BUCKET, Key="nexus/vkp/big.vkp"
     )
     assert head["ETag"].strip('"').endswith("-3")  # a multipart ETag: 3 parts of 5, 5, 2 MiB
     assert head["ContentLength"] == big.stat().st_size
-    assert s3.upload_file(big, "vkp/big.vkp") is False  # unchanged: not uploaded again
+    assert s3.put_file("vkp/big.vkp", big) is False  # unchanged: not uploaded again
 
 
 def test_cloudfront_signed_url_verifies_with_the_public_key(tmp_path):

@@ -108,7 +108,7 @@ def test_versions_bump_automatically_and_nothing_changed_is_refused(admin):
     change_one_lesson(admin)
     assert admin.builder.build("informatika", "kelas_10").version == "1.1.0"
     # a new embedding model is a major version
-    admin.embedder = admin.ingestor.embedder = FakeEmbedder("other-32", 32)
+    admin.embedder = admin.ingestor.embedder = admin.records.embedder = FakeEmbedder("other-32", 32)
     admin.builder.preferred_model_key = "other-32"
     admin.ingestor.run([admin.settings.inbox_dir], admin.settings.inbox_dir)
     assert admin.builder.build("informatika", "kelas_10").version == "2.0.0"

@@ -10,7 +10,9 @@
 
 Grade and subject are checked with `engine.names` before they go into a key: the seed's
 `processed/<subject>/<grade>` layout stays, and since a name never holds `/` it is unambiguous.
-After delivery, one CloudFront invalidation covers every path that changed.
+After delivery, one CloudFront invalidation covers every path that changed. The bucket is a
+`BlobStore` given by the composition root: an `S3Store`, or a `NullStore` when S3_BUCKET_NAME is
+not set, whose refusal leaves the objects in the outbox just as an outage does.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from pathlib import Path
 
 from engine.aws.clients import AwsUnavailable
 from engine.aws.cloudfront import CloudFrontManager
-from engine.aws.s3 import Outbox, S3StorageManager
+from engine.aws.s3 import Outbox
+from engine.blobs import BlobStore
 from engine.catalog import Catalog
 from engine.costs import s3_request_cost
 from engine.jobs.base import JobRecord, JobTracker
@@ -31,6 +34,8 @@ from engine.settings import Settings
 from engine.store.chroma import ChunkStore
 
 log = logging.getLogger(__name__)
+
+MAX_EXPORT_BYTES = 512 * 2**20  # a subject's Chroma export (~20k chunks at 1024 dimensions)
 
 
 @dataclass
@@ -67,7 +72,7 @@ class Publisher:
         store: ChunkStore,
         tracker: JobTracker,
         outbox: Outbox,
-        s3: S3StorageManager | None,
+        remote: BlobStore,
         cloudfront: CloudFrontManager | None,
     ):
         self.settings = settings
@@ -75,7 +80,7 @@ class Publisher:
         self.store = store
         self.tracker = tracker
         self.outbox = outbox
-        self.s3 = s3
+        self.remote = remote
         self.cloudfront = cloudfront
 
     def publish(self, grade: str, subject: str) -> PublishReport:
@@ -146,17 +151,14 @@ class Publisher:
 
     def deliver(self) -> PublishReport:
         """Flush the outbox to S3 and invalidate what changed in CloudFront."""
-        report = PublishReport(pending=len(self.outbox.pending()))
-        if self.s3 is None:
-            report.error = "S3 is not configured (set S3_BUCKET_NAME); objects wait in the outbox"
-            return report
-        delivery = self.outbox.flush(self.s3)
+        delivery = self.outbox.flush(self.remote)
+        report = PublishReport()
         report.sent, report.unchanged = delivery.sent, delivery.unchanged
         report.pending, report.error = delivery.pending, delivery.error
         if report.sent and self.cloudfront is not None:
             try:
                 report.invalidation_id = self.cloudfront.invalidate(
-                    [self.s3.key(k) for k in report.sent]
+                    [self.remote.full_key(k) for k in report.sent]
                 )
             except AwsUnavailable as exc:
                 report.error = report.error or str(exc)
@@ -172,11 +174,11 @@ class Publisher:
         from engine.catalog import documents_from_chunks
         from engine.store.chroma import StoredChunk
 
-        if self.s3 is None:
-            return 0
+        if not self.remote.configured:
+            return 0  # without a bucket nothing was published to load
         loaded = 0
-        for key in self.s3.list_keys(f"{prefix_for(grade, subject)}/chromadb/"):
-            export = json.loads(self.s3.get_bytes(key))
+        for key in self.remote.list_keys(f"{prefix_for(grade, subject)}/chromadb/"):
+            export = json.loads(self.remote.get_bytes(key, max_bytes=MAX_EXPORT_BYTES))
             chunks = [
                 StoredChunk(i, t, m, v)
                 for i, t, m, v in zip(

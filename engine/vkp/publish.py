@@ -1,8 +1,9 @@
 """The signed package catalogue `vkp/index.json` and where packages are published.
 
-Without AWS, packages go into `<data>/vkp/publish/vkp/`, which `nexus vkp serve` shares on the
-LAN (or which is copied to a USB stick). With S3, the same files and index go to `vkp/` in the
-bucket through the S3 outbox, and CloudFront is invalidated. The newest VKP_KEEP_VERSIONS
+Packages and the catalogue always go into the publish store, a `FolderStore` on
+`<data>/vkp/publish/` (keys `vkp/<file>`), which `nexus vkp serve` shares on the LAN (or which is
+copied to a USB stick). With S3, the same files go under the same keys into the bucket through
+the S3 outbox, and CloudFront is invalidated. The newest VKP_KEEP_VERSIONS
 versions of each package are kept. Each publish signs the catalogue anew with a higher
 version (see `catalogue.py`); packages are copied before the catalogue that names them.
 
@@ -24,31 +25,41 @@ the new key lists only packages that key signed: build each package again to lis
 from __future__ import annotations
 
 import logging
-import shutil
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
+from engine.blobs import BadKey, BlobError, BlobNotFound, FolderStore
 from engine.names import BadName
 from engine.settings import Settings
 from engine.util import sha256_file
 from engine.vkp.build import Built
 from engine.vkp.catalogue import CatalogueError, sign_catalogue, verify_catalogue
 from engine.vkp.manifest import PackageError, package_file, package_key, version_key
-from engine.vkp.transfer import MAX_CATALOGUE_BYTES, plain_file_name
+from engine.vkp.transfer import MAX_CATALOGUE_BYTES
 
 log = logging.getLogger(__name__)
 
 MAX_AHEAD_S = 24 * 3600  # a previous version further ahead of the clock is not continued
+INDEX = "vkp/index.json"
 
 
 class CataloguePublisher:
-    def __init__(self, settings: Settings, aws_publisher=None, sign=None, public_key=None):
+    def __init__(
+        self,
+        settings: Settings,
+        aws_publisher=None,
+        sign=None,
+        public_key=None,
+        store: FolderStore | None = None,
+    ):
         """`sign(bytes) -> bytes` and `public_key` default to the key in the settings (loaded
-        when needed); `sign` may be an Ed25519 private key's `sign`, whose key is then used."""
+        when needed); `sign` may be an Ed25519 private key's `sign`, whose key is then used.
+        `aws_publisher` (engine.aws.publish.Publisher) sends the files on to its remote store
+        when that is configured; `store` is the publish folder (`Engine.stores.publish`)."""
         self.settings = settings
-        self.aws = aws_publisher  # engine.aws.publish.Publisher when S3 is configured
-        self.folder = settings.vkp_dir / "publish" / "vkp"
+        self.aws = aws_publisher
+        self.local = store or FolderStore(settings.vkp_dir / "publish")
+        self.folder = self.local.root / "vkp"
         self._sign = sign
         owner = getattr(sign, "__self__", None)
         if public_key is None and hasattr(owner, "public_key"):
@@ -68,26 +79,29 @@ class CataloguePublisher:
         """`{"version", "packages"}` of the published catalogue, as far as this installation's
         key signed it (see the module docstring); raises FileNotFoundError without a key."""
         key = self._key()
-        path = self.folder / "index.json"
-        if path.is_file():
-            try:
-                catalogue = verify_catalogue(_read_capped(path), [key])
-            except (OSError, CatalogueError) as exc:
+        path = self.local.url(INDEX)
+        try:
+            catalogue = verify_catalogue(
+                self.local.get_bytes(INDEX, max_bytes=MAX_CATALOGUE_BYTES), [key]
+            )
+        except BlobNotFound:
+            pass
+        except (BlobError, CatalogueError) as exc:
+            log.warning(
+                "%s is not a catalogue this installation signed (%s): ignored; the next one"
+                " lists the packages in %s that carry this key's signature",
+                path,
+                exc,
+                self.folder,
+            )
+        else:
+            version = catalogue.version
+            if version > time.time() + MAX_AHEAD_S:
                 log.warning(
-                    "%s is not a catalogue this installation signed (%s): ignored; the next one"
-                    " lists the packages in %s that carry this key's signature",
-                    path,
-                    exc,
-                    self.folder,
+                    "%s has version %d, far ahead of the clock: not continued", path, version
                 )
-            else:
-                version = catalogue.version
-                if version > time.time() + MAX_AHEAD_S:
-                    log.warning(
-                        "%s has version %d, far ahead of the clock: not continued", path, version
-                    )
-                    version = 0
-                return {"version": version, "packages": catalogue.packages}
+                version = 0
+            return {"version": version, "packages": catalogue.packages}
         return {"version": 0, "packages": self._signed_packages_in_folder(key)}
 
     def index(self) -> dict:
@@ -108,10 +122,9 @@ class CataloguePublisher:
             self._sign, self._public_key = key.sign, key.public_key()
         name = package_key(grade, subject)
         previous = self.payload()  # before this build's files join the folder
-        self.folder.mkdir(parents=True, exist_ok=True)
         source = self.settings.vkp_dir / "built"
         entry = {"file": built.file, "size": built.size, "sha256": sha256_file(source / built.file)}
-        shutil.copy2(source / built.file, self.folder / plain_file_name(built.file))
+        self.local.put_file(package_object_key(built.file), source / built.file, entry["sha256"])
         packages = previous["packages"]
         package = packages.setdefault(
             name, {"subject": subject, "grade": grade, "versions": [], "deltas": []}
@@ -119,7 +132,7 @@ class CataloguePublisher:
         package["versions"] = [v for v in package["versions"] if v["version"] != built.version]
         package["versions"].append({"version": built.version} | entry)
         if built.delta_file:
-            shutil.copy2(source / built.delta_file, self.folder / plain_file_name(built.delta_file))
+            self.local.put_file(package_object_key(built.delta_file), source / built.delta_file)
             package["deltas"] = [d for d in package["deltas"] if d["to"] != built.version]
             package["deltas"].append(
                 {
@@ -140,14 +153,13 @@ class CataloguePublisher:
         signed = sign_catalogue(
             packages, version, now.isoformat(timespec="seconds"), self._sign, expires
         )
-        tmp = self.folder / "index.json.tmp"
-        tmp.write_bytes(signed)
-        tmp.replace(self.folder / "index.json")
-        result = {"index": str(self.folder / "index.json"), "version": version, "s3": None}
-        if self.aws is not None and self.aws.s3 is not None:
+        self.local.put_bytes(INDEX, signed)  # atomically replaced: a reader never sees half
+        result = {"index": self.local.url(INDEX), "version": version, "s3": None}
+        if self.aws is not None and self.aws.remote.configured:
             for file in [built.file, built.delta_file, "index.json"]:  # catalogue last
                 if file:
-                    self.aws.outbox.stage_file(package_object_key(file), self.folder / file)
+                    key = package_object_key(file)
+                    self.aws.outbox.stage_file(key, self.local.path(key))
             result["s3"] = self.aws.deliver().to_dict()
         return result
 
@@ -157,8 +169,10 @@ class CataloguePublisher:
         from engine.vkp.package import read_package
 
         packages: dict[str, dict] = {}
-        for path in sorted(self.folder.glob("*.vkp")) if self.folder.is_dir() else []:
+        keys = self.local.list_keys("vkp/")
+        for file_key in (k for k in keys if k.endswith(".vkp") and k.count("/") == 1):
             try:
+                path = self.local.path(file_key)  # a regular file inside the folder (listed)
                 if path.is_symlink() or not path.is_file():
                     raise PackageError("not a plain file")
                 m = read_package(path, [key], load=False).manifest
@@ -170,8 +184,8 @@ class CataloguePublisher:
                     raise PackageError(f"its signed manifest makes it {expected}")
                 entry = {"file": path.name, "size": path.stat().st_size}
                 entry["sha256"] = sha256_file(path)
-            except (PackageError, BadName, OSError) as exc:
-                log.warning("%s left out of the catalogue: %s", path.name, exc)
+            except (PackageError, BadName, BadKey, OSError) as exc:
+                log.warning("%s left out of the catalogue: %s", file_key, exc)
                 continue
             package = packages.setdefault(
                 package_key(m["grade"], m["subject"]),
@@ -198,13 +212,7 @@ class CataloguePublisher:
         kept = {v["version"] for v in package["versions"]}
         old_deltas = [d for d in package["deltas"] if d["to"] not in kept or d["from"] not in kept]
         package["deltas"] = [d for d in package["deltas"] if d not in old_deltas]
+        from engine.aws.publish import package_object_key
+
         for entry in dropped + old_deltas:
-            (self.folder / plain_file_name(entry["file"])).unlink(missing_ok=True)
-
-
-def _read_capped(path: Path) -> bytes:
-    with path.open("rb") as fh:
-        data = fh.read(MAX_CATALOGUE_BYTES + 1)
-    if len(data) > MAX_CATALOGUE_BYTES:
-        raise OSError(f"larger than {MAX_CATALOGUE_BYTES} bytes")
-    return data
+            self.local.delete(package_object_key(entry["file"]))
