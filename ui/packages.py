@@ -17,9 +17,10 @@ from engine.vkp.publish import CataloguePublisher
 from engine.vkp.pull import pull, read_catalogue
 from engine.vkp.transfer import TransferError
 from ui.common import get_engine, header, settings
+from ui.i18n import num, t
 
 
-@st.cache_data(ttl=60, show_spinner="Reading the catalogue…")
+@st.cache_data(ttl=60, show_spinner=False)
 def _remote_latest(source: str) -> dict[str, str]:
     keys = get_engine().installer.trusted_keys
     catalogue = read_catalogue(settings(), get_engine().vkp_source(source), keys)
@@ -41,9 +42,9 @@ def _built_here() -> None:
         {(c.subject, c.grade) for c in engine.store.collections() if not c.vkp_version},
         key=lambda sg: (sg[1], sg[0]),
     )
-    st.subheader("Built here")
+    st.subheader(t("packages.built_here"))
     if not subjects:
-        st.info("Nothing ingested yet: packages are built from ingested grades/subjects.")
+        st.info(t("packages.nothing_ingested"))
         return
     rows = []
     names = {}
@@ -60,16 +61,16 @@ def _built_here() -> None:
         delta = (entry.get("deltas") or [{}])[-1]
         rows.append(
             {
-                "package": name,
-                "built": ", ".join(v["version"] for v in history) or "-",
-                "published": entry.get("latest", "-"),
-                "full size (KiB)": round(full.get("size", 0) / 1024, 1),
-                "latest delta (KiB)": round(delta.get("size", 0) / 1024, 1),
+                t("packages.col_package"): name,
+                t("packages.col_built"): ", ".join(v["version"] for v in history) or "-",
+                t("packages.col_published"): entry.get("latest", "-"),
+                t("packages.col_full_kib"): num(full.get("size", 0) / 1024, 1),
+                t("packages.col_delta_kib"): num(delta.get("size", 0) / 1024, 1),
             }
         )
     st.dataframe(rows, hide_index=True, width="stretch")
-    choice = st.selectbox("Package", [r["package"] for r in rows])
-    if st.button("Build and publish the next version", disabled=not rows):
+    choice = st.selectbox(t("packages.choose"), list(names))
+    if st.button(t("packages.build"), disabled=not rows):
         subject, grade = names[choice]
         try:
             built = engine.builder.build(subject, grade)  # takes the ingestion lock
@@ -77,62 +78,71 @@ def _built_here() -> None:
             st.warning(str(exc))
             return
         catalogue.publish(built, subject, grade)
-        st.success(f"Published {built.file} ({built.size / 1024:.1f} KiB)")
+        st.success(t("packages.published", file=built.file, size=num(built.size / 1024, 1)))
 
 
 def _installed_here() -> None:
     engine = get_engine()
     installed = engine.installer.installed()
-    st.subheader("Installed on this server")
+    st.subheader(t("packages.installed_here"))
     source = settings().vkp_source
     latest: dict = {}
     if source:
         try:
-            latest = _remote_latest(source)
+            with st.spinner(t("packages.reading")):
+                latest = _remote_latest(source)
         except TransferError as exc:
-            st.warning(f"Catalogue unreachable: {exc}")
+            st.warning(t("packages.unreachable", error=exc))
     else:
-        st.caption("Set VKP_SOURCE (URL, folder or cloudfront) to compare with the catalogue.")
+        st.caption(t("packages.set_source"))
     if not installed and not latest:
-        st.info("No packages installed. `nexus vkp pull --source URL|FOLDER` installs them.")
+        st.info(t("packages.none_installed"))
         return
     names = sorted(set(installed) | set(latest))
     st.dataframe(
         [
             {
-                "package": n,
-                "installed": installed[n].version if n in installed else "-",
-                "previous": (installed[n].previous_version or "-") if n in installed else "-",
-                "catalogue latest": latest.get(n, "-"),
+                t("packages.col_package"): n,
+                t("packages.col_installed"): installed[n].version if n in installed else "-",
+                t("packages.col_previous"): (installed[n].previous_version or "-")
+                if n in installed
+                else "-",
+                t("packages.col_latest"): latest.get(n, "-"),
             }
             for n in names
         ],
         hide_index=True,
         width="stretch",
     )
-    name = st.selectbox("Package", names, key="installed_package")
+    name = st.selectbox(t("packages.choose"), names, key="installed_package")
     left, right = st.columns(2)
-    if left.button("Update", disabled=not source):
+    if left.button(t("packages.update"), disabled=not source):
         try:
             results = pull(settings(), engine.installer, get_engine().vkp_source(source), {name})
         except TransferError as exc:
             results = [{"package": name, "action": "failed", "error": str(exc)}]
         for result in results:
-            (st.error if result["action"] == "failed" else st.success)(str(result))
-    if right.button("Roll back", disabled=name not in installed):
+            error = f" ({result['error']})" if result.get("error") else ""
+            message = t(
+                "packages.result",
+                package=result.get("package") or name,
+                action=result["action"],
+                version=result.get("version") or "",
+                error=error,
+            )
+            (st.error if result["action"] == "failed" else st.success)(message)
+    if right.button(t("packages.rollback"), disabled=name not in installed):
         row = installed[name]
         try:
             back = engine.installer.rollback(row.subject, row.grade)
         except PackageError as exc:
             st.error(str(exc))
         else:
-            st.success(f"{name} is back at v{back.version}")
+            st.success(t("packages.rolled_back", package=name, version=back.version))
 
 
 def render() -> None:
-    header(
-        "Packages", "Versioned knowledge packages (VKP): what was built, published and installed."
-    )
+    header(t("nav.packages"), t("packages.caption"))
     _built_here()
     _installed_here()
 
