@@ -66,7 +66,13 @@ class BedrockEmbedder(Embedder):
         self.concurrency = concurrency
         self.max_attempts = max_attempts
         self.max_rpm = max_rpm
-        self.pacer = Pacer(concurrency, max_rpm / 60 if max_rpm else None)
+        # start at half the configured concurrency: close to full speed at once, and room to
+        # halve on the first throttle instead of starting from one call at a time
+        self.pacer = Pacer(
+            concurrency,
+            max_rpm / 60 if max_rpm else None,
+            initial_concurrency=max(1, concurrency // 2),
+        )
         base = model_id.split(".", 1)[-1].split(":")[0]  # titan-embed-text-v2
         self._info = ModelInfo(model_id, ModelInfo.make_key(f"{base}-{dimensions}"))
 
