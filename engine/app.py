@@ -52,8 +52,12 @@ def _local(settings: Settings) -> Embedder:
     if backend != "torch":
         if settings.local_embedding_model:
             raise ValueError("LOCAL_EMBEDDING_BACKEND=onnx* runs only the packaged model")
-        from engine.embed.onnx import OnnxEmbedder, cache_dir_for
+        from engine.embed.onnx import OnnxEmbedder, OpenVinoEmbedder, cache_dir_for
 
+        if backend == "openvino":
+            return OpenVinoEmbedder(
+                cache_dir_for(settings.data_dir), batch_size=settings.embedding_batch_size
+            )
         return OnnxEmbedder(
             cache_dir_for(settings.data_dir),
             quantized=backend == "onnx-int8",
@@ -81,6 +85,28 @@ def _bedrock(settings: Settings) -> Embedder:
         concurrency=settings.bedrock_concurrency,
         max_rpm=settings.bedrock_max_rpm,
         max_attempts=settings.bedrock_max_attempts,
+        batch=_bedrock_batch(settings) if settings.bedrock_batch_min_chunks else None,
+        batch_min_chunks=settings.bedrock_batch_min_chunks,
+    )
+
+
+def _bedrock_batch(settings: Settings):
+    """Batch inference jobs (JSONL in S3_BUCKET_NAME), waited for across restarts."""
+    from engine.aws.clients import client
+    from engine.embed.bedrock_batch import BatchInference
+
+    return BatchInference(
+        client(settings, "bedrock"),
+        client(settings, "s3", transfer=True),
+        bucket=settings.s3_bucket_name,
+        prefix=settings.s3_prefix,
+        role_arn=settings.bedrock_batch_role_arn,
+        model_id=settings.bedrock_model_id,
+        dimensions=settings.bedrock_dimensions,
+        normalize=settings.bedrock_normalize,
+        state_dir=settings.data_dir / "bedrock-batch",
+        poll_s=settings.bedrock_batch_poll_s,
+        timeout_s=settings.bedrock_batch_timeout_h * 3600,
     )
 
 

@@ -89,6 +89,30 @@ class Settings(BaseSettings):
         alias="BEDROCK_RETRY_AFTER_S",
         description="hybrid: after a fallback, how long before Bedrock is tried again.",
     )
+    bedrock_batch_role_arn: str = Field(
+        "",
+        alias="BEDROCK_BATCH_ROLE_ARN",
+        description="Service role a batch inference job runs as (reads and writes S3_BUCKET_NAME).",
+    )
+    bedrock_batch_min_chunks: int = Field(
+        0,
+        ge=0,
+        alias="BEDROCK_BATCH_MIN_CHUNKS",
+        description=(
+            "Embed a document of at least this many chunks with one batch inference job (JSONL "
+            "in S3) instead of InvokeModel calls; 0 = off. Bedrock refuses jobs below its "
+            "minimum record count (1,000), so use 1000 or more against real AWS."
+        ),
+    )
+    bedrock_batch_poll_s: float = Field(
+        60.0, gt=0, alias="BEDROCK_BATCH_POLL_S", description="Seconds between job status polls."
+    )
+    bedrock_batch_timeout_h: float = Field(
+        24.0,
+        gt=0,
+        alias="BEDROCK_BATCH_TIMEOUT_H",
+        description="Hours to wait for a batch job, counted from its creation, across restarts.",
+    )
     local_embedding_model: str = Field(
         "",
         alias="LOCAL_EMBEDDING_MODEL",
@@ -97,12 +121,12 @@ class Settings(BaseSettings):
     local_embedding_device: Literal["auto", "cpu", "cuda"] = Field(
         "auto", alias="LOCAL_EMBEDDING_DEVICE"
     )
-    local_embedding_backend: Literal["auto", "onnx-int8", "onnx", "torch"] = Field(
+    local_embedding_backend: Literal["auto", "openvino", "onnx-int8", "onnx", "torch"] = Field(
         "auto",
         alias="LOCAL_EMBEDDING_BACKEND",
         description=(
-            "auto = int8 ONNX Runtime on CPU, sentence-transformers (torch) on CUDA; onnx = "
-            "fp32 ONNX; a custom LOCAL_EMBEDDING_MODEL always uses torch."
+            "auto = OpenVINO on CPU (int8 ONNX Runtime without it), sentence-transformers "
+            "(torch) on CUDA; onnx = fp32 ONNX; a custom LOCAL_EMBEDDING_MODEL always uses torch."
         ),
     )
     embedding_batch_size: int = Field(32, ge=1, alias="EMBEDDING_BATCH_SIZE")
@@ -181,6 +205,13 @@ class Settings(BaseSettings):
     def _duration(cls, value: str) -> str:
         if value:
             parse_duration(value)  # refuse "daily" at start-up, not in the backup thread
+        return value
+
+    @field_validator("bedrock_batch_min_chunks")
+    @classmethod
+    def _batch_needs_a_role(cls, value: int, info) -> int:
+        if value and not info.data.get("bedrock_batch_role_arn"):
+            raise ValueError("batch inference needs BEDROCK_BATCH_ROLE_ARN (the job's role)")
         return value
 
     @field_validator("bedrock_dimensions")

@@ -16,7 +16,13 @@ import pytest
 
 from engine.app import build_embedder
 from engine.embed import onnx_export
-from engine.embed.onnx import OnnxEmbedder, OnnxModelMissing, cache_dir_for, choose_backend
+from engine.embed.onnx import (
+    OnnxEmbedder,
+    OnnxModelMissing,
+    OpenVinoEmbedder,
+    cache_dir_for,
+    choose_backend,
+)
 from engine.embed.onnx_export import MANIFEST, OnnxCacheStale, check_cache, export_models
 from engine.settings import Settings
 from tests.conftest import REPO
@@ -49,6 +55,16 @@ def onnx_fp32(onnx_cache):
 @pytest.fixture(scope="session")
 def onnx_int8(onnx_cache):
     return OnnxEmbedder(onnx_cache, quantized=True, search_dirs=())
+
+
+@pytest.mark.slow
+def test_openvino_gives_the_torch_models_vectors_and_keeps_its_key(minilm, onnx_cache):
+    openvino = OpenVinoEmbedder(onnx_cache, search_dirs=())
+    got = _vectors(openvino, SENTENCES)
+    expected = np.array(minilm.embed(SENTENCES).vectors)
+    assert (got * expected).sum(axis=1).min() > 0.9999
+    assert openvino.model.key == minilm.model.key  # interchangeable: the same collections
+    assert openvino.for_model("all-minilm-l6-v2-int8") is not None  # int8 ones stay searchable
 
 
 def _vectors(embedder, texts):
@@ -159,17 +175,29 @@ def test_missing_cache_without_torch_is_a_clear_error(tmp_path, monkeypatch):
 
 
 def test_backend_choice(monkeypatch):
+    import importlib.util
+
     monkeypatch.delenv("LOCAL_EMBEDDING_BACKEND", raising=False)
-    assert choose_backend("auto", "cpu") == "onnx-int8"
+    assert choose_backend("auto", "cpu") == "openvino"  # installed with the project
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name: None if name == "openvino" else real_find_spec(name),
+    )
+    assert choose_backend("auto", "cpu") == "onnx-int8"  # without OpenVINO
     assert choose_backend("auto", "cuda") == "torch"
     assert choose_backend("auto", "cpu", custom_model="/models/other") == "torch"
     assert choose_backend("onnx", "cuda") == "onnx"
     with pytest.raises(ValueError):
         choose_backend("tensorrt")
 
+    monkeypatch.undo()
     monkeypatch.setenv("LOCAL_EMBEDDING_DEVICE", "cpu")
     settings = Settings()
-    embedder = build_embedder(settings)
+    assert isinstance(build_embedder(settings), OpenVinoEmbedder)
+    monkeypatch.setenv("LOCAL_EMBEDDING_BACKEND", "onnx-int8")
+    embedder = build_embedder(settings := Settings())
     assert isinstance(embedder, OnnxEmbedder) and embedder.variant == "int8"
     assert embedder.cache_dir == cache_dir_for(settings.data_dir)
     assert embedder.status()["backend"] == "onnx-int8"

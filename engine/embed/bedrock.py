@@ -9,6 +9,13 @@ and retried by the base class up to BEDROCK_MAX_ATTEMPTS tries; botocore itself 
 retry (`engine.aws.clients.bedrock_client`), so every request passes the rate limiter and every
 throttle reaches the AIMD limit. Other failures are `EmbeddingUnavailable`, which the hybrid
 embedder turns into a local fallback. The boto3 client is built by the composition root.
+
+Large uploads: with a `BatchInference` (BEDROCK_BATCH_MIN_CHUNKS > 0), `embed` is overridden
+to hand a call of at least `batch_min_chunks` texts to one Bedrock batch inference job
+(`engine.embed.bedrock_batch`) instead of the base class's grouping; the records that job fails
+go back through the base class's `embed` (paced InvokeModel calls with retries). The override
+keeps the base contract: same arguments, vectors in order, `EmbeddingUnavailable` on failure;
+progress is reported once, when the job's vectors arrive.
 """
 
 from __future__ import annotations
@@ -25,7 +32,9 @@ from engine.embed.base import (
     EmbeddingThrottled,
     EmbeddingUnavailable,
     ModelInfo,
+    Progress,
 )
+from engine.embed.bedrock_batch import BatchInference
 from engine.embed.pacing import Pacer
 
 log = logging.getLogger(__name__)
@@ -51,6 +60,8 @@ class BedrockEmbedder(Embedder):
         concurrency: int = 8,
         max_rpm: int = 1500,
         max_attempts: int = 5,
+        batch: BatchInference | None = None,
+        batch_min_chunks: int = 0,
     ):
         """
         Args:
@@ -58,8 +69,12 @@ class BedrockEmbedder(Embedder):
             concurrency: most calls in flight; the pacer adapts below it.
             max_rpm: requests per minute never to exceed (0 = no rate limit).
             max_attempts: tries per text while Bedrock throttles.
+            batch: batch inference for large calls, used when `batch_min_chunks` > 0.
+            batch_min_chunks: texts in one `embed` call from which `batch` is used.
         """
         self.client = client
+        self.batch = batch if batch_min_chunks > 0 else None
+        self.batch_min_chunks = batch_min_chunks
         self.model_id = model_id
         self.dimensions = dimensions
         self.normalize = normalize
@@ -79,6 +94,21 @@ class BedrockEmbedder(Embedder):
     @property
     def model(self) -> ModelInfo:
         return self._info
+
+    def embed(self, texts: Sequence[str], progress: Progress | None = None) -> EmbeddingResult:
+        """As `Embedder.embed`; a large call goes to one batch inference job (module docstring)."""
+        if self.batch is None or len(texts) < self.batch_min_chunks:
+            return super().embed(texts, progress)
+        log.info("embedding %d texts with a Bedrock batch inference job", len(texts))
+
+        def reembed(failed: list[str]) -> tuple[list[list[float]], int]:
+            result = super(BedrockEmbedder, self).embed(failed)
+            return result.vectors, result.input_tokens
+
+        vectors, tokens = self.batch.embed(texts, reembed)
+        if progress:
+            progress(len(vectors))
+        return EmbeddingResult(vectors=vectors, model=self._info, input_tokens=tokens)
 
     def embed_batch(self, texts: Sequence[str]) -> EmbeddingResult:
         """Embed `texts` one InvokeModel call each, in this thread (normally one text)."""
@@ -118,4 +148,5 @@ class BedrockEmbedder(Embedder):
             "dimensions": self.dimensions,
             "concurrency": self.concurrency,
             "max_rpm": self.max_rpm,
+            "batch_min_chunks": self.batch_min_chunks if self.batch else 0,
         }

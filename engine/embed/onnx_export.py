@@ -37,6 +37,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import sys
 import tempfile
 import warnings
@@ -50,7 +51,8 @@ log = logging.getLogger(__name__)
 
 EXPORT_FORMAT = 1
 MANIFEST = "manifest.json"
-VARIANT_FILES = {"fp32": "fp32.onnx", "int8": "int8.onnx"}
+# plain: the traced fp32 graph before onnxruntime fuses it (OpenVINO reads only standard ops)
+VARIANT_FILES = {"fp32": "fp32.onnx", "int8": "int8.onnx", "plain": "fp32-plain.onnx"}
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 OUTPUT_NAME = "sentence_embedding"
 OPSET = 17
@@ -214,8 +216,8 @@ def export_models(cache_dir: Path, model_dir: Path | None = None) -> dict:
     """
     with _export_lock(cache_dir):
         try:
-            check_cache(cache_dir, "fp32")
-            check_cache(cache_dir, "int8")
+            for variant in VARIANT_FILES:
+                check_cache(cache_dir, variant)
             log.info("the ONNX export in %s is current", cache_dir)
             return json.loads((cache_dir / MANIFEST).read_text(encoding="utf-8"))
         except OnnxCacheStale as why:
@@ -228,6 +230,7 @@ def export_models(cache_dir: Path, model_dir: Path | None = None) -> dict:
             export_fp32_graph(model_dir, tmp / "traced.onnx")
             _fuse(tmp / "traced.onnx", tmp / VARIANT_FILES["fp32"])
             _quantize(tmp / VARIANT_FILES["fp32"], tmp / VARIANT_FILES["int8"])
+            shutil.copyfile(tmp / "traced.onnx", tmp / VARIANT_FILES["plain"])
             manifest = {
                 "format": EXPORT_FORMAT,
                 "recipe": RECIPE,
