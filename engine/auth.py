@@ -22,11 +22,11 @@ import os
 import secrets
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.db import single_table
 from engine.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -222,25 +222,14 @@ class LoginThrottle:
     def _now(self) -> float:
         return (self._clock or wall_clock)()
 
-    @contextmanager
-    def _db(self) -> Iterator[sqlite3.Connection]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        try:
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS login_attempts (client TEXT PRIMARY KEY,"
-                " failures INTEGER NOT NULL, last_failure REAL NOT NULL,"
-                " locked_until REAL NOT NULL)"
-            )
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-        finally:
-            conn.close()
+    def _db(self):
+        return single_table(
+            self.path,
+            "CREATE TABLE IF NOT EXISTS login_attempts (client TEXT PRIMARY KEY,"
+            " failures INTEGER NOT NULL, last_failure REAL NOT NULL,"
+            " locked_until REAL NOT NULL)",
+            transaction=True,
+        )
 
     def _row(self, conn: sqlite3.Connection, client: str, now: float) -> tuple[int, float]:
         """(failures, locked_until) of `client`, after forgetting old failures."""

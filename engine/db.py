@@ -224,6 +224,31 @@ class Database:
             self._writer.execute("COMMIT")
 
 
+@contextmanager
+def single_table(
+    path: Path, schema: str, *, transaction: bool = False
+) -> Iterator[sqlite3.Connection]:
+    """A short-lived connection to a small one-table SQLite file kept beside the engine
+    database (API keys, login attempts): created with `schema` if new, closed afterwards;
+    with `transaction`, the block runs in one BEGIN IMMEDIATE … COMMIT (ROLLBACK on error)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, timeout=30, isolation_level=None)
+    try:
+        conn.execute(schema)
+        if not transaction:
+            yield conn
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+
+
 def connect(path: Path) -> sqlite3.Connection:
     """Open (creating and migrating if needed) the database at `path` in WAL mode."""
     path.parent.mkdir(parents=True, exist_ok=True)

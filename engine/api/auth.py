@@ -25,11 +25,11 @@ import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.db import single_table
 from engine.util import utc_now
 
 log = logging.getLogger(__name__)
@@ -81,18 +81,12 @@ class ApiKeyStore:
         self._used: dict[str, float] = {}  # name -> monotonic time "last used" was written
         self._lock = threading.Lock()
 
-    @contextmanager
-    def _db(self) -> Iterator[sqlite3.Connection]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        try:
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS api_keys (name TEXT PRIMARY KEY,"
-                " key_sha256 TEXT NOT NULL, created_at TEXT NOT NULL, last_used_at TEXT)"
-            )
-            yield conn
-        finally:
-            conn.close()
+    def _db(self):
+        return single_table(
+            self.path,
+            "CREATE TABLE IF NOT EXISTS api_keys (name TEXT PRIMARY KEY,"
+            " key_sha256 TEXT NOT NULL, created_at TEXT NOT NULL, last_used_at TEXT)",
+        )
 
     def create(self, name: str) -> str:
         """Store a new key named `name` and return it (the only time it is seen).

@@ -7,8 +7,9 @@
   the environment lacks is copied into it, the way Compose's `env_file` does. The process
   environment always wins over `.env`.
 - **Region** follows boto3's own chain: `AWS_REGION` if given, else the session's region
-  (`AWS_DEFAULT_REGION`, then the profile's `region`), else us-east-1. Bedrock uses
-  `BEDROCK_REGION` when set, else the same chain.
+  (`AWS_DEFAULT_REGION`, then the profile's `region`), else us-east-1. Bedrock (runtime and
+  the `bedrock` control plane that runs batch inference jobs) uses `BEDROCK_REGION` when set,
+  else the same chain.
 - **Timeouts**: `AWS_TIMEOUT_S` bounds a whole control call (S3 metadata, DynamoDB, CloudFront,
   Lambda, SNS) including its retry: each of the `attempts` tries gets an equal share, split
   between connecting and reading, after setting aside the retry back-off (at most 1 s per retry
@@ -62,7 +63,7 @@ def session(settings: Settings):
 
 def region(settings: Settings, service: str = "") -> str:
     """The region a client for `service` uses (see the module docstring)."""
-    if service == "bedrock-runtime" and settings.bedrock_region:
+    if service in ("bedrock-runtime", "bedrock") and settings.bedrock_region:
         return settings.bedrock_region
     return settings.aws_region or session(settings).region_name or DEFAULT_REGION
 

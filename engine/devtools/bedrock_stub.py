@@ -43,6 +43,11 @@ def hashed_vector(text: str, dimensions: int, normalize: bool = True) -> list[fl
     return [v / norm for v in vector] if normalize else vector
 
 
+def token_count(text: str) -> int:
+    """The `inputTextTokenCount` the stub reports for `text`."""
+    return len(_WORD.findall(text)) + text.count(".")
+
+
 class BedrockStub:
     """Threaded HTTP server on 127.0.0.1 answering `POST /model/<id>/invoke`."""
 
@@ -178,8 +183,7 @@ class BedrockStub:
                     vector = hashed_vector(
                         text, int(body.get("dimensions", 1024)), bool(body.get("normalize", True))
                     )
-                    tokens = len(_WORD.findall(text)) + text.count(".")
-                    self._send(200, {"embedding": vector, "inputTextTokenCount": tokens})
+                    self._send(200, {"embedding": vector, "inputTextTokenCount": token_count(text)})
 
         return Handler
 

@@ -117,7 +117,10 @@ class BatchInference:
             self._state_path(digest).unlink(missing_ok=True)
             raise
         except (BotoCoreError, ClientError) as exc:
-            # the job may be fine: keep the state file, a retry resumes waiting for it
+            # the job may be fine: keep the state file, a retry resumes waiting for it; but a
+            # refused CreateModelInvocationJob made no job, and re-sending it would be refused
+            if isinstance(exc, ClientError) and not self._load_state(digest).get("job_arn"):
+                self._state_path(digest).unlink(missing_ok=True)
             raise EmbeddingUnavailable(f"Bedrock batch inference unreachable: {exc}") from exc
         missing = [i for i in range(len(texts)) if i not in found]
         if missing:
@@ -183,7 +186,9 @@ class BatchInference:
                 }
             },
             outputDataConfig={
-                "s3OutputDataConfig": {"s3Uri": f"s3://{self.bucket}/{self._key(digest, 'output')}/"}
+                "s3OutputDataConfig": {
+                    "s3Uri": f"s3://{self.bucket}/{self._key(digest, 'output')}/"
+                }
             },
             timeoutDurationInHours=min(168, max(24, math.ceil(self.timeout_s / 3600))),
         )
