@@ -24,15 +24,15 @@ import json
 import re
 import threading
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import unquote
 
-from engine.devtools.bedrock_stub import hashed_vector, token_count
+from engine.devtools.bedrock_stub import LocalEndpoint, hashed_vector, token_count
 
 ARN_PREFIX = "arn:aws:bedrock:us-east-1:123456789012:model-invocation-job/"
 
 
-class BedrockBatchStub:
+class BedrockBatchStub(LocalEndpoint):
     """Threaded HTTP server on 127.0.0.1 running batch inference jobs against S3."""
 
     def __init__(self, s3_endpoint: str, *, polls_in_progress: int = 2):
@@ -45,21 +45,7 @@ class BedrockBatchStub:
         self.polls = 0
         self._tokens: dict[str, str] = {}  # clientRequestToken -> job id
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def __enter__(self) -> BedrockBatchStub:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._listen(self._handler())
 
     def _s3(self):
         import boto3

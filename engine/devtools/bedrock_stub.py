@@ -48,7 +48,29 @@ def token_count(text: str) -> int:
     return len(_WORD.findall(text)) + text.count(".")
 
 
-class BedrockStub:
+class LocalEndpoint:
+    """An HTTP server on 127.0.0.1 in a daemon thread; a context manager. Subclasses call
+    `_listen(handler_class)` in `__init__`."""
+
+    def _listen(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+class BedrockStub(LocalEndpoint):
     """Threaded HTTP server on 127.0.0.1 answering `POST /model/<id>/invoke`."""
 
     def __init__(
@@ -73,9 +95,7 @@ class BedrockStub:
         self._quota_tokens = 0.0
         self._quota_updated: float | None = None  # set (bucket full) on the first request
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._listen(self._handler())
 
     def _over_quota(self) -> bool:
         """Take one request from the quota's bucket (caller holds the lock)."""
@@ -92,18 +112,6 @@ class BedrockStub:
             return True
         self._quota_tokens -= 1
         return False
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def __enter__(self) -> BedrockStub:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
 
     def _handler(self):
         stub = self
