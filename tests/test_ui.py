@@ -342,3 +342,20 @@ def test_packages_page_builds_publishes_and_installs(populated, monkeypatch):
     assert list(installed["installed"]) == ["1.0.0"] and list(installed["catalogue latest"]) == [
         "1.0.0"
     ]
+
+
+def test_search_asks_the_running_engine_when_there_is_one(populated, api_server):
+    """The panel and the API share the engine's warm model: with the engine running, the
+    panel's search goes through the engine's local API."""
+    from engine.api.auth import api_key_store
+    from engine.api.local import LOCAL_KEY_NAME
+    from engine.state import write_state
+
+    write_state(populated.settings, watching="/inbox")  # a fresh heartbeat: the engine runs
+    at = search(app(logged_in=True), "algoritma langkah")
+    assert not at.exception
+    assert "bab1.pdf" in texts(at)
+    [local] = [
+        k for k in api_key_store(populated.settings.data_dir).list() if k.name == LOCAL_KEY_NAME
+    ]
+    assert local.last_used_at  # the answer came from the engine, not from a second model

@@ -11,8 +11,11 @@ link cannot send, so a link would only open a 401 page.
 
 from __future__ import annotations
 
+from dataclasses import fields
+
 import streamlit as st
 
+from engine.api.local import search_running_engine
 from engine.library import api_status, api_url, find_document, pdf_api_link, pdf_download
 from engine.search import MODES, SearchHit
 from ui.common import get_engine, header, settings
@@ -60,6 +63,19 @@ def _pdf(hit: SearchHit, rank: int, api_up: bool) -> None:
         st.link_button(t("search.open_at_page", page=hit.page), link)
 
 
+def _search(question: str, grade, subject, k: int, mode: str) -> list[SearchHit]:
+    """Ask the running engine (its warm model, over the local API) or, without one, search
+    with the panel's own engine."""
+    params = {"q": question, "grade": grade, "subject": subject, "k": k, "mode": mode}
+    found = search_running_engine(settings(), params)
+    if found is None:
+        return get_engine().searcher.search(question, grade=grade, subject=subject, k=k, mode=mode)
+    names = {f.name for f in fields(SearchHit)}
+    return [
+        SearchHit(**{key: value for key, value in hit.items() if key in names}) for hit in found
+    ]
+
+
 def render() -> None:
     header(t("nav.search"), t("search.caption"))
     with st.form("search"):
@@ -77,9 +93,7 @@ def render() -> None:
         st.caption(t("search.private"))
         return
     with st.spinner(t("search.searching")):
-        hits = get_engine().searcher.search(
-            question, grade=grade or None, subject=subject or None, k=int(k), mode=mode
-        )
+        hits = _search(question, grade or None, subject or None, int(k), mode)
     st.caption(t("search.summary", mode=t(f"mode.{mode}"), count=num(len(hits))))
     if not hits:
         st.info(t("search.nothing"))
