@@ -350,7 +350,3 @@ def prune(parent: Path, keep: int) -> list[Path]:
 
 def backup_name() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-
-
-def temporary_folder() -> Path:
-    return Path(tempfile.mkdtemp(prefix="nexus-backup-"))

@@ -15,6 +15,7 @@ the catalogue, the job tracker or the network, and none of it writes.
 from __future__ import annotations
 
 import logging
+import os
 import urllib.error
 import urllib.request
 from collections import defaultdict
@@ -24,6 +25,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from engine.catalog import Catalog, Document
+from engine.ingest.scan import Refused, open_inbox_file, path_for_key
 from engine.jobs.base import FileStatus, JobTracker
 from engine.names import SEPARATOR
 from engine.settings import Settings
@@ -215,10 +217,16 @@ def ingest_activity(
 def probe_http(url: str, timeout_s: float = 0.5) -> bool:
     """True when `url` answers with a 2xx status within `timeout_s`."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout_s) as response:
+        with loopback_opener().open(url, timeout=timeout_s) as response:
             return 200 <= response.status < 300
     except (OSError, ValueError):  # refused, timed out, HTTP error, bad URL
         return False
+
+
+def loopback_opener() -> urllib.request.OpenerDirector:
+    """urllib without proxies: calls to this machine never go through `http_proxy`, which
+    would see the question and the local API key."""
+    return urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 def _local_host(address: str) -> str:
@@ -268,38 +276,38 @@ def find_document(catalog: Catalog, grade: str, subject: str, chunk_id: str) -> 
         (grade, subject, len(prefix), prefix),
     ).fetchall()
     documents = [d for d in (catalog.get(r[0]) for r in rows) if d is not None]
-    present = [d for d in documents if Path(d.path).is_file()]
+    present = [d for d in documents if path_for_key(d.path).is_file()]
     return (present or documents or [None])[0]
 
 
-def pdf_path(settings: Settings, document: Document) -> Path | None:
-    """The document's PDF, if it is a regular file inside the inbox within MAX_FILE_MB.
-
-    Anything else (a package-installed document without a file, a link out of the inbox, a file
-    grown past the limit) is refused: the panel only hands out files the engine would read.
-    """
-    inbox = settings.inbox_dir.resolve()
-    try:
-        target = Path(document.path).resolve(strict=True)
-    except (OSError, RuntimeError):
-        return None
-    if not target.is_relative_to(inbox) or not target.is_file():
-        return None
-    if target.stat().st_size > settings.max_file_mb * 2**20:
-        return None
-    return target
-
-
 def pdf_download(settings: Settings, document: Document) -> Callable[[], bytes] | None:
-    """A function that reads the document's PDF (at most MAX_FILE_MB), or None when refused."""
-    path = pdf_path(settings, document)
-    if path is None:
+    """A function that reads the document's PDF (at most MAX_FILE_MB), or None when refused.
+
+    The file is opened the way the API serves it (`open_inbox_file`: the inbox's link policy,
+    a regular file opened without following links, and the opened file must lie inside the
+    inbox), both now and again when the button is clicked.
+    """
+    inbox, limit = settings.inbox_dir, int(settings.max_file_mb * 2**20)
+
+    def opened():
+        try:
+            return open_inbox_file(document.path, inbox)
+        except (OSError, Refused):
+            return None
+
+    handle = opened()
+    if handle is None:
         return None
-    limit = int(settings.max_file_mb * 2**20)
+    with handle:
+        if os.fstat(handle.fileno()).st_size > limit:
+            return None
 
     def read() -> bytes:
-        with path.open("rb") as fh:
-            data = fh.read(limit + 1)
+        again = opened()
+        if again is None:
+            return b""
+        with again:
+            data = again.read(limit + 1)
         return data if len(data) <= limit else b""
 
     return read

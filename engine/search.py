@@ -90,7 +90,10 @@ class Searcher:
             return hits
         finally:
             if self.on_query is not None:
-                self.on_query((time.perf_counter() - started) * 1000, failed)
+                try:
+                    self.on_query((time.perf_counter() - started) * 1000, failed)
+                except Exception:  # counting a search must never lose its answer
+                    log.warning("the search was not counted in telemetry", exc_info=True)
 
     def _search(
         self, question: str, grade: str | None, subject: str | None, k: int, mode: Mode

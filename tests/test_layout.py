@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.ingest.layout import BadLocation, is_candidate, is_ignored, place, root_for
+from engine.ingest.layout import BadLocation, is_candidate, is_ignored, place
 
 
 @pytest.mark.parametrize(
@@ -32,16 +32,6 @@ def test_grade_and_subject_come_from_the_first_two_folders(tmp_path):
     assert (placement.grade, placement.subject) == ("kelas_10", "informatika")
     with pytest.raises(BadLocation, match="<grade>/<subject>/"):
         place(tmp_path / "kelas_10" / "bab1.pdf", tmp_path)
-
-
-def test_root_of_paths_outside_the_inbox(tmp_path):
-    inbox = tmp_path / "inbox"
-    subject = tmp_path / "usb" / "kelas_7" / "ipa"
-    subject.mkdir(parents=True)
-    inbox.mkdir()
-    assert root_for(subject, inbox) == tmp_path / "usb"
-    assert root_for(subject / "bab.pdf", inbox) == tmp_path / "usb"
-    assert root_for(inbox / "kelas_7", inbox) == inbox
 
 
 @pytest.mark.parametrize(

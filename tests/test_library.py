@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.server
+import os
 import shutil
 import threading
 from datetime import date
@@ -23,7 +24,6 @@ from engine.library import (
     library_summary,
     needs_attention,
     pdf_download,
-    pdf_path,
     probe_http,
 )
 from tests import pdfs
@@ -173,10 +173,13 @@ def test_only_pdfs_inside_the_inbox_are_handed_out(settings, inbox, tmp_path, mo
     def doc(path: Path) -> Document:
         return Document(str(path), "kelas_10", "ipa", path.name, "ab" * 32, 0, "ingested")
 
-    assert pdf_path(settings, doc(outside)) is None
-    assert pdf_path(settings, doc(link)) is None  # a link out of the inbox
-    assert pdf_path(settings, doc(inbox / "kelas_10" / "ipa" / "hilang.pdf")) is None
-    assert pdf_path(settings, doc(big)) == big.resolve()
+    assert pdf_download(settings, doc(outside)) is None
+    assert pdf_download(settings, doc(link)) is None  # a link out of the inbox
+    assert pdf_download(settings, doc(inbox / "kelas_10" / "ipa" / "hilang.pdf")) is None
+    assert pdf_download(settings, doc(big))() == big.read_bytes()
+    fifo = inbox / "kelas_10" / "ipa" / "antre.pdf"
+    os.mkfifo(fifo)
+    assert pdf_download(settings, doc(fifo)) is None  # refused at once, never a hang
     monkeypatch.setenv("MAX_FILE_MB", str(big.stat().st_size / 2**20 / 2))
     from engine.settings import Settings
 

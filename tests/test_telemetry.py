@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import sqlite3
 import subprocess
 import sys
 import time
@@ -429,3 +430,16 @@ def test_the_panel_shows_held_back_hours_and_why(engine, monkeypatch):
     [table] = at.dataframe
     assert "model_version" in " ".join(table.value["Why"])
     streamlit.cache_resource.clear()
+
+
+def test_a_search_that_cannot_be_counted_still_answers(engine, inbox):
+    """Telemetry is best effort: a locked or broken counter never costs the user the answer."""
+    pdfs.text_pdf(inbox / "kelas_10" / "ipa" / "sel.pdf", ["Sel adalah unit terkecil kehidupan."])
+    engine.ingestor.run([inbox], inbox)
+
+    def locked(latency_ms, failed):
+        raise sqlite3.OperationalError("database is locked")
+
+    engine.searcher.on_query = locked
+    [hit] = engine.searcher.search("unit terkecil kehidupan", k=1)
+    assert hit.source == "sel.pdf"

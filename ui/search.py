@@ -4,9 +4,10 @@ Each result names its file, page and (when the engine gives one) section, and of
 a download button that reads the file only when clicked, only for a logged-in session (the
 page is behind the login gate, and Streamlit serves the bytes to that session alone), and only
 from inside the inbox. Browsers cannot open a downloaded file at a page, so the page number is
-on the button. When the HTTP API answers, its `/v1/documents/{id}/pdf#page=N` URL is shown too,
-as text rather than a link: the API wants an `Authorization: Bearer` key, which a plain browser
-link cannot send, so a link would only open a 401 page.
+on the button. When the HTTP API answers, a link opens the PDF at that page in the browser
+(`/v1/documents/{id}/pdf?t=…#page=N`): a browser link cannot send an API key, so the link
+carries a token that opens only this document for 15 minutes (`engine.api.links`), made only
+for this logged-in session.
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ from pydantic import BaseModel
 from engine.api.deps import Context, Grade, Subject, bearer, require_key
 from engine.api.links import check_pdf_token
 from engine.catalog import Document
-from engine.ingest.scan import Refused, open_regular, path_for_key, regular_source
+from engine.ingest.scan import Refused, open_inbox_file
 
 log = logging.getLogger(__name__)
 
@@ -151,28 +151,6 @@ def document_pdf(
         "X-Content-Type-Options": "nosniff",
     }
     return StreamingResponse(_stream(handle), media_type="application/pdf", headers=headers)
-
-
-def open_inbox_file(key: str, inbox: Path) -> BinaryIO:
-    """Open the regular file that catalogue key `key` names, only if it lies inside `inbox`.
-
-    Raises:
-        OSError: it is gone, cannot be opened, or is not inside the inbox.
-        Refused: the inbox's symlink policy refuses it (a link leaving the inbox, a FIFO...).
-    """
-    root = inbox.resolve()
-    source = regular_source(path_for_key(key), root)
-    if not Path(os.path.realpath(source)).is_relative_to(root):
-        raise FileNotFoundError(f"{key} is not inside the inbox")
-    handle = open_regular(source)
-    try:
-        opened = Path(f"/proc/self/fd/{handle.fileno()}")
-        if opened.exists() and not Path(os.readlink(opened)).is_relative_to(root):
-            raise FileNotFoundError(f"{key} moved outside the inbox while being opened")
-    except BaseException:
-        handle.close()
-        raise
-    return handle
 
 
 def _stream(handle: BinaryIO) -> Iterator[bytes]:

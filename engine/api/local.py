@@ -104,7 +104,8 @@ def search_running_engine(
         f"{local['url']}/v1/search?{query}", headers={"Authorization": f"Bearer {local['key']}"}
     )
     try:
-        with urllib.request.urlopen(request, timeout=timeout_s) as answer:
+        no_proxy = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback only
+        with no_proxy.open(request, timeout=timeout_s) as answer:
             return json.loads(answer.read())["results"]
     except (OSError, ValueError, KeyError, urllib.error.URLError) as exc:
         log.info("the running engine did not answer (%s); searching alone", exc)

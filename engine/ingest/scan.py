@@ -272,3 +272,25 @@ def open_regular(path: Path, root: Path | None = None) -> BinaryIO:
         os.close(fd)
         raise
     return os.fdopen(fd, "rb")
+
+
+def open_inbox_file(key: str, inbox: Path) -> BinaryIO:
+    """Open the regular file that catalogue key `key` names, only if it lies inside `inbox`.
+
+    Raises:
+        OSError: it is gone, cannot be opened, or is not inside the inbox.
+        Refused: the inbox's symlink policy refuses it (a link leaving the inbox, a FIFO...).
+    """
+    root = inbox.resolve()
+    source = regular_source(path_for_key(key), root)
+    if not Path(os.path.realpath(source)).is_relative_to(root):
+        raise FileNotFoundError(f"{key} is not inside the inbox")
+    handle = open_regular(source)
+    try:
+        opened = Path(f"/proc/self/fd/{handle.fileno()}")
+        if opened.exists() and not Path(os.readlink(opened)).is_relative_to(root):
+            raise FileNotFoundError(f"{key} moved outside the inbox while being opened")
+    except BaseException:
+        handle.close()
+        raise
+    return handle
