@@ -18,7 +18,6 @@ import base64
 import hashlib
 import hmac
 import logging
-import os
 import secrets
 import sqlite3
 import time
@@ -28,6 +27,7 @@ from pathlib import Path
 
 from engine.db import single_table
 from engine.settings import Settings
+from engine.util import write_private
 
 log = logging.getLogger(__name__)
 
@@ -136,11 +136,7 @@ def set_password(settings: Settings, password: str) -> None:
 
 
 def _write_hash(path: Path, value: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(value)
-    tmp.chmod(0o600)
-    os.replace(tmp, path)
+    write_private(path, value.encode())
 
 
 def upgrade_hash(settings: Settings, password: str, stored: str) -> bool:

@@ -47,3 +47,24 @@ def folder_mb(path: Path) -> float:
     if not path.exists():
         return 0.0
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 2**20
+
+
+def write_private(path: Path, data: bytes, *, exclusive: bool = False) -> bool:
+    """Write a secret readable by its owner only, from the first byte (mode 0600 at creation,
+    never through a link). Replaces `path` atomically; with `exclusive`, keeps an existing file
+    instead (two processes making the same salt agree on the first). True when written."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+    target = path if exclusive else path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        fd = os.open(target, flags, 0o600)
+    except FileExistsError:
+        if exclusive:
+            return False
+        os.unlink(target)  # a stale temp file of a dead process with our pid
+        fd = os.open(target, flags, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+    if not exclusive:
+        os.replace(target, path)
+    return True

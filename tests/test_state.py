@@ -52,3 +52,23 @@ def test_missing_or_garbled_state_is_not_running(settings):
     settings.run_dir.mkdir(parents=True)
     state_file(settings).write_text("{not json")
     assert read_state(settings) == {"running": False}
+
+
+def test_secrets_are_private_from_the_first_byte_and_never_written_through_a_link(tmp_path):
+    import os
+    import stat
+
+    from engine.util import write_private
+
+    secret = tmp_path / "keys" / "salt"
+    assert write_private(secret, b"first", exclusive=True)
+    assert not write_private(secret, b"second", exclusive=True)  # the first one is kept
+    assert secret.read_bytes() == b"first"
+    assert stat.S_IMODE(secret.stat().st_mode) == 0o600
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.write_bytes(b"untouched")
+    link = tmp_path / "keys" / "admin_password"
+    os.symlink(elsewhere, link)
+    assert write_private(link, b"hash")  # replaces the link itself
+    assert elsewhere.read_bytes() == b"untouched" and not link.is_symlink()
+    assert stat.S_IMODE(link.stat().st_mode) == 0o600

@@ -27,7 +27,7 @@ from engine.aws.clients import aws_errors
 from engine.db import Database
 from engine.telemetry.pii import METRICS, check_payload, model_label
 from engine.telemetry.sinks import TelemetrySink
-from engine.util import utc_now
+from engine.util import utc_now, write_private
 
 log = logging.getLogger(__name__)
 
@@ -74,10 +74,8 @@ class Telemetry:
 
     def _salt(self) -> str:
         """A random per-deployment salt, made once and kept in the data dir."""
-        if not self.salt_file.exists():
-            self.salt_file.parent.mkdir(parents=True, exist_ok=True)
-            self.salt_file.write_text(secrets.token_hex(32))
-            self.salt_file.chmod(0o600)
+        if not self.salt_file.exists():  # the first process to create it wins; others read it
+            write_private(self.salt_file, secrets.token_hex(32).encode(), exclusive=True)
         return self.salt_file.read_text().strip()
 
     def build(self, now: datetime | None = None) -> list[dict]:
