@@ -27,7 +27,11 @@ MANIFEST = "manifest.json"
 
 
 def run_backup(
-    settings: Settings, to: str | None = None, include_secrets: bool = False, progress=None
+    settings: Settings,
+    to: str | None = None,
+    include_secrets: bool = False,
+    progress=None,
+    engine=None,
 ) -> dict:
     """Back up to a folder or to S3 (`to="s3"`), then keep the newest BACKUP_KEEP there.
 
@@ -37,8 +41,8 @@ def run_backup(
     """
     from engine.app import build_engine
 
-    engine = build_engine(settings)
-    store = _target(engine, to)
+    engine = engine or build_engine(settings)  # the running engine passes its own
+    store = _target(engine, to or str(settings.backup_dir))
     name = backup_name()
     try:
         with store.staging() as staging:

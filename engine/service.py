@@ -20,10 +20,12 @@ from engine.ingest.pipeline import JobOutcome, Progress
 from engine.ingest.scan import path_for_key
 from engine.settings import Settings, parse_duration
 from engine.state import start_heartbeat, take_reruns, write_state
+from engine.util import every
 
 log = logging.getLogger(__name__)
 
 STATE_EVERY_S = 2.0
+JOIN_TIMEOUT_S = 120.0  # a scheduled backup under way at stop gets this long to finish
 
 
 class EngineService:
@@ -52,6 +54,7 @@ class EngineService:
         self.stopped = threading.Event()
         self._last_state = 0.0
         self._watcher = None
+        self._threads: list[threading.Thread] = []
 
     # --- the work ----------------------------------------------------------------------------
     def ingest(self, paths: Iterable[Path]) -> JobOutcome | None:
@@ -114,6 +117,7 @@ class EngineService:
             self._watcher.run()
         finally:
             self.stopped.set()
+            self._join_schedules()
             self.engine.ingestor.close()
 
     def stop(self) -> None:
@@ -124,26 +128,27 @@ class EngineService:
 
     def start_schedules(self) -> None:
         """Heartbeat, scheduled backups and telemetry uploads, until `stop()`."""
-        start_heartbeat(self.settings, self.stopped)
+        self._threads.append(start_heartbeat(self.settings, self.stopped))
         if self.settings.backup_every:  # the seed's run_backup maintenance task
-            self._every(parse_duration(self.settings.backup_every), self._backup, "backup")
+            seconds = parse_duration(self.settings.backup_every)
+            self._threads.append(every(seconds, self._backup, self.stopped, "backup"))
         if self.settings.telemetry_enabled:  # the seed's telemetry_upload_cron
             from engine.telemetry.service import every_hour
 
-            every_hour(self.engine.telemetry, self.stopped, self.settings.telemetry_upload_every_s)
+            every_s = self.settings.telemetry_upload_every_s
+            self._threads.append(every_hour(self.engine.telemetry, self.stopped, every_s))
+
+    def _join_schedules(self, timeout_s: float = JOIN_TIMEOUT_S) -> None:
+        """Let a scheduled backup or upload that is under way finish before the engine goes."""
+        for thread in self._threads:
+            if thread.is_alive():
+                log.info("waiting for the %s thread to finish", thread.name)
+            thread.join(timeout_s)
+            if thread.is_alive():
+                log.warning("the %s thread did not finish in %.0f s", thread.name, timeout_s)
 
     def _backup(self) -> None:
         from engine.backup_runs import run_backup
 
-        result = run_backup(self.settings)
+        result = run_backup(self.settings, engine=self.engine)
         log.info("scheduled backup: %s", result["location"])
-
-    def _every(self, seconds: float, job: Callable[[], None], name: str) -> None:
-        def loop() -> None:
-            while not self.stopped.wait(seconds):
-                try:
-                    job()
-                except Exception:  # a failed scheduled job must not stop the engine
-                    log.exception("scheduled %s failed", name)
-
-        threading.Thread(target=loop, name=name, daemon=True).start()

@@ -7,10 +7,15 @@ running up the layers.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
+import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
+
+log = logging.getLogger(__name__)
 
 
 def utc_now() -> str:
@@ -68,3 +73,19 @@ def write_private(path: Path, data: bytes, *, exclusive: bool = False) -> bool:
     if not exclusive:
         os.replace(target, path)
     return True
+
+
+def every(seconds: float, job: Callable[[], None], stop: threading.Event, name: str):
+    """Run `job` every `seconds` on a thread until `stop` is set; a failure is logged and the
+    next round still runs (a scheduled job never takes the engine down). Returns the thread."""
+
+    def loop() -> None:
+        while not stop.wait(seconds):
+            try:
+                job()
+            except Exception:
+                log.exception("scheduled %s failed", name)
+
+    thread = threading.Thread(target=loop, name=name, daemon=True)
+    thread.start()
+    return thread

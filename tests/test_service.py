@@ -41,3 +41,26 @@ def test_service_watches_ingests_reports_state_and_reruns(engine, settings, inbo
         service.stop()
         runner.join(timeout=30)
     assert not runner.is_alive()
+
+
+def test_stopping_waits_for_a_scheduled_backup_under_way(engine, settings, inbox, monkeypatch):
+    """A stop (SIGTERM) during a scheduled backup lets it finish instead of cutting it short."""
+    monkeypatch.setattr(settings, "backup_every", "0.2s")
+    monkeypatch.setattr(settings, "telemetry_enabled", False)
+    service = EngineService(settings, engine)
+    started, finished = threading.Event(), threading.Event()
+
+    def slow_backup() -> None:
+        started.set()
+        time.sleep(1.0)
+        finished.set()
+
+    monkeypatch.setattr(service, "_backup", slow_backup)
+    runner = threading.Thread(target=service.run)
+    runner.start()
+    try:
+        assert started.wait(30)
+    finally:
+        service.stop()
+        runner.join(timeout=60)
+    assert not runner.is_alive() and finished.is_set()

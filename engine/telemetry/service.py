@@ -27,7 +27,7 @@ from engine.aws.clients import aws_errors
 from engine.db import Database
 from engine.telemetry.pii import METRICS, check_payload, model_label
 from engine.telemetry.sinks import TelemetrySink
-from engine.util import utc_now, write_private
+from engine.util import every, utc_now, write_private
 
 log = logging.getLogger(__name__)
 
@@ -276,15 +276,6 @@ def every_hour(
     telemetry: Telemetry, stop: threading.Event, interval_s: float = 3600
 ) -> threading.Thread:
     """The seed's telemetry_upload_cron: upload on a background thread until `stop` is set."""
-
-    def loop() -> None:
-        while not stop.wait(interval_s):
-            try:
-                result = telemetry.upload()
-                log.info("telemetry: %s", result)
-            except Exception:  # never let telemetry take the engine down
-                log.exception("telemetry upload failed")
-
-    thread = threading.Thread(target=loop, name="telemetry-upload", daemon=True)
-    thread.start()
-    return thread
+    return every(
+        interval_s, lambda: log.info("telemetry: %s", telemetry.upload()), stop, "telemetry"
+    )
