@@ -29,6 +29,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from engine.util import sha256_file
+
 TEMP_MARK = ".nexus-tmp-"  # temporary files and staging folders; never a key, never listed
 _BLOCK = 1 << 20
 
@@ -211,7 +213,7 @@ class FolderStore(BlobStore):
         with _os_errors(f"cannot write {target}"):
             source = Path(path)
             if target.is_file() and target.stat().st_size == source.stat().st_size:
-                if (sha256 or _sha256(source)) == _sha256(target):
+                if (sha256 or sha256_file(source)) == sha256_file(target):
                     return False
             with source.open("rb") as src:
                 mode = stat.S_IMODE(os.fstat(src.fileno()).st_mode) & 0o777  # as shutil.copy2
@@ -222,7 +224,7 @@ class FolderStore(BlobStore):
         target = self.path(key)
         with _os_errors(f"cannot write {target}"):
             if target.is_file() and target.stat().st_size == len(data):
-                if hashlib.sha256(data).hexdigest() == _sha256(target):
+                if hashlib.sha256(data).hexdigest() == sha256_file(target):
                     return False
             _write(target, [data], None)
         return True
@@ -294,7 +296,7 @@ class FolderStore(BlobStore):
 
     def sha256(self, key: str) -> str | None:
         target = self.path(key)
-        return _sha256(target) if target.is_file() else None
+        return sha256_file(target) if target.is_file() else None
 
     def exists(self, key: str) -> bool:
         return self.path(key).is_file()
@@ -366,11 +368,3 @@ def _write(target: Path, blocks, mode: int | None) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while block := fh.read(_BLOCK):
-            digest.update(block)
-    return digest.hexdigest()

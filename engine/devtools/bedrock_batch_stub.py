@@ -27,7 +27,7 @@ import uuid
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import unquote
 
-from engine.devtools.bedrock_stub import LocalEndpoint, hashed_vector, token_count
+from engine.devtools.bedrock_stub import LocalEndpoint, hashed_vector, send_json, token_count
 
 ARN_PREFIX = "arn:aws:bedrock:us-east-1:123456789012:model-invocation-job/"
 
@@ -152,14 +152,7 @@ class BedrockBatchStub(LocalEndpoint):
                 pass
 
             def _send(self, status: int, body: dict, error_type: str = "") -> None:
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                if error_type:
-                    self.send_header("x-amzn-ErrorType", error_type)
-                self.end_headers()
-                self.wfile.write(data)
+                send_json(self, status, body, error_type)
 
             def _not_found(self) -> None:
                 self._send(404, {"message": f"no job at {self.path}"}, "ResourceNotFoundException")

