@@ -1,6 +1,7 @@
 """Real-looking textbooks: extraction quality, OCR accuracy and speed, and page-cited retrieval.
 
     python bench/books.py [--chapters 4] [--scans 1] [--dpi 150,200,300] [--no-retrieval]
+                          [--model use-multilingual-v3]
 
 Builds three textbooks with tests/books.py (two columns drawn row by row, running header and
 footer, table of contents, ruled tables, hyphenation, ligatures, chapter headings, page labels)
@@ -11,10 +12,11 @@ and scanned copies of some of them (grey JPEG pages at 150 dpi, no text layer), 
 - extraction pages/s of text books through the capped worker (all the new steps), against
   plain `page.get_text()`;
 - OCR pages/s and character error rate (CER: edit distance / reference length, reference =
-  the text-layer extraction of the same page) for each OCR_DPI tried, and for RapidOCR when
-  `rapidocr_onnxruntime` is installed;
-- with the real MiniLM model: hit@1 and hit@5 of "Apa yang dimaksud dengan <term>?" where a
-  hit is the right book and a cited page range holding the page the definition is on.
+  the text-layer extraction of the same page) for each OCR_DPI tried (RapidOCR is compared
+  in bench/ocr_compare.py);
+- with the real model (MiniLM, or --model): hit@1 and hit@5 of "Apa yang dimaksud dengan
+  <term>?" where a hit is the right book and a cited page range holding the page the
+  definition is on.
 
 Figures are from one run on a shared machine: treat them as rough.
 """
@@ -161,10 +163,13 @@ def levenshtein(a: str, b: str) -> int:
     return int(row[-1])
 
 
-def cer(reference: list[str], hypothesis: list[str]) -> float:
+def cer(reference: list[str], hypothesis: list[str], spaces: bool = True) -> float:
+    """Character error rate, whitespace runs made one space (or, without `spaces`, removed:
+    then only letters read wrong count, not words run together)."""
+    joiner = " " if spaces else ""
     errors = total = 0
     for ref, hyp in zip(reference, hypothesis, strict=True):
-        ref, hyp = " ".join(ref.split()), " ".join(hyp.split())
+        ref, hyp = joiner.join(ref.split()), joiner.join(hyp.split())
         errors += levenshtein(ref, hyp)
         total += len(ref)
     return errors / max(total, 1)
@@ -194,24 +199,6 @@ def plain_speed(paths: list[Path]) -> float:
                 page.get_text()
                 pages += 1
     return pages / (time.perf_counter() - started)
-
-
-def rapidocr_cer(scan: Path, reference: list[str], dpi: int) -> tuple[float, float] | None:
-    try:
-        from rapidocr_onnxruntime import RapidOCR  # optional: pip install rapidocr-onnxruntime
-    except ImportError:
-        return None
-    import pymupdf
-
-    engine, texts = RapidOCR(), []
-    started = time.perf_counter()
-    with pymupdf.open(scan) as doc:
-        for page in doc:
-            png = page.get_pixmap(dpi=dpi, colorspace=pymupdf.csGRAY).tobytes("png")
-            result, _ = engine(png)
-            texts.append("\n".join(r[1] for r in result or []))
-    seconds = time.perf_counter() - started
-    return cer(reference, texts), len(texts) / seconds
 
 
 def furniture_share(engine, subjects: list[str]) -> tuple[int, int]:
@@ -254,7 +241,10 @@ def main() -> None:
     parser.add_argument("--chapters", type=int, default=4)
     parser.add_argument("--scans", type=int, default=1, help="books to scan (OCR is slow)")
     parser.add_argument("--dpi", default="150,200,300", help="OCR_DPI values to compare")
-    parser.add_argument("--no-retrieval", action="store_true", help="skip the MiniLM part")
+    parser.add_argument("--no-retrieval", action="store_true", help="skip the retrieval part")
+    parser.add_argument(
+        "--model", default="", help="LOCAL_EMBEDDING_MODEL for retrieval (default: MiniLM)"
+    )
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -283,24 +273,23 @@ def main() -> None:
                 f"tesseract ind+eng @{dpi} dpi: {ocr_pages / seconds:.2f} OCR pages/s,"
                 f" CER {cer(ref, hyp):.3f} over {ocr_pages} pages"
             )
-        first = next(iter(scans), None)
-        if first:
-            result = rapidocr_cer(scans[first].path, reference[books[first].path], 200)
-            print(
-                "rapidocr: not installed"
-                if result is None
-                else f"rapidocr @200 dpi: {result[1]:.2f} pages/s, CER {result[0]:.3f}"
-            )
+        print("RapidOCR against Tesseract: bench/ocr_compare.py")
         if args.no_retrieval:
             return
         from engine.app import build_engine
         from engine.embed.local import LocalEmbedder
+        from engine.embed.multilingual import MODEL_NAME as MULTILINGUAL
+        from engine.embed.multilingual import MultilingualEmbedder
         from engine.settings import Settings
 
         os.environ["NEXUS_DATA_DIR"] = str(Path(tmp) / "data")
         settings = Settings()
-        embedder = LocalEmbedder(device="cpu")
+        if args.model == MULTILINGUAL:
+            embedder = MultilingualEmbedder()
+        else:
+            embedder = LocalEmbedder(args.model, device="cpu")
         embedder.load()
+        print(f"retrieval model: {embedder.model.model_id}")
         engine = build_engine(settings, embedder=embedder)
         started = time.perf_counter()
         outcome = engine.ingestor.run([inbox], inbox)

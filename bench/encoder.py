@@ -12,7 +12,8 @@ model key would mean for existing collections (the engine instead gives int8 its
 embeds queries for old collections with fp32: see engine/embed/onnx.py).
 
 Backends: torch (sentence-transformers, CPU), onnx (fp32), onnx-int8, and openvino (the
-unfused fp32 graph under OpenVINO) when the `openvino` package is installed. The ONNX export is
+unfused fp32 graph under OpenVINO) when the `openvino` package is installed; last, the other
+local model, use-multilingual-v3 (numpy; another model, so no cosine to torch). The ONNX export is
 made once into a tmp dir first and its time is printed; load times then exclude it.
 """
 
@@ -108,6 +109,8 @@ def make_backends(tmp: Path) -> dict:
     """name -> embedder factory; exports the ONNX models (timed) first."""
     from engine.embed.local import LocalEmbedder
     from engine.embed.model_files import packaged_minilm_path
+    from engine.embed.multilingual import MODEL_NAME as MULTILINGUAL
+    from engine.embed.multilingual import MultilingualEmbedder
 
     started = time.perf_counter()
     export_models(tmp / "minilm-onnx")
@@ -125,6 +128,7 @@ def make_backends(tmp: Path) -> dict:
         (tmp / "ov").mkdir()
         export_fp32_graph(packaged_minilm_path(), tmp / "ov" / "traced.onnx")
         backends["openvino"] = lambda: OpenVinoEmbedder(tmp / "ov" / "traced.onnx")
+    backends[MULTILINGUAL] = MultilingualEmbedder
     return backends
 
 
@@ -167,7 +171,10 @@ def main() -> None:
             vectors = np.array(embedder.embed(chunks).vectors)
             speed = len(chunks) / (time.perf_counter() - started)
             reference = vectors if reference is None else reference
-            cosines = (vectors * reference).sum(1)
+            if vectors.shape == reference.shape:
+                cosines = (vectors * reference).sum(1)
+            else:  # another model (the multilingual one): nothing to compare with
+                cosines = np.array([float("nan")])
             embedders[name] = embedder
             rows[name] = [loaded, speed, cosines.mean(), cosines.min()]
 
@@ -182,12 +189,12 @@ def main() -> None:
 
     print(f"\n{len(questions)} questions from {args.questions.name}; lessons: {LESSONS.name}")
     print(
-        f"{'backend':<11} {'load s':>7} {'chunks/s':>9} {'mean cos':>9} {'min cos':>8} "
+        f"{'backend':<19} {'load s':>7} {'chunks/s':>9} {'mean cos':>9} {'min cos':>8} "
         f"{'vec hit@5':>9} {'hyb hit@5':>9}"
     )
     for name, (loaded, speed, mean, low, vec, hyb, _) in rows.items():
         print(
-            f"{name:<11} {loaded:>7.2f} {speed:>9.1f} {mean:>9.5f} {low:>8.5f} "
+            f"{name:<19} {loaded:>7.2f} {speed:>9.1f} {mean:>9.5f} {low:>8.5f} "
             f"{vec:>9.2f} {hyb:>9.2f}"
         )
     print("(one run on a shared machine: speeds and load times are noisy)")

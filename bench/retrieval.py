@@ -33,15 +33,17 @@ from engine.devtools.retrieval_eval import (  # noqa: E402
     write_lessons,
 )
 from engine.embed.local import LocalEmbedder  # noqa: E402
-from engine.fusion import DEFAULT, FusionConfig, fuse  # noqa: E402
+from engine.embed.multilingual import MODEL_NAME as MULTILINGUAL  # noqa: E402
+from engine.embed.multilingual import MultilingualEmbedder  # noqa: E402
+from engine.fusion import FusionConfig, for_model, fuse  # noqa: E402
 from engine.search import MODES  # noqa: E402
 from engine.settings import Settings  # noqa: E402
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data"
 
 
-def variants() -> list[tuple[str, FusionConfig]]:
-    """The fusion variants measured (name, config); DEFAULT is the one chosen."""
+def variants(chosen: FusionConfig) -> list[tuple[str, FusionConfig]]:
+    """The fusion variants measured (name, config); `chosen` is the model's default."""
     fixed = FusionConfig(adaptive=False, toc_factor=1.0)
     out: list[tuple[str, FusionConfig]] = [
         ("minmax 0.2/0.8 (before)", replace(fixed, normalise="minmax").with_weights(0.2, 0.8))
@@ -49,7 +51,7 @@ def variants() -> list[tuple[str, FusionConfig]]:
     for normalise, weights in (
         ("minmax", (0.3, 0.5, 0.7)),
         ("zscore", (0.2, 0.3, 0.5, 0.7)),
-        ("absolute", (0.1, 0.2, 0.3, 0.4, 0.5, 0.7)),
+        ("absolute", (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)),
     ):
         for w in weights:
             config = replace(fixed, normalise=normalise).with_weights(w, 1 - w)
@@ -59,15 +61,15 @@ def variants() -> list[tuple[str, FusionConfig]]:
             config = replace(fixed, method="rrf", rrf_k=rrf_k).with_weights(w, 1 - w)
             out.append((f"rrf k={rrf_k:.0f} {w:.1f}/{1 - w:.1f}", config))
     for normalise in ("minmax", "absolute"):
-        for w in (0.2, 0.3, 0.5):
+        for w in (0.2, 0.3, 0.5, 0.7):
             for confident in (0.3, 0.5):
                 config = replace(
                     fixed, normalise=normalise, adaptive=True, confident_coverage=confident
                 ).with_weights(w, 1 - w)
                 out.append((f"adaptive {normalise} {w:.1f}/{1 - w:.1f} c={confident}", config))
     for share in (0.05, 0.1, 0.3):
-        out.append((f"chosen + neighbour {share}", replace(DEFAULT, neighbour=share)))
-    out.append(("DEFAULT (chosen)", DEFAULT))
+        out.append((f"chosen + neighbour {share}", replace(chosen, neighbour=share)))
+    out.append(("chosen (engine.fusion.for_model)", chosen))
     return out
 
 
@@ -97,7 +99,9 @@ def main() -> None:
     parser.add_argument("--variants", action="store_true", help="score fusion variants")
     parser.add_argument("--bm25", default="", help="k1,b pairs to try, e.g. 1.2,0.75;0.9,0.4")
     parser.add_argument("--misses", action="store_true", help="list questions not answered at 1")
-    parser.add_argument("--model", default="", help="LOCAL_EMBEDDING_MODEL to evaluate")
+    parser.add_argument(
+        "--model", default="", help=f"LOCAL_EMBEDDING_MODEL to evaluate (e.g. {MULTILINGUAL})"
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -105,9 +109,11 @@ def main() -> None:
         inbox = args.corpus
         if inbox.suffix == ".json":
             inbox = write_lessons(args.corpus, tmp / "inbox")
-        engine = build_engine(
-            Settings(NEXUS_DATA_DIR=tmp / "data"), embedder=LocalEmbedder(args.model)
-        )
+        if args.model == MULTILINGUAL:
+            embedder = MultilingualEmbedder()
+        else:
+            embedder = LocalEmbedder(args.model)  # the torch reference for MiniLM
+        engine = build_engine(Settings(NEXUS_DATA_DIR=tmp / "data"), embedder=embedder)
         outcome = engine.ingestor.run([inbox], inbox)
         sets = {"dev": load_styled_questions(args.dev)}
         if not args.no_heldout:
@@ -145,7 +151,7 @@ def main() -> None:
             }
             header = "".join(f"{name:>16}" for name in sets)
             print(f"  {'variant':<42}{header}")
-            for label, config in variants():
+            for label, config in variants(for_model(engine.embedder.model.key)):
                 cells = ""
                 for name, questions in sets.items():
                     rankings = [ranked(h, fuse(c, config)) for h, c in candidates[name]]

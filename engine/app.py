@@ -42,6 +42,18 @@ def build_embedder(settings: Settings) -> Embedder:
 
 
 def _local(settings: Settings) -> Embedder:
+    from engine.embed.multilingual import MODEL_NAME as MULTILINGUAL
+
+    if settings.local_embedding_model == MULTILINGUAL:
+        if settings.local_embedding_backend != "auto":
+            raise ValueError(
+                f"LOCAL_EMBEDDING_MODEL={MULTILINGUAL} runs on its own numpy encoder; "
+                "leave LOCAL_EMBEDDING_BACKEND at auto"
+            )
+        from engine.embed.multilingual import MultilingualEmbedder
+
+        return MultilingualEmbedder(batch_size=max(settings.embedding_batch_size, 64))
+
     from engine.embed.onnx import choose_backend
 
     backend = choose_backend(

@@ -17,8 +17,11 @@ Pure functions over `Candidate`s, so every variant can be scored offline on the 
 - `neighbour`: a chunk gains this share of the best fused score among its adjacent chunks in the
   same document (an answer spread over two chunks).
 
-DEFAULT is the variant that scored best on the development questions; the table of what was
-tried is in bench/retrieval.py's output and the README.
+DEFAULT is the variant that scored best on the development questions with all-MiniLM-L6-v2;
+`for_model` gives the one chosen for another model, because cosine scales differ between
+models and so do the weights that work (same development set, same table of variants: run
+bench/retrieval.py --variants --model MODEL). FUSION_VECTOR_WEIGHT/FUSION_LEXICAL_WEIGHT, when
+set, override the weights for every model.
 """
 
 from __future__ import annotations
@@ -48,6 +51,16 @@ class FusionConfig:
 
 
 DEFAULT = FusionConfig()
+
+# Chosen on the development questions (dev hit@1/hit@5 in the README's retrieval table).
+BY_MODEL: dict[str, FusionConfig] = {
+    "use-multilingual-v3": FusionConfig(vector_weight=0.7, lexical_weight=0.3),
+}
+
+
+def for_model(model_key: str) -> FusionConfig:
+    """The fusion chosen for vectors of `model_key` (DEFAULT for models not measured)."""
+    return BY_MODEL.get(model_key, DEFAULT)
 
 
 @dataclass

@@ -2,9 +2,10 @@
 
 Hybrid search takes the best candidates of each side, gives every candidate both scores
 (the cosine similarity of its stored vector, and its BM25 score within its own grade/subject,
-0 when no term matches) and ranks them by `engine.fusion.fuse` (FUSION_VECTOR_WEIGHT,
-FUSION_LEXICAL_WEIGHT; the variant and defaults chosen on the development set, see
-bench/retrieval.py). Words carry Indonesian questions well; vectors catch paraphrase and English.
+0 when no term matches) and ranks them by `engine.fusion.fuse` (the variant and weights chosen
+per embedding model on the development set, see bench/retrieval.py; FUSION_VECTOR_WEIGHT and
+FUSION_LEXICAL_WEIGHT override the weights). Words carry Indonesian questions well; vectors
+catch paraphrase and English.
 
 Ranking within a grade/subject depends only on that grade/subject's chunks (BM25 statistics are
 per grade/subject, cosine is per chunk, and the default fusion uses no cross-candidate scaling),
@@ -22,7 +23,8 @@ from typing import Literal
 import numpy as np
 
 from engine.embed.base import Embedder, EmbeddingUnavailable
-from engine.fusion import DEFAULT, Candidate, FusionConfig, fuse
+from engine.fusion import Candidate, FusionConfig, fuse
+from engine.fusion import for_model as fusion_for_model
 from engine.lexical.index import LexicalHit, LexicalIndex
 from engine.store.chroma import ChunkStore
 
@@ -57,17 +59,21 @@ class Searcher:
         store: ChunkStore,
         lexical: LexicalIndex,
         *,
-        vector_weight: float = DEFAULT.vector_weight,
-        lexical_weight: float = DEFAULT.lexical_weight,
+        vector_weight: float | None = None,
+        lexical_weight: float | None = None,
         candidates: int = 30,
-        fusion: FusionConfig = DEFAULT,
+        fusion: FusionConfig | None = None,
         on_query: Callable[[float, bool], None] | None = None,
         active_packages: Callable[[], set[str]] = set,
     ):
         self.embedder = embedder
         self.store = store
         self.lexical = lexical
-        self.fusion = fusion.with_weights(vector_weight, lexical_weight)
+        fusion = fusion or fusion_for_model(embedder.model.key)
+        self.fusion = fusion.with_weights(
+            fusion.vector_weight if vector_weight is None else vector_weight,
+            fusion.lexical_weight if lexical_weight is None else lexical_weight,
+        )
         self.candidates_per_side = candidates
         self.on_query = on_query  # telemetry: (latency in ms, failed?) of every search
         self.active_packages = active_packages  # collections of the installed package versions

@@ -116,7 +116,11 @@ class Settings(BaseSettings):
     local_embedding_model: str = Field(
         "",
         alias="LOCAL_EMBEDDING_MODEL",
-        description="Path or name of a sentence-transformers model; empty = packaged MiniLM.",
+        description=(
+            "empty = packaged all-MiniLM-L6-v2; use-multilingual-v3 = packaged multilingual "
+            "USE (better for Indonesian questions, see README); else a sentence-transformers "
+            "model path or name."
+        ),
     )
     local_embedding_device: Literal["auto", "cpu", "cuda"] = Field(
         "auto", alias="LOCAL_EMBEDDING_DEVICE"
@@ -175,11 +179,17 @@ class Settings(BaseSettings):
     search_mode: Literal["hybrid", "vector", "lexical"] = Field(
         "hybrid", alias="SEARCH_MODE", description="Default mode of `nexus search` and the panel."
     )
-    fusion_vector_weight: float = Field(
-        0.2, ge=0, alias="FUSION_VECTOR_WEIGHT", description="hybrid: weight of vector similarity."
+    fusion_vector_weight: float | None = Field(
+        None,
+        ge=0,
+        alias="FUSION_VECTOR_WEIGHT",
+        description="hybrid: weight of vector similarity (empty = chosen for the model).",
     )
-    fusion_lexical_weight: float = Field(
-        0.8, ge=0, alias="FUSION_LEXICAL_WEIGHT", description="hybrid: weight of BM25."
+    fusion_lexical_weight: float | None = Field(
+        None,
+        ge=0,
+        alias="FUSION_LEXICAL_WEIGHT",
+        description="hybrid: weight of BM25 (empty = chosen for the model).",
     )
     search_candidates: int = Field(
         30, ge=1, alias="SEARCH_CANDIDATES", description="hybrid: candidates taken from each side."

@@ -68,6 +68,16 @@ def minilm():
 
 
 @pytest.fixture(scope="session")
+def multilingual():
+    """The packaged multilingual USE v3 (LOCAL_EMBEDDING_MODEL=use-multilingual-v3), loaded once."""
+    from engine.embed.multilingual import MultilingualEmbedder
+
+    embedder = MultilingualEmbedder()
+    embedder.load()
+    return embedder
+
+
+@pytest.fixture(scope="session")
 def moto_server():
     """moto's AWS on 127.0.0.1 (real HTTP), shared by the session and reset per test."""
     from moto.server import ThreadedMotoServer

@@ -84,6 +84,26 @@ def test_ingest_json_reports_every_file_and_search_finds_the_page(bedrock_env, i
     assert "encrypted" in shown and "password" in shown
 
 
+def test_the_multilingual_model_answers_an_english_question_from_indonesian_books(
+    inbox, monkeypatch
+):
+    monkeypatch.setenv("LOCAL_EMBEDDING_MODEL", "use-multilingual-v3")
+    biology = inbox / "kelas_10" / "biologi"
+    pdfs.text_pdf(
+        biology / "fotosintesis.pdf",
+        ["Bab 1.", "Fotosintesis terjadi di kloroplas daun dengan bantuan cahaya matahari."],
+    )
+    pdfs.text_pdf(
+        inbox / "kelas_11" / "sejarah" / "perang.pdf",
+        ["Perang Diponegoro berlangsung dari tahun 1825 sampai 1830 di Jawa Tengah."],
+    )
+    summary = json.loads(nexus("ingest", str(inbox), "--json").stdout)
+    assert summary["status"] == "completed" and summary["total_chunks"] == 2
+
+    hits = json.loads(nexus("search", "Where does photosynthesis happen?", "--json").stdout)
+    assert hits[0]["source"] == "fotosintesis.pdf" and hits[0]["lexical_score"] == 0
+
+
 def test_ingest_of_a_missing_path_fails_clearly():
     proc = nexus("ingest", "tidak/ada.pdf", "--json", check=False)
     assert proc.returncode == 2 and "does not exist" in proc.stderr
