@@ -276,18 +276,13 @@ def main() -> None:
         print("RapidOCR against Tesseract: bench/ocr_compare.py")
         if args.no_retrieval:
             return
+        from bench.corpus import reference_embedder
         from engine.app import build_engine
-        from engine.embed.local import LocalEmbedder
-        from engine.embed.multilingual import MODEL_NAME as MULTILINGUAL
-        from engine.embed.multilingual import MultilingualEmbedder
         from engine.settings import Settings
 
         os.environ["NEXUS_DATA_DIR"] = str(Path(tmp) / "data")
         settings = Settings()
-        if args.model == MULTILINGUAL:
-            embedder = MultilingualEmbedder()
-        else:
-            embedder = LocalEmbedder(args.model, device="cpu")
+        embedder = reference_embedder(args.model)
         embedder.load()
         print(f"retrieval model: {embedder.model.model_id}")
         engine = build_engine(settings, embedder=embedder)

@@ -11,6 +11,19 @@ import pymupdf
 LESSONS = Path(__file__).resolve().parent.parent / "tests" / "data" / "lessons_id.json"
 
 
+def reference_embedder(model: str = ""):
+    """The local embedder a benchmark measures for LOCAL_EMBEDDING_MODEL `model`: the packaged
+    multilingual model by its name, else sentence-transformers on the CPU (torch: the reference
+    for MiniLM, whose OpenVINO/ONNX vectors match it)."""
+    from engine.embed.multilingual import MODEL_NAME, MultilingualEmbedder
+
+    if model == MODEL_NAME:
+        return MultilingualEmbedder()
+    from engine.embed.local import LocalEmbedder
+
+    return LocalEmbedder(model, device="cpu")
+
+
 def sentences() -> list[str]:
     text = " ".join(p for lesson in json.loads(LESSONS.read_text()) for p in lesson["pages"])
     return [s.strip() + "." for s in text.split(". ") if s.strip()]

@@ -26,16 +26,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.corpus import reference_embedder  # noqa: E402
 from engine.app import build_engine  # noqa: E402
 from engine.devtools.retrieval_eval import (  # noqa: E402
     load_styled_questions,
     score_rankings,
     write_lessons,
 )
-from engine.embed.local import LocalEmbedder  # noqa: E402
 from engine.embed.multilingual import MODEL_NAME as MULTILINGUAL  # noqa: E402
-from engine.embed.multilingual import MultilingualEmbedder  # noqa: E402
-from engine.fusion import FusionConfig, for_model, fuse  # noqa: E402
+from engine.fusion import FusionConfig, fuse  # noqa: E402
 from engine.search import MODES  # noqa: E402
 from engine.settings import Settings  # noqa: E402
 
@@ -69,7 +68,7 @@ def variants(chosen: FusionConfig) -> list[tuple[str, FusionConfig]]:
                 out.append((f"adaptive {normalise} {w:.1f}/{1 - w:.1f} c={confident}", config))
     for share in (0.05, 0.1, 0.3):
         out.append((f"chosen + neighbour {share}", replace(chosen, neighbour=share)))
-    out.append(("chosen (engine.fusion.for_model)", chosen))
+    out.append(("chosen (the engine's, FUSION_* applied)", chosen))
     return out
 
 
@@ -109,11 +108,9 @@ def main() -> None:
         inbox = args.corpus
         if inbox.suffix == ".json":
             inbox = write_lessons(args.corpus, tmp / "inbox")
-        if args.model == MULTILINGUAL:
-            embedder = MultilingualEmbedder()
-        else:
-            embedder = LocalEmbedder(args.model)  # the torch reference for MiniLM
-        engine = build_engine(Settings(NEXUS_DATA_DIR=tmp / "data"), embedder=embedder)
+        engine = build_engine(
+            Settings(NEXUS_DATA_DIR=tmp / "data"), embedder=reference_embedder(args.model)
+        )
         outcome = engine.ingestor.run([inbox], inbox)
         sets = {"dev": load_styled_questions(args.dev)}
         if not args.no_heldout:
@@ -151,7 +148,7 @@ def main() -> None:
             }
             header = "".join(f"{name:>16}" for name in sets)
             print(f"  {'variant':<42}{header}")
-            for label, config in variants(for_model(engine.embedder.model.key)):
+            for label, config in variants(searcher.fusion_for(engine.embedder.model.key)):
                 cells = ""
                 for name, questions in sets.items():
                     rankings = [ranked(h, fuse(c, config)) for h, c in candidates[name]]

@@ -50,9 +50,12 @@ def _local(settings: Settings) -> Embedder:
                 f"LOCAL_EMBEDDING_MODEL={MULTILINGUAL} runs on its own numpy encoder; "
                 "leave LOCAL_EMBEDDING_BACKEND at auto"
             )
-        from engine.embed.multilingual import MultilingualEmbedder
+        from engine.embed.multilingual import MultilingualEmbedder, packaged_resources
 
-        return MultilingualEmbedder(batch_size=max(settings.embedding_batch_size, 64))
+        packaged_resources()  # fail at start-up, not at the first search, when it is missing
+        if settings.local_embedding_device == "cuda":
+            log.warning("LOCAL_EMBEDDING_DEVICE=cuda: %s runs on the CPU only", MULTILINGUAL)
+        return MultilingualEmbedder(batch_size=settings.embedding_batch_size)
 
     from engine.embed.onnx import choose_backend
 

@@ -73,6 +73,7 @@ class Candidate:
     toc: bool = False
     document: tuple = ()  # (grade, subject, sha prefix) for neighbour merging
     index: int = -1  # chunk index within the document (-1: unknown)
+    model: str = ""  # key of the model whose collection holds the chunk ("": none queried)
 
 
 def fuse(candidates: list[Candidate], config: FusionConfig = DEFAULT) -> list[float]:

@@ -137,6 +137,15 @@ def library_summary(catalog: Catalog) -> list[LibraryRow]:
     return rows
 
 
+def packages_without_vectors(installed: dict, embedder) -> dict[str, str]:
+    """Installed packages (name -> record) whose vectors `embedder` cannot query, with the
+    model key each was built with: only keyword search finds their passages here."""
+    models = {name: model_of(row.collection) for name, row in installed.items()}
+    return {
+        name: model for name, model in models.items() if model and embedder.for_model(model) is None
+    }
+
+
 # --- what needs attention -----------------------------------------------------------------------
 
 

@@ -8,8 +8,10 @@ FUSION_LEXICAL_WEIGHT override the weights). Words carry Indonesian questions we
 catch paraphrase and English.
 
 Ranking within a grade/subject depends only on that grade/subject's chunks (BM25 statistics are
-per grade/subject, cosine is per chunk, and the default fusion uses no cross-candidate scaling),
-so a filtered search gives the same hits and scores on every machine with the same package.
+per grade/subject, cosine is per chunk, the default fusion uses no cross-candidate scaling, and
+a candidate is fused with the weights of the model whose collection holds it, whatever model
+the engine itself embeds with), so a filtered search gives the same hits and scores on every
+machine that can query the same package.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ log = logging.getLogger(__name__)
 
 Mode = Literal["hybrid", "vector", "lexical"]
 MODES: tuple[Mode, ...] = ("hybrid", "vector", "lexical")
+MAX_QUESTION_CHARS = 500  # longer questions are cut (the API refuses them with 422)
 
 
 @dataclass
@@ -69,11 +72,23 @@ class Searcher:
         self.embedder = embedder
         self.store = store
         self.lexical = lexical
-        fusion = fusion or fusion_for_model(embedder.model.key)
-        self.fusion = fusion.with_weights(
-            fusion.vector_weight if vector_weight is None else vector_weight,
-            fusion.lexical_weight if lexical_weight is None else lexical_weight,
-        )
+        self._fusion = fusion  # None: the variant chosen for each collection's model
+        self._weights = (vector_weight, lexical_weight)  # FUSION_* overrides (None: the model's)
+        self.fusion = self.fusion_for(embedder.model.key)
+        chosen = self._fusion or fusion_for_model(embedder.model.key)
+        if (self.fusion.vector_weight, self.fusion.lexical_weight) != (
+            chosen.vector_weight,
+            chosen.lexical_weight,
+        ):
+            log.warning(
+                "FUSION_VECTOR_WEIGHT/FUSION_LEXICAL_WEIGHT (%s/%s) override the weights chosen for"
+                " %s (%s/%s); leave them empty to use those",
+                self.fusion.vector_weight,
+                self.fusion.lexical_weight,
+                embedder.model.key,
+                chosen.vector_weight,
+                chosen.lexical_weight,
+            )
         self.candidates_per_side = candidates
         self.on_query = on_query  # telemetry: (latency in ms, failed?) of every search
         self.active_packages = active_packages  # collections of the installed package versions
@@ -87,7 +102,8 @@ class Searcher:
         k: int = 5,
         mode: Mode = "hybrid",
     ) -> list[SearchHit]:
-        """Top-k chunks for `question`, best first."""
+        """Top-k chunks for `question` (cut at MAX_QUESTION_CHARS), best first."""
+        question = question[:MAX_QUESTION_CHARS].encode("utf-8", "replace").decode("utf-8")
         started = time.perf_counter()
         failed = True
         try:
@@ -115,6 +131,17 @@ class Searcher:
             raise ValueError(f"unknown search mode {mode!r}; use one of {', '.join(MODES)}")
         return self._hybrid(question, grade, subject, k)
 
+    def fusion_for(self, model_key: str) -> FusionConfig:
+        """How candidates from collections of `model_key` are fused: the variant chosen for that
+        model (so a package ranks the same on every machine that can query it), with the
+        FUSION_* weights when they are set."""
+        fusion = self._fusion or fusion_for_model(model_key)
+        vector, lexical = self._weights
+        return fusion.with_weights(
+            fusion.vector_weight if vector is None else vector,
+            fusion.lexical_weight if lexical is None else lexical,
+        )
+
     # --- vector side --------------------------------------------------------------------------
     def _vector(
         self,
@@ -124,9 +151,11 @@ class Searcher:
         n: int,
         vectors: dict | None = None,
         toc: set[tuple] | None = None,
+        models: dict[tuple, str] | None = None,
     ) -> list[SearchHit]:
         """Top-n by cosine across collections, each queried with the model that embedded it
-        (the keys of table-of-contents chunks are added to `toc`)."""
+        (the keys of table-of-contents chunks are added to `toc`, the model of each hit to
+        `models`)."""
         vectors = {} if vectors is None else vectors
         hits: dict[tuple, SearchHit] = {}
         for collection in self._collections(grade, subject):
@@ -142,6 +171,8 @@ class Searcher:
                     toc.add(key)
                 if key not in hits or hits[key].score < found.score:
                     hits[key] = found
+                    if models is not None:
+                        models[key] = collection.model_key
         return sorted(hits.values(), key=lambda h: h.score, reverse=True)[:n]
 
     def _collections(self, grade: str | None, subject: str | None) -> list:
@@ -202,8 +233,14 @@ class Searcher:
         self, question: str, grade: str | None, subject: str | None, k: int
     ) -> list[SearchHit]:
         hits, candidates = self.candidates(question, grade, subject)
-        for hit, score in zip(hits, fuse(candidates, self.fusion), strict=True):
-            hit.score = round(score, 4)
+        by_model: dict[str, list[int]] = {}
+        for i, candidate in enumerate(candidates):
+            by_model.setdefault(candidate.model, []).append(i)
+        for model, picked in by_model.items():
+            fusion = self.fusion_for(model) if model else self.fusion
+            scores = fuse([candidates[i] for i in picked], fusion)
+            for i, score in zip(picked, scores, strict=True):
+                hits[i].score = round(score, 4)
         hits.sort(key=lambda h: (-h.score, h.grade, h.subject, h.chunk_id))
         return hits[:k]
 
@@ -215,8 +252,9 @@ class Searcher:
         n = max(n, self.candidates_per_side)
         query_vectors: dict = {}
         toc: set[tuple] = set()
+        models: dict[tuple, str] = {}
         found: dict[tuple, SearchHit] = {}
-        for hit in self._vector(question, grade, subject, n, query_vectors, toc):
+        for hit in self._vector(question, grade, subject, n, query_vectors, toc, models):
             found[(hit.grade, hit.subject, hit.chunk_id)] = hit
         coverage: dict[tuple, float] = {}
         for hit in self.lexical.search(question, grade=grade, subject=subject, k=n):
@@ -230,7 +268,7 @@ class Searcher:
                 toc.add(key)
         if not found:
             return [], []
-        self._fill_vector_scores(found, query_vectors)
+        self._fill_vector_scores(found, query_vectors, models)
         self._fill_lexical_scores(question, found, coverage, toc)
         hits = list(found.values())
         return hits, [
@@ -241,12 +279,15 @@ class Searcher:
                 toc=key in toc,
                 document=(h.grade, h.subject, h.chunk_id.rsplit("-", 1)[0]),
                 index=_chunk_index(h.chunk_id),
+                model=models.get(key, ""),
             )
             for key, h in found.items()
         ]
 
-    def _fill_vector_scores(self, candidates: dict[tuple, SearchHit], query_vectors: dict) -> None:
-        """Cosine similarity for candidates that only the lexical side found."""
+    def _fill_vector_scores(
+        self, candidates: dict[tuple, SearchHit], query_vectors: dict, models: dict[tuple, str]
+    ) -> None:
+        """Cosine similarity (and its model) for candidates that only the lexical side found."""
         missing: dict[tuple[str, str], list[str]] = {}
         for (grade, subject, chunk_id), hit in candidates.items():
             if hit.vector_score is None:
@@ -266,6 +307,8 @@ class Searcher:
                         / (np.linalg.norm(query) * np.linalg.norm(candidate) or 1.0)
                     )
                     hit = candidates[(grade, subject, chunk_id)]
+                    if hit.vector_score is None or cosine > hit.vector_score:
+                        models[(grade, subject, chunk_id)] = collection.model_key
                     hit.vector_score = round(max(hit.vector_score or -1.0, cosine), 4)
 
     def _fill_lexical_scores(

@@ -130,7 +130,8 @@ class Settings(BaseSettings):
         alias="LOCAL_EMBEDDING_BACKEND",
         description=(
             "auto = OpenVINO on CPU (int8 ONNX Runtime without it), sentence-transformers "
-            "(torch) on CUDA; onnx = fp32 ONNX; a custom LOCAL_EMBEDDING_MODEL always uses torch."
+            "(torch) on CUDA; onnx = fp32 ONNX; a sentence-transformers LOCAL_EMBEDDING_MODEL "
+            "always uses torch, use-multilingual-v3 its own numpy encoder."
         ),
     )
     embedding_batch_size: int = Field(32, ge=1, alias="EMBEDDING_BATCH_SIZE")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from concurrent.futures import ThreadPoolExecutor
 
@@ -12,6 +13,8 @@ from engine.app import build_embedder, build_engine
 from engine.embed.model_files import ModelIntegrityError
 from engine.embed.multilingual import (
     DIMENSIONS,
+    MAX_TEXT_CHARS,
+    MODEL_ID,
     MODEL_NAME,
     MultilingualEmbedder,
     packaged_resources,
@@ -68,6 +71,40 @@ def test_a_changed_model_file_is_refused_before_loading(tmp_path):
         MultilingualEmbedder(resources=folder).load()
 
 
+def test_a_file_changed_after_an_earlier_check_or_swapped_for_a_link_is_refused(tmp_path):
+    folder = tmp_path / "resources"
+    shutil.copytree(packaged_resources(), folder)
+    MultilingualEmbedder(resources=folder).load()  # checked once: fine
+    weights = folder / "weights.npz"
+    before = weights.stat()
+    with open(weights, "r+b") as fh:  # same size, same mtime: only the bytes tell
+        fh.seek(1000)
+        byte = fh.read(1)
+        fh.seek(1000)
+        fh.write(bytes([byte[0] ^ 1]))
+    os.utime(weights, ns=(before.st_atime_ns, before.st_mtime_ns))
+    with pytest.raises(ModelIntegrityError, match="weights.npz"):
+        MultilingualEmbedder(resources=folder).load()
+
+    weights.unlink()
+    weights.symlink_to(packaged_resources() / "weights.npz")  # the right bytes, via a link
+    with pytest.raises(ModelIntegrityError, match="a link"):
+        MultilingualEmbedder(resources=folder).load()
+
+
+def test_a_huge_text_is_cut_before_the_model_reads_it(multilingual):
+    sentence = "Fotosintesis terjadi di kloroplas. "
+    text = sentence * (3 * MAX_TEXT_CHARS // len(sentence))
+    cut, whole = vectors(multilingual, [text[:MAX_TEXT_CHARS], text])
+    assert np.allclose(cut, whole, atol=1e-6)
+
+
+def test_telemetry_names_the_model_instead_of_hashing_it_as_a_folder():
+    from engine.telemetry.pii import model_label
+
+    assert model_label(MODEL_ID, "salt") == MODEL_ID
+
+
 def test_settings_pick_the_model_and_its_fusion(settings, multilingual, monkeypatch):
     monkeypatch.setenv("LOCAL_EMBEDDING_MODEL", MODEL_NAME)
     chosen = build_embedder(Settings())
@@ -91,3 +128,46 @@ def test_settings_pick_the_model_and_its_fusion(settings, multilingual, monkeypa
 def test_minilm_keeps_its_own_fusion(settings, fake_embedder):
     searcher = build_engine(settings, embedder=fake_embedder).searcher
     assert (searcher.fusion.vector_weight, searcher.fusion.lexical_weight) == (0.2, 0.8)
+
+
+def test_a_package_ranks_with_its_models_weights_whatever_the_engine_embeds_with(settings, inbox):
+    from engine.embed.hybrid import HybridEmbedder
+    from engine.search import Searcher
+    from tests import pdfs
+    from tests.fakes import FakeEmbedder
+
+    multilingual_like = FakeEmbedder(key=MODEL_NAME)
+    engine = build_engine(settings, embedder=multilingual_like)
+    subject = inbox / "kelas_10" / "informatika"
+    for topic in ("topologi jaringan bintang", "basis data kunci primer", "algoritma diagram"):
+        pdfs.text_pdf(subject / f"{topic.split()[0]}.pdf", pdfs.lesson_pages(topic, 2))
+    engine.ingestor.run([inbox], inbox)
+    question = "kunci primer pada topologi jaringan"
+    alone = [(h.chunk_id, h.score) for h in engine.searcher.search(question, k=5)]
+
+    # a hybrid server: Titan first, this model as the fallback that can query the collection
+    titan = FakeEmbedder(key="titan-embed-text-v2-1024")
+    server = Searcher(HybridEmbedder(titan, multilingual_like), engine.store, engine.lexical)
+    assert server.fusion.vector_weight == 0.2  # the engine's own model is Titan...
+    hits = server.search(question, k=5)
+    assert [(h.chunk_id, h.score) for h in hits] == alone  # ...the package keeps its ranking
+    assert len({score for _, score in alone}) > 1
+
+
+def test_a_pasted_book_as_a_question_is_cut_before_it_reaches_the_model(engine, inbox):
+    from engine.search import MAX_QUESTION_CHARS
+    from tests import pdfs
+
+    pdfs.text_pdf(inbox / "kelas_10" / "informatika" / "a.pdf", ["Algoritma adalah langkah."])
+    engine.ingestor.run([inbox], inbox)
+    seen: list[int] = []
+    embed_batch = engine.embedder.embed_batch
+
+    def recording(texts):
+        seen.extend(len(t) for t in texts)
+        return embed_batch(texts)
+
+    engine.embedder.embed_batch = recording
+    hits = engine.searcher.search("\udcff " + "algoritma " * 100_000, k=1)  # argv junk, too
+    assert hits and hits[0].source == "a.pdf"
+    assert seen and max(seen) <= MAX_QUESTION_CHARS

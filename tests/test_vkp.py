@@ -378,7 +378,17 @@ def test_cli_build_verify_install_list_rollback(tmp_path, bedrock, monkeypatch):
     }
     built = tmp_path / "admin" / "vkp" / "built"
     assert "signature valid" in nexus("verify", str(built / first["file"]), env=school_env).stdout
-    nexus("install", str(built / first["file"]), env=school_env)
+    installed = nexus("install", str(built / first["file"]), env=school_env)
+    assert "warning" not in installed.stderr
+    # a school running another model is told that only keyword search finds the package
+    other_model = nexus("list", env=school_env | {"EMBEDDING_STRATEGY": "local"})
+    assert "kelas_10__informatika was built with the embedding model titan" in other_model.stderr
+    assert "only keyword search" in other_model.stderr
+    assert "EMBEDDING_STRATEGY=bedrock or hybrid" in other_model.stderr  # how to fix it
+    # settings this command does not need cannot fail it
+    broken = {"LOCAL_EMBEDDING_MODEL": "use-multilingual-v3", "LOCAL_EMBEDDING_BACKEND": "onnx"}
+    listed = nexus("list", env=school_env | {"EMBEDDING_STRATEGY": "local"} | broken)
+    assert "kelas_10__informatika" in listed.stdout and "could not compare" in listed.stderr
     nexus("pull", "--source", str(tmp_path / "admin" / "vkp" / "publish"), env=school_env)
     listed = json.loads(nexus("list", "--json", env=school_env).stdout)
     assert listed["kelas_10__informatika"]["version"] == "1.1.0"

@@ -18,7 +18,7 @@ import streamlit as st
 
 from engine.api.local import search_running_engine
 from engine.library import api_status, api_url, find_document, pdf_api_link, pdf_download
-from engine.search import MODES, SearchHit
+from engine.search import MAX_QUESTION_CHARS, MODES, SearchHit
 from ui.common import get_engine, header, settings
 from ui.i18n import num, t
 
@@ -80,7 +80,9 @@ def _search(question: str, grade, subject, k: int, mode: str) -> list[SearchHit]
 def render() -> None:
     header(t("nav.search"), t("search.caption"))
     with st.form("search"):
-        question = st.text_input(t("search.question"), placeholder="Apa itu algoritma?")
+        question = st.text_input(
+            t("search.question"), placeholder="Apa itu algoritma?", max_chars=MAX_QUESTION_CHARS
+        )
         columns = st.columns(4)
         default_mode = MODES.index(settings().search_mode)
         mode = columns[0].selectbox(

