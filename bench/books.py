@@ -15,8 +15,8 @@ and scanned copies of some of them (grey JPEG pages at 150 dpi, no text layer), 
   the text-layer extraction of the same page) for each OCR_DPI tried (RapidOCR is compared
   in bench/ocr_compare.py);
 - with the real model (MiniLM, or --model): hit@1 and hit@5 of "Apa yang dimaksud dengan
-  <term>?" where a hit is the right book and a cited page range holding the page the
-  definition is on.
+  <term>?" and of an English question asking for the term by its meaning (ENGLISH), where a
+  hit is the right book and a cited page range holding the page the definition is on.
 
 Figures are from one run on a shared machine: treat them as rough.
 """
@@ -108,6 +108,50 @@ SUBJECTS: dict[str, dict[str, list[tuple[str, str]]]] = {
             ("Proklamasi", "pernyataan kemerdekaan Indonesia pada 17 Agustus 1945"),
         ],
     },
+}
+# English questions over the Indonesian books: each asks for a term by its meaning, without
+# the Indonesian term itself (only the embedding can bridge them).
+ENGLISH = {
+    "Dekomposisi": "How do you break a big problem into small, easy parts?",
+    "Abstraksi": "What is it called to keep the important details and drop the unneeded ones?",
+    "Pengenalan pola": "How do we find what several similar problems have in common?",
+    "Algoritma": "What is a finite sequence of logical steps that solves a problem?",
+    "Topologi bintang": "Which network layout connects every device to a central switch?",
+    "Topologi cincin": "Which network layout arranges the devices in a closed loop?",
+    "Alamat IP": "What unique number identifies each device on a network?",
+    "Router": "Which device forwards data packets between different networks?",
+    "Graf berarah": "What kind of graph has edges that point from one vertex to another?",
+    "Antrean": "Which data structure removes the element that came in first?",
+    "Tumpukan": "Which data structure removes the element that came in last?",
+    "Larik": "What collection of same-type elements is accessed by an index?",
+    "Variabel": "What named storage holds a value that can change while a program runs?",
+    "Perulangan": "Which instruction runs a block of code many times?",
+    "Percabangan": "Which instruction chooses a block of code depending on a condition?",
+    "Fungsi": "What named block of code can be called again with parameters?",
+    "Mitokondria": "Which organelle carries out cellular respiration to produce energy?",
+    "Ribosom": "Where in the cell are proteins made?",
+    "Kloroplas": "Which organelle contains chlorophyll and does photosynthesis?",
+    "Membran sel": "What thin layer controls what enters and leaves the cell?",
+    "Inersia": "Why does an object tend to stay at rest or keep moving?",
+    "Gaya gesek": "Which force opposes the motion of two surfaces touching each other?",
+    "Percepatan": "What is the change of an object's speed per unit of time?",
+    "Tekanan hidrostatis": "What pressure does still water exert depending on depth?",
+    "Sublimasi": "What is it called when a solid turns straight into a gas?",
+    "Kondensasi": "What is it called when a gas cools and turns into a liquid?",
+    "Massa jenis": "What is the ratio of an object's mass to its volume?",
+    "Larutan asam": "Which solution has a pH below seven and turns litmus red?",
+    "Iklim tropis": "What climate do equatorial regions with high temperatures all year have?",
+    "Garis lintang": "What imaginary map lines run parallel to the equator?",
+    "Dataran tinggi": "What do we call land that lies far above sea level?",
+    "Angin muson": "Which winds change direction every half year?",
+    "Produksi": "Which activity creates goods or adds to their usefulness?",
+    "Distribusi": "Which activity moves goods from producers to consumers?",
+    "Koperasi": "Which kind of business is owned by its members on family principles?",
+    "Inflasi": "What is a general and continuous rise in prices called?",
+    "Sriwijaya": "Which great maritime kingdom was centred in southern Sumatra?",
+    "Majapahit": "Which Hindu-Buddhist kingdom was centred in East Java?",
+    "Sumpah Pemuda": "What pledge did the youth make in 1928 about one homeland?",
+    "Proklamasi": "What declared Indonesia's independence on 17 August 1945?",
 }
 HEADERS = {
     "informatika": ("Informatika untuk SMP/MTs Kelas IX", "Kelas 9 | {label}"),
@@ -211,17 +255,18 @@ def furniture_share(engine, subjects: list[str]) -> tuple[int, int]:
     return sum(1 for c in chunks if HEADER.search(c.text)), len(chunks)
 
 
-def retrieval(engine, books: dict[str, Book], subject_suffix: str) -> tuple[float, float, int]:
+def retrieval(
+    engine, books: dict[str, Book], subject_suffix: str, english: bool = False
+) -> tuple[float, float, int]:
+    """Page-cited hit@1/hit@5 of one question per term: "Apa yang dimaksud dengan <term>?", or
+    with `english` the term's question in ENGLISH."""
     hit1 = hit5 = asked = 0
     for subject, book in books.items():
         for term, page in book.facts.items():
             if term.startswith("§"):
                 continue
-            hits = engine.searcher.search(
-                f"Apa yang dimaksud dengan {term.lower()}?",
-                subject=subject + subject_suffix,
-                k=5,
-            )
+            question = ENGLISH[term] if english else f"Apa yang dimaksud dengan {term.lower()}?"
+            hits = engine.searcher.search(question, subject=subject + subject_suffix, k=5)
             good = [
                 book.path.name == h.source and _cites(h.pages or str(h.page), page) for h in hits
             ]
@@ -296,11 +341,12 @@ def main() -> None:
         print(f"passages with header/footer text, text books: {bad}/{total}")
         bad, total = furniture_share(engine, [s + "_scan" for s in scans])
         print(f"passages with header/footer text, scans: {bad}/{total}")
-        h1, h5, asked = retrieval(engine, books, "")
-        print(f"text books: hit@1 {h1:.2f}, hit@5 {h5:.2f} ({asked} questions)")
-        if scans:
-            h1, h5, asked = retrieval(engine, scans, "_scan")
-            print(f"scans: hit@1 {h1:.2f}, hit@5 {h5:.2f} ({asked} questions)")
+        for english in (False, True):
+            kind = "English questions" if english else "term questions"
+            for label, shelf, suffix in (("text books", books, ""), ("scans", scans, "_scan")):
+                if shelf:
+                    h1, h5, asked = retrieval(engine, shelf, suffix, english)
+                    print(f"{label}, {kind}: hit@1 {h1:.2f}, hit@5 {h5:.2f} ({asked})")
         engine.ingestor.close()
 
 

@@ -81,3 +81,26 @@ def test_a_page_that_ocrs_too_long_is_left_out_with_the_reason(tmp_path):
         extracted = reader.extract(path)
     assert extracted.ocr_pages == 0 and "mitokondria" in extracted.pages[0]
     assert "page 2: OCR took longer than the page time limit" in extracted.note
+
+
+@pytest.mark.slow
+def test_an_english_question_finds_the_page_of_a_scanned_indonesian_book(
+    settings, inbox, multilingual
+):
+    from engine.app import build_engine
+    from tests.books import scan_copy
+
+    book = pdfs.small_book(settings.data_dir / "asli" / "informatika.pdf")
+    scan_copy(book.path, inbox / "kelas_9" / "informatika" / "pindaian.pdf")
+    engine = build_engine(settings, embedder=multilingual)
+    outcome = engine.ingestor.run([inbox], inbox)
+    [result] = outcome.files
+    assert result.status is FileStatus.INGESTED and result.ocr_pages == book.pages
+
+    for question, term in (
+        ("Which network layout arranges the devices in a closed loop?", "Topologi cincin"),
+        ("How do you search a sorted array by halving it each step?", "Pencarian biner"),
+    ):
+        [top] = engine.searcher.search(question, k=1)
+        first, _, last = top.pages.partition("-")
+        assert int(first) <= book.facts[term] <= int(last or first), (question, top)
