@@ -152,13 +152,16 @@ class Searcher:
         vectors: dict | None = None,
         toc: set[tuple] | None = None,
         models: dict[tuple, str] | None = None,
+        collections: list | None = None,
     ) -> list[SearchHit]:
-        """Top-n by cosine across collections, each queried with the model that embedded it
-        (the keys of table-of-contents chunks are added to `toc`, the model of each hit to
-        `models`)."""
+        """Top-n by cosine across `collections` (default: those of grade/subject), each queried
+        with the model that embedded it (the keys of table-of-contents chunks are added to
+        `toc`, the model of each hit to `models`)."""
         vectors = {} if vectors is None else vectors
         hits: dict[tuple, SearchHit] = {}
-        for collection in self._collections(grade, subject):
+        if collections is None:
+            collections = self._collections(grade, subject)
+        for collection in collections:
             if collection.count == 0:
                 continue
             vector = self._query_vector(question, collection.model_key, vectors)
@@ -254,7 +257,10 @@ class Searcher:
         toc: set[tuple] = set()
         models: dict[tuple, str] = {}
         found: dict[tuple, SearchHit] = {}
-        for hit in self._vector(question, grade, subject, n, query_vectors, toc, models):
+        collections = self._collections(grade, subject)  # listed once per search
+        for hit in self._vector(
+            question, grade, subject, n, query_vectors, toc, models, collections
+        ):
             found[(hit.grade, hit.subject, hit.chunk_id)] = hit
         coverage: dict[tuple, float] = {}
         for hit in self.lexical.search(question, grade=grade, subject=subject, k=n):
@@ -268,7 +274,7 @@ class Searcher:
                 toc.add(key)
         if not found:
             return [], []
-        self._fill_vector_scores(found, query_vectors, models)
+        self._fill_vector_scores(found, query_vectors, models, collections)
         self._fill_lexical_scores(question, found, coverage, toc)
         hits = list(found.values())
         return hits, [
@@ -285,7 +291,11 @@ class Searcher:
         ]
 
     def _fill_vector_scores(
-        self, candidates: dict[tuple, SearchHit], query_vectors: dict, models: dict[tuple, str]
+        self,
+        candidates: dict[tuple, SearchHit],
+        query_vectors: dict,
+        models: dict[tuple, str],
+        collections: list,
     ) -> None:
         """Cosine similarity (and its model) for candidates that only the lexical side found."""
         missing: dict[tuple[str, str], list[str]] = {}
@@ -293,7 +303,9 @@ class Searcher:
             if hit.vector_score is None:
                 missing.setdefault((grade, subject), []).append(chunk_id)
         for (grade, subject), ids in missing.items():
-            for collection in self._collections(grade, subject):
+            for collection in collections:
+                if (collection.grade, collection.subject) != (grade, subject):
+                    continue
                 vector = query_vectors.get(collection.model_key)
                 if vector is None:
                     continue

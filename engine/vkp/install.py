@@ -255,13 +255,7 @@ class PackageInstaller:
                     record.installed_at,
                 ),
             )
-            for old in self.catalog.conn.execute(
-                "SELECT sha256 FROM documents WHERE substr(path, 1, ?) = ?", (len(prefix), prefix)
-            ).fetchall():
-                self.lexical.remove(record.grade, record.subject, old[0])
-            self.catalog.conn.execute(
-                "DELETE FROM documents WHERE substr(path, 1, ?) = ?", (len(prefix), prefix)
-            )
+            self._remove_documents(record, record.package)
             for document, chunks in documents_from_chunks(
                 stored,
                 folder=prefix,
@@ -284,12 +278,17 @@ class PackageInstaller:
             (record.grade, record.subject, record.package),
         ).fetchall()
         for (old,) in old_names:
-            prefix = f"vkp://{old}/"
-            for (sha,) in self.catalog.conn.execute(
-                "SELECT sha256 FROM documents WHERE substr(path, 1, ?) = ?", (len(prefix), prefix)
-            ).fetchall():
-                self.lexical.remove(record.grade, record.subject, sha)
-            self.catalog.conn.execute(
-                "DELETE FROM documents WHERE substr(path, 1, ?) = ?", (len(prefix), prefix)
-            )
+            self._remove_documents(record, old)
             self.catalog.conn.execute("DELETE FROM vkp_installed WHERE package = ?", (old,))
+
+    def _remove_documents(self, record: Installed, package: str) -> None:
+        """Drop the catalogue rows and lexical entries of the documents installed as `package`
+        (inside the caller's transaction)."""
+        prefix = f"vkp://{package}/"
+        for (sha,) in self.catalog.conn.execute(
+            "SELECT sha256 FROM documents WHERE substr(path, 1, ?) = ?", (len(prefix), prefix)
+        ).fetchall():
+            self.lexical.remove(record.grade, record.subject, sha)
+        self.catalog.conn.execute(
+            "DELETE FROM documents WHERE substr(path, 1, ?) = ?", (len(prefix), prefix)
+        )
