@@ -26,12 +26,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import shutil
 import sqlite3
 import stat
 from collections.abc import Iterable, Iterator
 from pathlib import Path, PurePosixPath
+
+from engine.util import is_sha256_hex
 
 MANIFEST = "manifest.json"
 MANIFEST_CAP = 32 * 2**20  # ~200k files' entries; a bigger manifest is refused unread
@@ -42,7 +43,6 @@ MAX_NAME_BYTES = 4096
 BLOCK = 2**20
 COLLECTION_FILES = frozenset({"meta.json", "chunks.jsonl", "vectors.f32"})
 TREE_AREAS = ("inbox", "text", "vkp")
-_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 class BackupError(Exception):
@@ -123,7 +123,7 @@ def check_manifest(raw: bytes) -> dict:
         size, sha = (entry.get("size"), entry.get("sha256")) if isinstance(entry, dict) else (0, 0)
         if not isinstance(size, int) or isinstance(size, bool) or size < 0:
             raise BackupError(f"manifest.json has no valid size for {show(name)!r}")
-        if not isinstance(sha, str) or not _SHA256.fullmatch(sha):
+        if not is_sha256_hex(sha):
             raise BackupError(f"manifest.json has no valid sha256 for {show(name)!r}")
         paths.add(path)
     folders = {parent for path in paths for parent in path.parents}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -29,6 +30,19 @@ def sha256_stream(fh: BinaryIO, block: int = 1 << 20) -> str:
     while chunk := fh.read(block):
         digest.update(chunk)
     return digest.hexdigest()
+
+
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+
+
+def is_sha256_hex(value: object) -> bool:
+    """Is `value` a sha256 digest as this project writes it (64 lower-case hex digits)?"""
+    return isinstance(value, str) and _SHA256_HEX.fullmatch(value) is not None
+
+
+def is_int_in(value: object, low: int, high: int) -> bool:
+    """Is `value` an int (not a bool) within low..high? For fields read from untrusted JSON."""
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
 
 
 def sha256_file(path: Path, block: int = 1 << 20) -> str:

@@ -34,12 +34,12 @@ import base64
 import binascii
 import json
 import logging
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from engine.names import BadName
+from engine.util import is_int_in, is_sha256_hex
 from engine.vkp.manifest import check_version, package_key
 from engine.vkp.transfer import TransferError, plain_file_name
 
@@ -50,7 +50,6 @@ TYPE = "nexus-vkp-catalogue"
 MAX_PACKAGE_BYTES = 4 * 1024**3
 MAX_PACKAGES = 10_000
 MAX_VERSION = 2**53 - 1
-_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 class CatalogueError(TransferError):
@@ -145,7 +144,7 @@ def verify_catalogue(data: bytes, trusted_keys: list) -> Catalogue:
 def _check_payload(payload: object) -> dict:
     if not isinstance(payload, dict) or payload.get("type") != TYPE:
         raise ValueError(f"type is not {TYPE}")
-    if not _is_int(payload["version"], 1, MAX_VERSION):
+    if not is_int_in(payload["version"], 1, MAX_VERSION):
         raise ValueError(f"version is not a whole number from 1 to {MAX_VERSION}")
     if not isinstance(payload["published_at"], str):
         raise ValueError("published_at is not text")
@@ -183,9 +182,9 @@ def _check_file(entry: dict) -> None:
         raise ValueError(str(exc)) from None
     if not str(entry["file"]).endswith(".vkp"):
         raise ValueError(f"{entry['file'][:80]!r} is not a .vkp file")
-    if not _is_int(entry["size"], 1, MAX_PACKAGE_BYTES):
+    if not is_int_in(entry["size"], 1, MAX_PACKAGE_BYTES):
         raise ValueError(f"{entry['file']}: size out of range")
-    if not (isinstance(entry["sha256"], str) and _SHA256.fullmatch(entry["sha256"])):
+    if not is_sha256_hex(entry["sha256"]):
         raise ValueError(f"{entry['file']}: sha256 is not a SHA-256")
 
 
@@ -195,10 +194,6 @@ def _check_time(value: object, what: str) -> None:
         raise ValueError(f"{what} is not a time")
     if datetime.fromisoformat(value).utcoffset() is None:
         raise ValueError(f"{what} {value!r} has no UTC offset")
-
-
-def _is_int(value: object, low: int, high: int) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
 
 
 class SeenCatalogues:
@@ -224,7 +219,7 @@ class SeenCatalogues:
             records = [seen]
         else:  # the old layout: {key id: {"version", "published_at"}}
             records = [r for r in seen.values() if isinstance(r, dict) and "version" in r]
-        if not all(_is_int(r["version"], 0, 2**64) for r in records):
+        if not all(is_int_in(r["version"], 0, 2**64) for r in records):
             raise CatalogueError(f"{self.path} holds a version that is not a number")
         return max(records, key=lambda r: r["version"], default={"version": 0})
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 
 from engine.names import BadName, check_grade_subject, library_key
+from engine.util import is_int_in, is_sha256_hex
 
 FORMAT_VERSION = 2
 MAX_MEMBER_BYTES = 1024**3  # chunks.jsonl or vectors.f32, whatever the signed manifest says
@@ -23,7 +24,6 @@ MAX_DIMENSION = 16384
 MAX_REMOVED_IDS = 1_000_000
 
 _VERSION = re.compile(r"(0|[1-9][0-9]{0,5})\.(0|[1-9][0-9]{0,5})\.(0|[1-9][0-9]{0,5})")
-_SHA256 = re.compile(r"[0-9a-f]{64}")
 _MODEL_KEY = re.compile(r"[a-z0-9](?:[a-z0-9.-]{0,78}[a-z0-9])?")
 KINDS = ("full", "delta")
 PAYLOAD_MEMBERS = ("chunks.jsonl", "vectors.f32")
@@ -96,12 +96,12 @@ def _check(m: object) -> dict:
     if not (isinstance(model_key, str) and _MODEL_KEY.fullmatch(model_key)):
         raise ValueError(f"model key {str(model_key)[:40]!r} is not allowed")
     dimension = embedding["dimension"]
-    if not _is_int(dimension, 1, MAX_DIMENSION):
+    if not is_int_in(dimension, 1, MAX_DIMENSION):
         raise ValueError(f"dimension {str(dimension)[:20]} is out of range")
     count = m["chunk_count"]
-    if not _is_int(count, 0, MAX_MEMBER_BYTES):
+    if not is_int_in(count, 0, MAX_MEMBER_BYTES):
         raise ValueError("chunk_count is out of range")
-    if not (isinstance(m["content_digest"], str) and _SHA256.fullmatch(m["content_digest"])):
+    if not is_sha256_hex(m["content_digest"]):
         raise ValueError("content_digest is not a SHA-256")
     members = m["members"]
     if not isinstance(members, dict) or sorted(members) != sorted(PAYLOAD_MEMBERS):
@@ -109,15 +109,10 @@ def _check(m: object) -> dict:
     for name, member in members.items():
         if not (
             isinstance(member, dict)
-            and isinstance(member.get("sha256"), str)
-            and _SHA256.fullmatch(member["sha256"])
-            and _is_int(member.get("size"), 0, MAX_MEMBER_BYTES)
+            and is_sha256_hex(member.get("sha256"))
+            and is_int_in(member.get("size"), 0, MAX_MEMBER_BYTES)
         ):
             raise ValueError(f"{name} needs a sha256 and a size up to {MAX_MEMBER_BYTES} bytes")
     if members["vectors.f32"]["size"] != count * dimension * 4:
         raise ValueError("vectors.f32's size does not fit chunk_count × dimension")
     return m
-
-
-def _is_int(value: object, low: int, high: int) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
