@@ -55,6 +55,10 @@ def variants(chosen: FusionConfig) -> list[tuple[str, FusionConfig]]:
         for w in weights:
             config = replace(fixed, normalise=normalise).with_weights(w, 1 - w)
             out.append((f"{normalise} {w:.1f}/{1 - w:.1f}", config))
+    for w in (0.3, 0.5, 0.7):
+        for power in (2.0, 3.0):
+            config = replace(fixed, coverage_power=power).with_weights(w, 1 - w)
+            out.append((f"absolute {w:.1f}/{1 - w:.1f} coverage^{power:.0f}", config))
     for rrf_k in (10.0, 60.0):
         for w in (0.3, 0.5):
             config = replace(fixed, method="rrf", rrf_k=rrf_k).with_weights(w, 1 - w)

@@ -87,3 +87,17 @@ def test_scales():
     z = zscore([1.0, 3.0, None])
     assert z[0] == pytest.approx(-1.0) and z[1] == pytest.approx(1.0) and z[2] == z[0]
     assert fuse([]) == []
+
+
+def test_a_power_of_coverage_silences_incidental_word_matches_but_keeps_full_ones():
+    # a paraphrase: the right lesson shares no word, another shares one stemmed word by chance
+    right = Candidate(vector=0.15, lexical=0.0, coverage=0.0)
+    incidental = Candidate(vector=0.02, lexical=2.0, coverage=0.37)
+    linear = replace(DEFAULT, vector_weight=0.7, lexical_weight=0.3)
+    cubed = replace(linear, coverage_power=3.0)
+    assert best([right, incidental], linear) == 1
+    assert best([right, incidental], cubed) == 0
+    # a keyword question: the chunk that covers it all still wins over a closer-sounding one
+    covered = Candidate(vector=0.30, lexical=9.0, coverage=1.0)
+    near = Candidate(vector=0.45, lexical=0.0, coverage=0.0)
+    assert best([covered, near], cubed) == 0

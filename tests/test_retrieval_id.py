@@ -10,8 +10,8 @@ with their lesson. MiniLM is an English model: it carries English questions over
 only partly and Indonesian paraphrases not at all (0/17 even in the top 5), so with it the goal
 (hit@1 >= 0.90, hit@5 >= 0.95) is asserted on the questions that share words with their lesson,
 and the whole set is held to "hybrid beats each half" plus the floors measured with this model.
-The multilingual model answers every English question, puts about a third of the paraphrases
-first and 0.71 in the top 5; its floors are the figures measured with it (README: Retrieval
+The multilingual model answers 0.94 of the English questions first, about half the
+paraphrases first and 0.71 in the top 5; its floors are the figures measured with it (README: Retrieval
 quality).
 """
 
@@ -83,7 +83,7 @@ def test_the_multilingual_model_answers_english_and_paraphrased_questions(
     for mode, metrics in result.items():
         print(f"\nmultilingual {mode:<8} {metrics.line()}")
     hybrid, vector, lexical = result["hybrid"], result["vector"], result["lexical"]
-    assert hybrid.hit_at_1 >= 0.75 and hybrid.hit_at_5 >= 0.85  # measured 0.79 / 0.90
+    assert hybrid.hit_at_1 >= 0.75 and hybrid.hit_at_5 >= 0.85  # measured 0.81 / 0.90
     assert hybrid.hit_at_1 >= vector.hit_at_1 and hybrid.hit_at_1 > lexical.hit_at_1
     assert hybrid.hit_at_5 >= max(vector.hit_at_5, lexical.hit_at_5)
 
@@ -97,7 +97,7 @@ def test_the_multilingual_model_answers_english_and_paraphrased_questions(
     keyword, _ = by_style["keyword"]
     assert keyword.hit_at_1 >= 0.9 and keyword.hit_at_5 >= 0.95  # measured 1.00 / 1.00
     english, english_minilm = by_style["english"]
-    assert english.hit_at_1 >= 0.9 > english_minilm.hit_at_1  # measured 1.00 against 0.61
+    assert english.hit_at_1 >= 0.9 > english_minilm.hit_at_1  # measured 0.94 against 0.61
     paraphrase, paraphrase_minilm = by_style["paraphrase"]
     assert paraphrase.hit_at_5 >= 0.6 and paraphrase_minilm.hit_at_5 == 0  # measured 0.71 / 0
 
