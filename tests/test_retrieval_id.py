@@ -11,8 +11,8 @@ only partly and Indonesian paraphrases not at all (0/17 even in the top 5), so w
 (hit@1 >= 0.90, hit@5 >= 0.95) is asserted on the questions that share words with their lesson,
 and the whole set is held to "hybrid beats each half" plus the floors measured with this model.
 The multilingual model answers 0.94 of the English questions first, about half the
-paraphrases first and 0.71 in the top 5; its floors are the figures measured with it (README: Retrieval
-quality).
+paraphrases first and 0.71 in the top 5; its floors are the figures measured with it
+(README: Retrieval quality).
 """
 
 from __future__ import annotations
