@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
@@ -18,21 +16,11 @@ from engine.cloud import setup
 from engine.settings import Settings
 from tests import pdfs
 from tests.aws_helpers import all_keys, create_distribution, invalidated_paths
+from tests.cli import nexus
 from tests.net import closed_port_url
 
 BUCKET = "openclass-nexus-ai"
 PREFIX = "processed/informatika/kelas_10"
-
-
-def nexus(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    proc = subprocess.run(
-        [sys.executable, "-m", "engine.cli.main", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    assert proc.returncode == 0, proc.stderr
-    return proc
 
 
 def lesson_inbox(inbox: Path) -> Path:

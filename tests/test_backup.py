@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -18,6 +17,7 @@ from engine.backup_runs import run_backup
 from engine.settings import Settings
 from engine.vkp.keys import keygen
 from tests import pdfs
+from tests.cli import nexus
 
 QUESTIONS = ["topologi jaringan", "fotosintesis daun", "hukum newton gerak"]
 
@@ -197,14 +197,7 @@ def test_keys_are_restored_only_when_the_admin_trusts_the_backup(original, tmp_p
     assert [k["name"] for k in manifest["skipped_keys"]] == ["keys/vkp_signing.pub"]
     assert not (cautious.data_dir / "keys" / "vkp_signing.pub").exists()
 
-    proc = subprocess.run(
-        [sys.executable, "-m", "engine.cli.main", "restore", str(folder)],
-        env={**os.environ, "NEXUS_DATA_DIR": str(tmp_path / "cli")},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr
+    proc = nexus("restore", str(folder), env={"NEXUS_DATA_DIR": str(tmp_path / "cli")}, timeout=300)
     assert "--trust-keys" in proc.stderr and "keys/vkp_signing.pub" in proc.stderr
 
     trusting = Settings(NEXUS_DATA_DIR=tmp_path / "trusting")
@@ -221,27 +214,13 @@ def test_backup_list_and_restore_from_a_target_folder_take_the_newest(original, 
     shutil.copytree(first, newest)
     (target / "30000101T000000Z").mkdir()  # an interrupted one: no manifest
 
-    env = {**os.environ, "NEXUS_DATA_DIR": str(tmp_path / "fresh")}
-    listing = subprocess.run(
-        [sys.executable, "-m", "engine.cli.main", "backup", "list", "--to", str(target), "--json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert listing.returncode == 0, listing.stderr
+    env = {"NEXUS_DATA_DIR": str(tmp_path / "fresh")}
+    listing = nexus("backup", "list", "--to", str(target), "--json", env=env)
     rows = json.loads(listing.stdout)
     assert [(r["name"], r["complete"]) for r in rows] == [
         (first.name, True),
         ("29991231T235959Z", True),
     ]
-    proc = subprocess.run(
-        [sys.executable, "-m", "engine.cli.main", "restore", str(target)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr
+    proc = nexus("restore", str(target), env=env, timeout=300)
     assert "29991231T235959Z" in proc.stderr
     assert (tmp_path / "fresh" / "nexus.db").exists()

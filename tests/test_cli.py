@@ -15,6 +15,7 @@ import pytest
 
 from engine.devtools.bedrock_stub import BedrockStub
 from tests import pdfs
+from tests.cli import nexus
 from tests.net import free_port
 
 pytestmark = pytest.mark.slow
@@ -28,18 +29,6 @@ def bedrock_env(monkeypatch):
         monkeypatch.setenv("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", stub.url)
         monkeypatch.setenv("BEDROCK_MAX_RPM", "0")  # the stub has no quota
         yield stub
-
-
-def nexus(*args: str, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run(
-        [sys.executable, "-m", "engine.cli.main", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    if check and proc.returncode != 0:
-        raise AssertionError(f"nexus {args} exited {proc.returncode}:\n{proc.stderr}")
-    return proc
 
 
 def test_console_script_is_installed():
@@ -225,13 +214,7 @@ def test_up_serves_chroma_to_a_second_process_and_stops_cleanly(bedrock_env, inb
         from engine.api.local import LOCAL_KEY_NAME, api_file
 
         wait_for(lambda: api_file(settings).exists(), what="the API")
-        search = subprocess.run(
-            [sys.executable, "-m", "engine.cli.main", "search", "garis lintang", "--json"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert search.returncode == 0, search.stderr
+        search = nexus("search", "garis lintang", "--json", timeout=60)
         assert json.loads(search.stdout)[0]["source"] == "peta.pdf"
         [local_key] = [k for k in api_key_store(settings.data_dir).list()]
         assert local_key.name == LOCAL_KEY_NAME and local_key.last_used_at

@@ -4,8 +4,6 @@ deployment. moto cannot run a Lambda without Docker, so the handler is called di
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import boto3
 import pytest
@@ -14,6 +12,7 @@ from engine.cloud import setup
 from engine.settings import Settings
 from tests import pdfs
 from tests.aws_helpers import all_keys
+from tests.cli import nexus
 
 BUCKET = "openclass-nexus-ai"
 
@@ -146,14 +145,7 @@ def test_deploy_lambda_creates_then_updates_and_wires_the_bucket(aws, monkeypatc
     setup(Settings())
 
     def deploy() -> dict:
-        proc = subprocess.run(
-            [sys.executable, "-m", "engine.cli.main", "aws", "deploy-lambda", "--json"],
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert proc.returncode == 0, proc.stderr
-        return json.loads(proc.stdout)
+        return json.loads(nexus("aws", "deploy-lambda", "--json").stdout)
 
     first, second = deploy(), deploy()
 

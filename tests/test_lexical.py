@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 
 import pytest
 
@@ -15,6 +13,7 @@ from engine.lexical.analyzer import analyze
 from engine.lexical.index import LexicalChunk
 from engine.settings import Settings
 from tests import pdfs
+from tests.cli import nexus
 from tests.fakes import FakeEmbedder
 
 
@@ -175,21 +174,9 @@ def test_cli_search_modes_and_scores(inbox, monkeypatch):
         monkeypatch.setenv("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", stub.url)
 
         def search(*args: str) -> list[dict]:
-            out = subprocess.run(
-                [sys.executable, "-m", "engine.cli.main", "search", *args, "--json"],
-                capture_output=True,
-                text=True,
-                timeout=120,
-                check=True,
-            ).stdout
-            return json.loads(out)
+            return json.loads(nexus("search", *args, "--json").stdout)
 
-        subprocess.run(
-            [sys.executable, "-m", "engine.cli.main", "ingest", str(inbox), "--json"],
-            capture_output=True,
-            timeout=120,
-            check=True,
-        )
+        nexus("ingest", str(inbox), "--json")
         hybrid = search("kloroplas daun")
         lexical = search("kloroplas daun", "--mode", "lexical")
         vector = search("kloroplas daun", "--mode", "vector")

@@ -5,8 +5,6 @@ from __future__ import annotations
 import copy
 import json
 import sqlite3
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -21,6 +19,7 @@ from engine.cloud import setup
 from engine.settings import Settings
 from engine.telemetry.pii import check_payload
 from tests import pdfs
+from tests.cli import nexus
 from tests.net import closed_port_url
 
 TEN_AM = datetime(2026, 11, 2, 10, 15, tzinfo=UTC)
@@ -235,13 +234,7 @@ def test_disabled_telemetry_counts_and_sends_nothing(aws, monkeypatch, inbox):
 def test_cli_show_prints_exactly_what_would_be_sent(settings):
     engine = build_engine(settings)
     engine.telemetry.record_query(33, False, when=datetime.now(UTC) - timedelta(hours=2))
-    shown = subprocess.run(
-        [sys.executable, "-m", "engine.cli.main", "telemetry", "show", "--json"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    ).stdout
+    shown = nexus("telemetry", "show", "--json").stdout
     payloads = json.loads(shown)["payloads"]
     assert payloads == engine.telemetry.queued()
     assert len(payloads) == 1 and payloads[0]["metrics"]["avg_latency_ms"] == 33.0
@@ -361,13 +354,7 @@ def test_a_refused_hour_keeps_its_rows_says_why_and_goes_out_once_fixed(engine, 
     assert refused["hour"] == "2026-11-02T10:00:00Z" and refused["queries"] == 2
     assert "model_version" in refused["problems"][0]
 
-    status = subprocess.run(
-        [sys.executable, "-m", "engine.cli.main", "telemetry", "status"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
+    status = nexus("telemetry", "status")
     assert json.loads(status.stdout)["refused_hours"][0]["hour"] == "2026-11-02T10:00:00Z"
     assert "held back 2026-11-02T10:00:00Z (2 searches kept): model_version" in status.stderr
 

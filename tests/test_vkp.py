@@ -19,6 +19,7 @@ from engine.vkp.publish import CataloguePublisher
 from engine.vkp.pull import pull
 from engine.vkp.transfer import RangeRequestHandler, Source, TransferError
 from tests import pdfs
+from tests.cli import nexus
 from tests.fakes import FakeEmbedder
 
 QUESTIONS = ["topologi jaringan bintang", "basis data kunci primer", "algoritma diagram alir"]
@@ -318,21 +319,8 @@ def test_catalogue_keeps_only_the_newest_versions(admin):
     ]
 
 
-def nexus(*args: str, env: dict, check: bool = True):
-    import os
-    import subprocess
-    import sys
-
-    proc = subprocess.run(
-        [sys.executable, "-m", "engine.cli.main", "vkp", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=os.environ | env,
-    )
-    if check:
-        assert proc.returncode == 0, proc.stderr
-    return proc
+def vkp(*args: str, env: dict, check: bool = True):
+    return nexus("vkp", *args, env=env, check=check)
 
 
 @pytest.mark.slow
@@ -340,35 +328,26 @@ def test_cli_build_verify_install_list_rollback(tmp_path, bedrock, monkeypatch):
     admin_env = {"NEXUS_DATA_DIR": str(tmp_path / "admin")}
     inbox = tmp_path / "admin" / "inbox" / "kelas_10" / "informatika"
     pdfs.text_pdf(inbox / "a.pdf", ["Algoritma adalah urutan langkah."])
-    import os
-    import subprocess
-    import sys
 
     def ingest() -> None:
-        subprocess.run(
-            [sys.executable, "-m", "engine.cli.main", "ingest", str(tmp_path / "admin" / "inbox")],
-            env=os.environ | admin_env,
-            check=True,
-            capture_output=True,
-            timeout=120,
-        )
+        nexus("ingest", str(tmp_path / "admin" / "inbox"), env=admin_env)
 
     ingest()
-    assert "signing key" in nexus("keygen", env=admin_env).stdout
+    assert "signing key" in vkp("keygen", env=admin_env).stdout
     first = json.loads(
-        nexus("build", "informatika", "kelas_10", "--publish", "--json", env=admin_env).stdout
+        vkp("build", "informatika", "kelas_10", "--publish", "--json", env=admin_env).stdout
     )
     assert (
         first["version"] == "1.0.0"
         and first["file"] == "kelas_10__informatika__v1.0.0.vkp"
         and first["size"] > 0
     )
-    refused = nexus("build", "informatika", "kelas_10", env=admin_env, check=False)
+    refused = vkp("build", "informatika", "kelas_10", env=admin_env, check=False)
     assert refused.returncode == 1 and "nothing changed" in refused.stderr
     pdfs.text_pdf(inbox / "b.pdf", ["Jaringan komputer."])
     ingest()
     second = json.loads(
-        nexus("build", "informatika", "kelas_10", "--publish", "--json", env=admin_env).stdout
+        vkp("build", "informatika", "kelas_10", "--publish", "--json", env=admin_env).stdout
     )
     assert second["version"] == "1.1.0" and second["delta_size"] < second["size"]
 
@@ -377,23 +356,23 @@ def test_cli_build_verify_install_list_rollback(tmp_path, bedrock, monkeypatch):
         "VKP_TRUSTED_KEYS": str(tmp_path / "admin" / "keys" / "vkp_signing.pub"),
     }
     built = tmp_path / "admin" / "vkp" / "built"
-    assert "signature valid" in nexus("verify", str(built / first["file"]), env=school_env).stdout
-    installed = nexus("install", str(built / first["file"]), env=school_env)
+    assert "signature valid" in vkp("verify", str(built / first["file"]), env=school_env).stdout
+    installed = vkp("install", str(built / first["file"]), env=school_env)
     assert "warning" not in installed.stderr
     # a school running another model is told that only keyword search finds the package
-    other_model = nexus("list", env=school_env | {"EMBEDDING_STRATEGY": "local"})
+    other_model = vkp("list", env=school_env | {"EMBEDDING_STRATEGY": "local"})
     assert "kelas_10__informatika was built with the embedding model titan" in other_model.stderr
     assert "only keyword search" in other_model.stderr
     assert "EMBEDDING_STRATEGY=bedrock or hybrid" in other_model.stderr  # how to fix it
     # settings this command does not need cannot fail it
     broken = {"LOCAL_EMBEDDING_MODEL": "use-multilingual-v3", "LOCAL_EMBEDDING_BACKEND": "onnx"}
-    listed = nexus("list", env=school_env | {"EMBEDDING_STRATEGY": "local"} | broken)
+    listed = vkp("list", env=school_env | {"EMBEDDING_STRATEGY": "local"} | broken)
     assert "kelas_10__informatika" in listed.stdout and "could not compare" in listed.stderr
-    nexus("pull", "--source", str(tmp_path / "admin" / "vkp" / "publish"), env=school_env)
-    listed = json.loads(nexus("list", "--json", env=school_env).stdout)
+    vkp("pull", "--source", str(tmp_path / "admin" / "vkp" / "publish"), env=school_env)
+    listed = json.loads(vkp("list", "--json", env=school_env).stdout)
     assert listed["kelas_10__informatika"]["version"] == "1.1.0"
-    assert "back at v1.0.0" in nexus("rollback", "informatika", "kelas_10", env=school_env).stdout
-    stranger = nexus(
+    assert "back at v1.0.0" in vkp("rollback", "informatika", "kelas_10", env=school_env).stdout
+    stranger = vkp(
         "install",
         str(built / first["file"]),
         env=school_env | {"VKP_TRUSTED_KEYS": str(tmp_path / "none.pub")},
