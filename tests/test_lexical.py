@@ -33,6 +33,22 @@ def test_indonesian_terms_are_folded_stemmed_and_stopwords_dropped():
     assert analyze("mengerem mendadak") == analyze("rem dadak")
 
 
+def test_questions_of_random_words_do_not_grow_memory_without_bound():
+    """Every distinct word a question brings is stemmed; the cache of stems stays bounded."""
+    import random
+    import string
+
+    from engine.lexical import analyzer
+
+    assert analyzer.stem.cache_info().maxsize == analyzer.STEM_CACHE_SIZE <= 100_000
+    analyzer.stem.cache_clear()
+    rng = random.Random(7)
+    for _ in range(3_000):
+        analyzer.stem("".join(rng.choices(string.ascii_lowercase, k=12)))
+    assert analyzer.stem.cache_info().currsize == 3_000  # each word once, nothing else kept
+    assert analyze("pembelajaran") == ["ajar"]  # still correct after eviction
+
+
 def test_index_follows_add_replace_and_delete(engine, inbox):
     subject = inbox / "kelas_10" / "ipa"
     a = pdfs.text_pdf(subject / "a.pdf", ["Fotosintesis terjadi di kloroplas daun."])

@@ -1,17 +1,20 @@
 """Indonesian text handling for lexical search, applied the same way to chunks and questions.
 
 Case and punctuation folding, Sastrawi's stopword list (plus question words), and Sastrawi's
-stemmer (`pembelajaran` → `ajar`). Stemming is the slow part, so each distinct word is stemmed
-once per process.
+stemmer (`pembelajaran` → `ajar`). Stemming is the slow part, so recently seen words are
+remembered, in a cache of bounded size: questions are outside input, and a cache of every word
+ever asked would grow without limit.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from functools import cache
+from functools import cache, lru_cache
 
 _TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
+# A curriculum's vocabulary is a few tens of thousands of words; ~100 bytes each.
+STEM_CACHE_SIZE = 65_536
 _EXTRA_STOPWORDS = {"apa", "apakah", "bagaimana", "mengapa", "kenapa", "siapa", "kapan", "dimana"}
 
 
@@ -29,7 +32,7 @@ def _stemmer():
     return StemmerFactory().create_stemmer()
 
 
-@cache
+@lru_cache(maxsize=STEM_CACHE_SIZE)
 def stem(word: str) -> str:
     if word.isdigit() or len(word) <= 3:
         return word
