@@ -225,6 +225,22 @@ class Settings(BaseSettings):
             raise ValueError("batch inference needs BEDROCK_BATCH_ROLE_ARN (the job's role)")
         return value
 
+    @field_validator("ui_trusted_proxies")
+    @classmethod
+    def _proxy_networks(cls, value: str) -> str:
+        """Normalised `a,b/n` list; a name or `*` is refused (only addresses are believed)."""
+        import ipaddress
+
+        networks = []
+        for entry in filter(None, (item.strip() for item in value.split(","))):
+            try:
+                network = ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an IP address or network") from None
+            single = network.num_addresses == 1
+            networks.append(str(network.network_address if single else network))
+        return ",".join(networks)
+
     @field_validator("bedrock_dimensions")
     @classmethod
     def _titan_dimensions(cls, value: int) -> int:
@@ -306,6 +322,18 @@ class Settings(BaseSettings):
     )
     admin_login_max_delay_s: float = Field(
         900.0, gt=0, alias="ADMIN_LOGIN_MAX_DELAY_S", description="Longest lockout (doubling)."
+    )
+    admin_login_max_failures_per_min: int = Field(
+        10,
+        ge=1,
+        alias="ADMIN_LOGIN_MAX_FAILURES_PER_MIN",
+        description="Failed logins per minute for the whole installation, whatever the address.",
+    )
+    ui_trusted_proxies: str = Field(
+        "",
+        alias="UI_TRUSTED_PROXIES",
+        description="Reverse proxies whose X-Forwarded-For the panel believes (IPs or CIDRs, "
+        "comma-separated); empty: no forwarded header is believed.",
     )
     upload_max_mb: int = Field(
         200, ge=1, alias="UPLOAD_MAX_MB", description="Largest PDF the panel accepts (MB)."

@@ -54,7 +54,7 @@ def log_in(at: AppTest, password: str) -> AppTest:
 
 def test_after_many_wrong_passwords_even_the_right_one_waits(settings, monkeypatch):
     clock = Clock()
-    monkeypatch.setattr("engine.auth.wall_clock", clock)
+    monkeypatch.setattr("engine.auth.throttle.wall_clock", clock)
     set_password(settings, PASSWORD)
     at = AppTest.from_file(APP, default_timeout=60).run()
     for attempt in range(8):
@@ -75,12 +75,12 @@ def test_after_many_wrong_passwords_even_the_right_one_waits(settings, monkeypat
 
 
 def test_forty_tries_in_two_seconds_get_only_a_handful_checked(tmp_path, monkeypatch):
-    import engine.auth
+    import engine.auth.throttle
 
     checked = []
-    real_verify = engine.auth.verify_password
+    real_verify = engine.auth.throttle.verify_password
     monkeypatch.setattr(
-        engine.auth, "verify_password", lambda p, s: checked.append(p) or real_verify(p, s)
+        engine.auth.throttle, "verify_password", lambda p, s: checked.append(p) or real_verify(p, s)
     )
     clock = Clock()
     throttle = LoginThrottle(tmp_path / "attempts.db", free_attempts=5, clock=clock)
@@ -115,6 +115,90 @@ def test_delays_grow_then_cap_and_old_failures_are_forgotten(tmp_path):
     clock.now += 3601
     assert throttle.wait_s("local") == 0
     assert throttle.login("local", "salah-lagi-123", stored).wait_s == 0  # counting from zero
+
+
+def test_rotating_forwarded_addresses_share_one_bucket_unless_a_proxy_is_trusted():
+    from engine.auth import throttle_client
+
+    # uvicorn reports the X-Forwarded-For value as the client when the peer is loopback
+    buckets = {
+        throttle_client(f"203.0.113.{n}", {"x-forwarded-for": f"203.0.113.{n}"}, "")
+        for n in range(20)
+    }
+    assert buckets == {"forwarded"}
+    assert throttle_client(None, {"forwarded": "for=198.51.100.7"}, "") == "forwarded"
+    # behind a trusted proxy, the address the server resolved from its header is the client
+    trusted = "127.0.0.1"
+    assert throttle_client("203.0.113.5", {"x-forwarded-for": "203.0.113.5"}, trusted) == (
+        "ip:203.0.113.5"
+    )
+    # an IPv6 subscriber holds a /64: rotating inside it stays one client
+    assert {throttle_client(f"2001:db8:0:1::{n:x}", {}, "") for n in range(50)} == {
+        "ip:2001:db8:0:1::/64"
+    }
+    assert throttle_client("::ffff:198.51.100.4", {}, "") == "ip:198.51.100.4"
+
+
+def test_the_panel_process_trusts_forwarded_headers_only_from_named_proxies(monkeypatch):
+    from engine.cli.ingest_cmds import panel_env
+
+    monkeypatch.delenv("UI_TRUSTED_PROXIES", raising=False)
+    untrusted = panel_env(Settings())["FORWARDED_ALLOW_IPS"]
+    assert "127.0.0.1" not in untrusted and "*" not in untrusted
+    monkeypatch.setenv("UI_TRUSTED_PROXIES", "10.0.0.7, 192.168.1.0/24")
+    assert panel_env(Settings())["FORWARDED_ALLOW_IPS"] == "10.0.0.7,192.168.1.0/24"
+    monkeypatch.setenv("UI_TRUSTED_PROXIES", "*")
+    with pytest.raises(ValueError, match="not an IP address"):
+        Settings()
+
+
+def test_the_whole_installation_has_a_ceiling_on_failed_logins_per_minute(tmp_path):
+    clock = Clock()
+    throttle = LoginThrottle(tmp_path / "attempts.db", max_failures_per_min=10, clock=clock)
+    stored = hash_password(PASSWORD)
+    # an attacker with a fresh address for every try
+    results = [throttle.login(f"ip:203.0.113.{n}", f"salah-{n}", stored) for n in range(14)]
+    assert all(not r.ok for r in results)
+    assert [r.wait_s > 0 for r in results[:10]] == [False] * 10
+    assert all(r.wait_s > 0 for r in results[10:])  # paused until the minute ends
+    assert throttle.login("ip:198.51.100.4", PASSWORD, stored).ok is False  # nobody gets in
+    clock.now += 61
+    assert throttle.login("ip:198.51.100.4", PASSWORD, stored).ok is True
+    # a right password gives its try back: a busy admin is not counted against the ceiling
+    for _ in range(20):
+        assert throttle.login("local", PASSWORD, stored).ok
+
+
+def test_at_most_two_password_checks_run_at_once(tmp_path, monkeypatch):
+    import threading
+
+    import engine.auth.throttle
+
+    running, peak, lock = [0], [0], threading.Lock()
+    real_scrypt = engine.auth.password._scrypt
+
+    def counted_scrypt(*args):
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+        try:
+            return real_scrypt(*args)
+        finally:
+            with lock:
+                running[0] -= 1
+
+    monkeypatch.setattr(engine.auth.password, "_scrypt", counted_scrypt)
+    stored = hash_password(PASSWORD)
+    throttle = LoginThrottle(tmp_path / "attempts.db", max_failures_per_min=100)
+    threads = [
+        threading.Thread(target=throttle.login, args=(f"ip:203.0.113.{n}", "salah", stored))
+        for n in range(8)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert peak[0] == engine.auth.throttle.MAX_CONCURRENT_CHECKS == 2
 
 
 def test_admin_unlock_lifts_the_lockout(settings, capsys):

@@ -10,7 +10,7 @@ from collections.abc import Callable
 import streamlit as st
 
 from engine.app import Engine, build_engine
-from engine.auth import login_throttle, stored_hash, upgrade_hash
+from engine.auth import login_throttle, stored_hash, throttle_client, upgrade_hash
 from engine.settings import Settings
 from ui.i18n import t
 
@@ -38,19 +38,21 @@ def session_alive() -> bool:
 
 
 def client_id() -> str:
-    """Who is trying to log in: the TCP peer's address, or one shared bucket for localhost.
+    """Who is trying to log in: the throttle bucket of this browser session's client.
 
-    `st.context.ip_address` is the socket's peer (Streamlit does not read X-Forwarded-For), so
-    a client cannot pick its own bucket by sending headers. Behind a reverse proxy every client
-    shares the proxy's bucket, which is the safe direction to err in.
+    Streamlit runs on uvicorn, which replaces the peer address with X-Forwarded-For when the
+    connection comes from an address in FORWARDED_ALLOW_IPS (loopback by default), so the
+    address alone can be picked by the client. `nexus ui`/`up` start the panel with
+    FORWARDED_ALLOW_IPS set to UI_TRUSTED_PROXIES only; and here, whenever no proxy is trusted,
+    every client that sends a forwarding header shares one bucket, however the panel was
+    started. See `engine.auth.throttle.throttle_client` for the rules.
     """
     try:
         address = st.context.ip_address
+        headers = {key.lower(): value for key, value in st.context.headers.items()}
     except Exception:  # no script-run context (bare mode): one bucket for everyone
-        address = None
-    if not isinstance(address, str) or not address:  # localhost, or no real connection
-        return "local"
-    return f"ip:{address[:64]}"
+        address, headers = None, {}
+    return throttle_client(address, headers, settings().ui_trusted_proxies)
 
 
 def login_gate() -> bool:

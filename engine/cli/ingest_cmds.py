@@ -172,9 +172,20 @@ def panel_command(settings: Settings, port: int | None = None) -> list[str]:
     ]
 
 
+def panel_env(settings: Settings) -> dict[str, str]:
+    """Environment the panel process needs: its data dir, and whose forwarded headers the web
+    server may believe (only UI_TRUSTED_PROXIES; uvicorn believes loopback by default)."""
+    from engine.auth import forwarded_allow_ips
+
+    return {
+        "NEXUS_DATA_DIR": str(settings.data_dir),
+        "FORWARDED_ALLOW_IPS": forwarded_allow_ips(settings.ui_trusted_proxies),
+    }
+
+
 def start_panel(settings: Settings) -> subprocess.Popen:
     """The panel as a child process, talking to the same Chroma server and data dir."""
-    env = os.environ | {"NEXUS_DATA_DIR": str(settings.data_dir)}
+    env = os.environ | panel_env(settings)
     if settings.chroma_host:
         env |= {"CHROMA_HOST": settings.chroma_host, "CHROMA_PORT": str(settings.chroma_port)}
     print(f"panel on http://{settings.ui_address}:{settings.ui_port}", file=sys.stderr)
@@ -196,7 +207,7 @@ def cmd_ui(args: argparse.Namespace, settings: Settings) -> int:
         print("no admin password yet: run `nexus admin set-password` first", file=sys.stderr)
     # exec, not a child: SIGTERM/SIGINT reach Streamlit itself and the port is freed with it
     command = panel_command(settings, args.port)
-    os.environ["NEXUS_DATA_DIR"] = str(settings.data_dir)
+    os.environ.update(panel_env(settings))
     sys.stdout.flush()
     sys.stderr.flush()
     os.execv(command[0], command)
