@@ -45,15 +45,26 @@ def load_styled_questions(path: Path) -> list[tuple[str, str, str]]:
 
 def write_lessons(lessons_json: Path, inbox: Path) -> Path:
     """Turn a lessons JSON ([{file, pages: [text, ...]}]) into PDFs under `inbox`."""
+    return write_lesson_pdfs(json.loads(lessons_json.read_text(encoding="utf-8")), inbox)
+
+
+def write_lesson_pdfs(lessons: list[dict], inbox: Path) -> Path:
+    """Turn lessons ([{file, pages: [text, ...]}]) into PDFs under `inbox`, one page per text.
+
+    Raises:
+        ValueError: a page's text does not fit on its page (it would be cut silently).
+    """
     import pymupdf
 
-    for lesson in json.loads(lessons_json.read_text(encoding="utf-8")):
+    for lesson in lessons:
         target = inbox / lesson["file"]
         target.parent.mkdir(parents=True, exist_ok=True)
         with pymupdf.open() as doc:
             for text in lesson["pages"]:
                 page = doc.new_page()
-                page.insert_textbox(pymupdf.Rect(50, 50, 545, 792), text, fontsize=9)
+                left = page.insert_textbox(pymupdf.Rect(50, 50, 545, 792), text, fontsize=9)
+                if left < 0:
+                    raise ValueError(f"{lesson['file']}: a page's text does not fit")
             doc.save(target)
     return inbox
 
