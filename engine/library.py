@@ -29,6 +29,7 @@ from engine.ingest.scan import Refused, open_inbox_file, path_for_key
 from engine.jobs.base import FileStatus, JobTracker
 from engine.names import SEPARATOR
 from engine.settings import Settings
+from engine.util import SecretError
 
 log = logging.getLogger(__name__)
 
@@ -335,5 +336,9 @@ def pdf_api_link(settings: Settings, document: Document, page: int) -> str | Non
     except ImportError:  # the API's extra (fastapi) is not installed
         return None
     doc_id = document_id(document)
-    token = pdf_token(settings.data_dir / "keys", doc_id)
+    try:
+        token = pdf_token(settings.data_dir / "keys", doc_id)
+    except SecretError as exc:  # no link rather than one signed with a damaged key
+        log.error("no PDF link: %s", exc)
+        return None
     return f"{api_url(settings)}/v1/documents/{doc_id}/pdf?t={token}#page={page}"

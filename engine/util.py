@@ -10,6 +10,7 @@ import hashlib
 import logging
 import os
 import re
+import stat
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -68,25 +69,101 @@ def folder_mb(path: Path) -> float:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 2**20
 
 
+class SecretError(RuntimeError):
+    """A secret file of the installation (key, salt, hash) is unreadable, empty or malformed.
+
+    Whatever the secret protects stays refused until the admin repairs or replaces it: a
+    short HMAC key or salt would let anyone forge what it signs.
+    """
+
+
 def write_private(path: Path, data: bytes, *, exclusive: bool = False) -> bool:
     """Write a secret readable by its owner only, from the first byte (mode 0600 at creation,
-    never through a link). Replaces `path` atomically; with `exclusive`, keeps an existing file
-    instead (two processes making the same salt agree on the first). True when written."""
+    never through a link), and whole: the bytes go to a temporary file, are fsynced, and only
+    then take the name, so a crash or a full disk never leaves an empty or partial secret.
+
+    Replaces `path` atomically; with `exclusive`, keeps an existing file instead (two
+    processes making the same salt agree on the first). True when written.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
-    target = path if exclusive else path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
-        fd = os.open(target, flags, 0o600)
+        fd = os.open(temp, flags, 0o600)
     except FileExistsError:
+        os.unlink(temp)  # a stale temp file of a dead process with our pid
+        fd = os.open(temp, flags, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
         if exclusive:
-            return False
-        os.unlink(target)  # a stale temp file of a dead process with our pid
-        fd = os.open(target, flags, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-    if not exclusive:
-        os.replace(target, path)
-    return True
+            try:
+                os.link(temp, path)  # fails if the name exists, and never follows a link
+            except FileExistsError:
+                return False
+        else:
+            os.replace(temp, path)
+        _fsync_folder(path.parent)
+        return True
+    finally:
+        temp.unlink(missing_ok=True)
+
+
+def _fsync_folder(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read_secret(path: Path, *, max_bytes: int, valid: Callable[[bytes], bool], what: str) -> bytes:
+    """The bytes of secret file `path`, never through a link and at most `max_bytes`.
+
+    Args:
+        valid: the format check (length, alphabet) the content must pass.
+        what: the secret's name in the error ("the PDF link secret").
+
+    Raises:
+        FileNotFoundError: there is no such file (the caller may make one).
+        SecretError: it is a link, unreadable, too big, or fails `valid`; the message names
+            the file and what to do.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise SecretError(f"{what} at {path} cannot be read ({exc.strerror})") from None
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+            raise SecretError(f"{what} at {path} is not a regular file")
+        data = fh.read(max_bytes + 1)
+    if len(data) > max_bytes or not valid(data):
+        raise SecretError(
+            f"{what} at {path} is malformed ({len(data)} bytes): refused; replace it "
+            "(see README, Security) or restore it from a backup"
+        )
+    return data
+
+
+def read_or_make_secret(
+    path: Path,
+    make: Callable[[], bytes],
+    *,
+    max_bytes: int,
+    valid: Callable[[bytes], bool],
+    what: str,
+) -> bytes:
+    """`read_secret`, after writing `make()` there if there is no file yet (the first process
+    to write it wins; the others read theirs)."""
+    try:
+        return read_secret(path, max_bytes=max_bytes, valid=valid, what=what)
+    except FileNotFoundError:
+        write_private(path, make(), exclusive=True)
+        return read_secret(path, max_bytes=max_bytes, valid=valid, what=what)
 
 
 def every(seconds: float, job: Callable[[], None], stop: threading.Event, name: str):

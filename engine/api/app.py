@@ -8,14 +8,19 @@ reach.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 
 from engine import __version__
 from engine.api import documents, health, packages, search
 from engine.api.deps import ApiContext, EngineOrFactory
+from engine.util import SecretError
+
+log = logging.getLogger(__name__)
 
 
 def create_app(
@@ -41,4 +46,11 @@ def create_app(
     app.state.nexus = ApiContext(engine_or_factory, clock=clock)
     for area in (health, search, documents, packages):
         app.include_router(area.router)
+    app.add_exception_handler(SecretError, _secret_refused)
     return app
+
+
+def _secret_refused(request: Request, exc: Exception) -> JSONResponse:
+    """A damaged secret (e.g. an empty link secret) refuses what it guards, with the reason."""
+    log.error("%s %s refused: %s", request.method, request.url.path, exc)
+    return JSONResponse(status_code=503, content={"detail": str(exc)})

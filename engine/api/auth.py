@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.db import single_table
-from engine.util import utc_now
+from engine.util import is_sha256_hex, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +133,9 @@ class ApiKeyStore:
             rows = conn.execute("SELECT name, key_sha256 FROM api_keys").fetchall()
         found = None
         for name, stored in rows:  # no early exit: every digest is compared
+            if not is_sha256_hex(stored):  # a damaged or planted row never matches
+                log.error("API key %r has a malformed digest in %s; ignored", name, self.path)
+                continue
             if hmac.compare_digest(presented, stored.encode()):
                 found = name
         if found is not None:

@@ -3,7 +3,8 @@
 A browser cannot send an API key with a link, so the panel, whose users have logged in,
 asks for a link that carries its own proof: `?t=<expiry>.<hmac>`, an HMAC-SHA256 over the
 document id and the expiry time with a secret only this installation has
-(`<data>/keys/pdf_links.secret`, made on first use, mode 0600). The API serves the PDF for a
+(`<data>/keys/pdf_links.secret`, 32 random bytes made on first use, mode 0600, written whole
+or not at all; any other content is refused, never used as a key). The API serves the PDF for a
 valid, unexpired token of that very document; anything else still needs a key. A link lasts
 `LINK_TTL_S` (15 minutes): long enough to open it, short enough that a copied link goes stale.
 """
@@ -12,33 +13,30 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import secrets
 import time
 from pathlib import Path
+
+from engine.util import read_or_make_secret
 
 LINK_TTL_S = 15 * 60
 _SECRET_BYTES = 32
 
 
 def _secret(keys_dir: Path) -> bytes:
-    path = keys_dir / "pdf_links.secret"
-    try:
-        return path.read_bytes()[:64] or _make(path)
-    except FileNotFoundError:
-        return _make(path)
+    """The installation's link secret, made on first use.
 
-
-def _make(path: Path) -> bytes:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    secret = secrets.token_bytes(_SECRET_BYTES)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    except FileExistsError:  # another process made it first: use theirs
-        return path.read_bytes()[:64]
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(secret)
-    return secret
+    Raises:
+        SecretError: the file is empty, short, too long or not a file; no link is made or
+            accepted until it is replaced (delete it: a new one is made, open links expire).
+    """
+    return read_or_make_secret(
+        keys_dir / "pdf_links.secret",
+        lambda: secrets.token_bytes(_SECRET_BYTES),
+        max_bytes=_SECRET_BYTES,
+        valid=lambda data: len(data) == _SECRET_BYTES,
+        what="the PDF link secret",
+    )
 
 
 def _mac(keys_dir: Path, doc_id: str, expiry: int) -> str:

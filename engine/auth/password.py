@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.settings import Settings
-from engine.util import write_private
+from engine.util import SecretError, read_secret, write_private
 
 log = logging.getLogger(__name__)
 
@@ -117,10 +117,20 @@ def hash_source(settings: Settings) -> Path | None:
 
 
 def stored_hash(settings: Settings) -> str | None:
+    """The admin's scrypt hash, or None when none is set. A file that is a link, too big or
+    unreadable yields "" (a hash that refuses every login, with the reason in the log)."""
     if settings.admin_password_hash:
         return settings.admin_password_hash
     path = settings.data_dir / "keys" / "admin_password"
-    return path.read_text().strip() if path.exists() else None
+    try:
+        return read_secret(path, max_bytes=1024, valid=bool, what="the admin password hash").decode(
+            "ascii"
+        )
+    except FileNotFoundError:
+        return None
+    except (SecretError, UnicodeDecodeError) as exc:
+        log.error("admin logins refused: %s", exc)
+        return ""
 
 
 def set_password(settings: Settings, password: str) -> None:

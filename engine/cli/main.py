@@ -26,6 +26,7 @@ from engine.cli import (
     vkp_cmds,
 )
 from engine.settings import Settings
+from engine.util import SecretError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -78,6 +79,9 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         return args.func(args, settings)
+    except SecretError as exc:  # a damaged key or salt: say which and refuse, never use it
+        print(f"nexus: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import secrets
 import sqlite3
 import statistics
@@ -27,7 +28,7 @@ from engine.aws.clients import aws_errors
 from engine.db import Database
 from engine.telemetry.pii import METRICS, check_payload, model_label
 from engine.telemetry.sinks import TelemetrySink
-from engine.util import every, utc_now, write_private
+from engine.util import every, read_or_make_secret, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -74,9 +75,14 @@ class Telemetry:
 
     def _salt(self) -> str:
         """A random per-deployment salt, made once and kept in the data dir."""
-        if not self.salt_file.exists():  # the first process to create it wins; others read it
-            write_private(self.salt_file, secrets.token_hex(32).encode(), exclusive=True)
-        return self.salt_file.read_text().strip()
+        salt = read_or_make_secret(
+            self.salt_file,
+            lambda: secrets.token_hex(32).encode(),
+            max_bytes=65,
+            valid=lambda data: re.fullmatch(rb"[0-9a-f]{64}\n?", data) is not None,
+            what="the telemetry salt",
+        )
+        return salt.decode().strip()
 
     def build(self, now: datetime | None = None) -> list[dict]:
         """Payloads for every completed hour that has queries and is not queued yet."""
