@@ -2,15 +2,22 @@
 
 It is how the engine decides that a file is unchanged (skip), changed (replace its chunks),
 deleted (remove its chunks) or a duplicate of a file already ingested in the same grade/subject.
+
+Paths are stored relative to the inbox (`kelas_10/ipa/bab1.pdf`), so a data dir copied,
+restored or mounted elsewhere keeps its library: callers still see and pass full path keys
+(`engine.ingest.scan.path_key`), made from wherever the inbox is now. Files ingested from
+outside the inbox keep their full key, and installed packages their `vkp://` key.
+Databases written before relative keys are adopted once by `adopt_paths`.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from engine import db
-from engine.ingest.scan import path_key
+from engine.ingest.scan import path_for_key, path_key
 from engine.util import utc_now
 
 
@@ -58,10 +65,33 @@ def documents_from_chunks(
 
 
 class Catalog:
-    """Documents table of the engine's SQLite database."""
+    """Documents table of the engine's SQLite database.
 
-    def __init__(self, database: db.Database):
+    Args:
+        database: the engine database.
+        inbox: the inbox that relative keys are relative to (None: keys are stored as given).
+    """
+
+    def __init__(self, database: db.Database, inbox: Path | None = None):
         self.db = database
+        self._prefix = path_key(inbox.resolve()).rstrip("/") + "/" if inbox else None
+
+    def _stored(self, key: str) -> str:
+        """The form of path key `key` kept in the table."""
+        if self._prefix and key.startswith(self._prefix):
+            return key[len(self._prefix) :]
+        return key
+
+    def _full(self, stored: str) -> str:
+        """The full path key of a stored path, as callers see it."""
+        if not self._prefix or stored.startswith("/") or "://" in stored:
+            return stored
+        return self._prefix + stored
+
+    def _document(self, row) -> Document:
+        document = Document(**dict(row))
+        document.path = self._full(document.path)
+        return document
 
     @property
     def conn(self):
@@ -69,12 +99,14 @@ class Catalog:
         return self.db.conn
 
     def get(self, path: str) -> Document | None:
-        row = self.conn.execute("SELECT * FROM documents WHERE path = ?", (path,)).fetchone()
-        return Document(**dict(row)) if row else None
+        row = self.conn.execute(
+            "SELECT * FROM documents WHERE path = ?", (self._stored(path),)
+        ).fetchone()
+        return self._document(row) if row else None
 
     def put(self, doc: Document) -> None:
         doc.updated_at = utc_now()
-        data = vars(doc)
+        data = vars(doc) | {"path": self._stored(doc.path)}
         with self.db.write() as conn:
             conn.execute(
                 f"INSERT OR REPLACE INTO documents ({', '.join(data)}) "
@@ -84,16 +116,16 @@ class Catalog:
 
     def remove(self, path: str) -> None:
         with self.db.write() as conn:
-            conn.execute("DELETE FROM documents WHERE path = ?", (path,))
+            conn.execute("DELETE FROM documents WHERE path = ?", (self._stored(path),))
 
     def stored_copy(self, grade: str, subject: str, sha256: str, exclude: str) -> Document | None:
         """Another document of this grade/subject with the same content, already ingested."""
         row = self.conn.execute(
             "SELECT * FROM documents WHERE grade = ? AND subject = ? AND sha256 = ? "
             "AND path != ? AND status = 'ingested' LIMIT 1",
-            (grade, subject, sha256, exclude),
+            (grade, subject, sha256, self._stored(exclude)),
         ).fetchone()
-        return Document(**dict(row)) if row else None
+        return self._document(row) if row else None
 
     def copies(self, grade: str, subject: str, sha256: str) -> list[Document]:
         """Every document of this grade/subject with this content."""
@@ -101,7 +133,7 @@ class Catalog:
             "SELECT * FROM documents WHERE grade = ? AND subject = ? AND sha256 = ? ORDER BY path",
             (grade, subject, sha256),
         )
-        return [Document(**dict(r)) for r in rows]
+        return [self._document(r) for r in rows]
 
     def transaction(self):
         """Group writes (catalogue and lexical index) so a crash keeps all or none."""
@@ -115,13 +147,45 @@ class Catalog:
         return {r[0] for r in rows}
 
     def paths_under(self, root: Path) -> list[str]:
-        """Keys (see `engine.ingest.scan.path_key`) of the documents below folder `root`."""
-        prefix = path_key(root.resolve()).rstrip("/") + "/"
-        rows = self.conn.execute(
-            "SELECT path FROM documents WHERE substr(path, 1, ?) = ?", (len(prefix), prefix)
-        ).fetchall()
-        return [r[0] for r in rows]
+        """Full keys (see `engine.ingest.scan.path_key`) of the documents below folder `root`."""
+        prefix = self._stored(path_key(root.resolve()).rstrip("/") + "/")
+        if prefix:
+            rows = self.conn.execute(
+                "SELECT path FROM documents WHERE substr(path, 1, ?) = ?", (len(prefix), prefix)
+            )
+        else:  # the inbox itself: every relative key
+            rows = self.conn.execute(
+                "SELECT path FROM documents WHERE path NOT LIKE '/%' AND path NOT LIKE '%://%'"
+            )
+        return [self._full(r[0]) for r in rows.fetchall()]
 
     def all(self) -> list[Document]:
         rows = self.conn.execute("SELECT * FROM documents ORDER BY grade, subject, path")
-        return [Document(**dict(r)) for r in rows]
+        return [self._document(r) for r in rows]
+
+    def adopt_paths(self, inbox: Path) -> int:
+        """Store full paths of an older database relative to `inbox`; returns how many.
+
+        A row is adopted when its path lies under today's inbox, or when the data dir moved
+        before this version: the path lies under an old inbox (`…/<grade>/<subject>/…`), is
+        gone there, and the same relative file exists in today's inbox. Anything else (files
+        ingested from outside the inbox) keeps its full path.
+        """
+        adopted = []
+        for path, grade, subject in self.conn.execute(
+            "SELECT path, grade, subject FROM documents WHERE path LIKE '/%'"
+        ).fetchall():
+            relative = self._stored(path)
+            if relative == path:
+                marker = path.rfind(f"/{grade}/{subject}/")
+                candidate = path[marker + 1 :] if marker >= 0 else ""
+                if not candidate or os.path.lexists(path_for_key(path)):
+                    continue
+                if not os.path.lexists(path_for_key(self._full(candidate))):
+                    continue
+                relative = candidate
+            adopted.append((relative, path))
+        if adopted:
+            with self.db.write() as conn:
+                conn.executemany("UPDATE OR IGNORE documents SET path = ? WHERE path = ?", adopted)
+        return len(adopted)
