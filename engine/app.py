@@ -173,7 +173,9 @@ class Engine:
 
     @cached_property
     def catalog(self) -> Catalog:
-        return Catalog(self.database)
+        catalog = Catalog(self.database, self.settings.inbox_dir)
+        catalog.adopt_paths(self.settings.inbox_dir)
+        return catalog
 
     @cached_property
     def ingestor(self):

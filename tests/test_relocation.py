@@ -23,7 +23,6 @@ from tests import pdfs
 from tests.cli import nexus
 from tests.fakes import FakeEmbedder
 from tests.net import free_port
-from tests.test_cli import bedrock_env  # noqa: F401 (a fixture)
 
 
 def stored_paths(data) -> list[str]:
@@ -106,7 +105,7 @@ def test_catalogue_keys_outside_the_inbox_and_of_packages_stay_whole(settings):
 
 
 @pytest.mark.slow
-def test_nexus_up_on_a_copied_data_dir_finds_the_same_library(bedrock_env, tmp_path, monkeypatch):
+def test_nexus_up_on_a_copied_data_dir_finds_the_same_library(bedrock, tmp_path, monkeypatch):
     data = tmp_path / "first"
     monkeypatch.setenv("NEXUS_DATA_DIR", str(data))
     pdfs.text_pdf(data / "inbox" / "kelas_9" / "ips" / "peta.pdf", ["Garis lintang dan bujur."])
