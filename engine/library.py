@@ -301,7 +301,7 @@ def pdf_download(settings: Settings, document: Document) -> Callable[[], bytes] 
 
     def opened():
         try:
-            return open_inbox_file(document.path, inbox)
+            return open_inbox_file(document.path, inbox, document.sha256)
         except (OSError, Refused):
             return None
 

@@ -381,3 +381,43 @@ def test_a_folder_swapped_for_a_link_mid_job_cannot_bring_in_an_outside_file(
     assert str(result.status) == "outside_inbox", result.reason
     assert not any("KUNCI" in text for text in chunk_texts(engine).values())
     assert not any("KUNCI" in p.read_text() for p in engine.settings.text_dir.glob("*.txt"))
+
+
+def test_a_hard_link_in_the_inbox_never_serves_a_file_of_the_data_dir(engine, inbox):
+    """With the inbox inside the data dir, a hard link at a catalogued PDF's path to the
+    signing key must not be served (nor ingested): the key is the root of trust."""
+    from fastapi.testclient import TestClient
+
+    from engine.api.app import create_app
+    from engine.api.auth import api_key_store
+    from engine.api.documents import document_id
+    from engine.vkp.keys import keygen
+
+    lesson = pdfs.text_pdf(inbox / "kelas_10" / "ipa" / "bab1.pdf", ["Fotosintesis di daun."])
+    engine.ingestor.run([inbox], inbox)
+    private, _ = keygen(engine.settings.data_dir / "keys")
+    client = TestClient(create_app(engine))
+    key = api_key_store(engine.settings.data_dir).create("sekolah")
+    [document] = engine.catalog.all()
+    url = f"/v1/documents/{document_id(document)}/pdf"
+    headers = {"Authorization": f"Bearer {key}"}
+    assert client.get(url, headers=headers).content == lesson.read_bytes()
+
+    lesson.unlink()
+    os.link(private, lesson)
+    answer = client.get(url, headers=headers)
+    assert answer.status_code == 404 and private.read_bytes() not in answer.content
+
+    # the same bytes with one name but not what was ingested: not served either
+    lesson.unlink()
+    lesson.write_bytes(private.read_bytes())
+    assert client.get(url, headers=headers).status_code == 404
+
+    # and a hard link is not read by ingest: a status says why
+    lesson.unlink()
+    other = pdfs.text_pdf(inbox / "kelas_10" / "ipa" / "bab2.pdf", ["Respirasi sel."])
+    os.link(other, inbox / "kelas_10" / "ipa" / "salinan.pdf")
+    outcome = engine.ingestor.run([inbox], inbox)
+    statuses = {Path(f.path).name: (f.status, f.reason) for f in outcome.files}
+    assert statuses["salinan.pdf"][0] == FileStatus.NOT_A_FILE
+    assert "hard link" in statuses["salinan.pdf"][1]

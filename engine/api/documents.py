@@ -6,8 +6,10 @@ stays the same across restarts and re-ingests and says nothing about the server'
 Serving a PDF follows "confine reads" in CONVENTIONS.md: the id is only ever looked up in the
 catalogue (nothing from the request becomes a path), the catalogued file is resolved by the
 inbox's symlink policy (`engine.ingest.scan.regular_source`), must lie inside the inbox and be
-a regular file when opened (`open_regular`: O_NOFOLLOW, O_NONBLOCK, fstat), and on Linux the
-opened file's real path is checked once more through `/proc/self/fd`. Anything else is a 404.
+a regular file with one name when opened (`open_regular`: O_NOFOLLOW, O_NONBLOCK, fstat; a
+hard link could be any file of the data dir), hold the bytes the catalogue recorded (sha256),
+and on Linux the opened file's real path is checked once more through `/proc/self/fd`.
+Anything else is a 404.
 """
 
 from __future__ import annotations
@@ -140,7 +142,7 @@ def document_pdf(
     if doc is None:
         raise not_found
     try:
-        handle = open_inbox_file(doc.path, engine.settings.inbox_dir)
+        handle = open_inbox_file(doc.path, engine.settings.inbox_dir, doc.sha256)
     except (OSError, Refused) as exc:
         log.info("document %s not served: %s", doc_id, exc)
         raise not_found from exc

@@ -37,6 +37,7 @@ from typing import BinaryIO
 
 from engine.ingest.layout import is_candidate, is_ignored
 from engine.jobs.base import FileStatus
+from engine.util import sha256_stream
 
 log = logging.getLogger(__name__)
 
@@ -251,14 +252,22 @@ def open_regular(path: Path, root: Path | None = None) -> BinaryIO:
 
     Raises:
         NotRegularFile: a FIFO, device, socket or folder.
-        Refused: (with `root`) the opened file lies outside `root` (`outside_inbox`).
+        Refused: (with `root`) the opened file lies outside `root` (`outside_inbox`), or it
+            has more than one name (`not_a_file`: a hard link could be any file of the
+            data dir, a signing key included).
         OSError: it cannot be opened (including ELOOP for a swapped-in link).
     """
     fd = os.open(path, _OPEN_FLAGS)
     try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            raise NotRegularFile(f"{path_key(path)} is {_kind(mode)}")
+        status = os.fstat(fd)
+        if not stat.S_ISREG(status.st_mode):
+            raise NotRegularFile(f"{path_key(path)} is {_kind(status.st_mode)}")
+        if status.st_nlink > 1:  # another name may be a file of the data dir (a key, a db)
+            raise Refused(
+                FileStatus.NOT_A_FILE,
+                f"{path_key(path)} has {status.st_nlink} names (a hard link); only files with"
+                " one name are read: copy the file into the inbox instead",
+            )
         opened = f"/proc/self/fd/{fd}"
         if root is not None and os.path.exists(opened):
             real = Path(os.readlink(opened))
@@ -274,12 +283,15 @@ def open_regular(path: Path, root: Path | None = None) -> BinaryIO:
     return os.fdopen(fd, "rb")
 
 
-def open_inbox_file(key: str, inbox: Path) -> BinaryIO:
-    """Open the regular file that catalogue key `key` names, only if it lies inside `inbox`.
+def open_inbox_file(key: str, inbox: Path, sha256: str | None = None) -> BinaryIO:
+    """Open the regular file that catalogue key `key` names, only if it lies inside `inbox`
+    (and, with `sha256`, only if it still holds the content the catalogue recorded).
 
     Raises:
-        OSError: it is gone, cannot be opened, or is not inside the inbox.
-        Refused: the inbox's symlink policy refuses it (a link leaving the inbox, a FIFO...).
+        OSError: it is gone, cannot be opened, is not inside the inbox, or its content is
+            not the recorded one.
+        Refused: the inbox's policy refuses it (a link leaving the inbox, a FIFO, a file with
+            more than one name...).
     """
     root = inbox.resolve()
     source = regular_source(path_for_key(key), root)
@@ -290,6 +302,10 @@ def open_inbox_file(key: str, inbox: Path) -> BinaryIO:
         opened = Path(f"/proc/self/fd/{handle.fileno()}")
         if opened.exists() and not Path(os.readlink(opened)).is_relative_to(root):
             raise FileNotFoundError(f"{key} moved outside the inbox while being opened")
+        if sha256 is not None:
+            if sha256_stream(handle) != sha256:
+                raise FileNotFoundError(f"{key} changed since it was ingested")
+            handle.seek(0)
     except BaseException:
         handle.close()
         raise
