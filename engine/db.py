@@ -264,11 +264,12 @@ def connect(path: Path) -> sqlite3.Connection:
 _migrate_lock = threading.Lock()
 
 
-def migrate(conn: sqlite3.Connection) -> None:
-    """Apply every migration newer than the database's `user_version`."""
+def migrate(conn: sqlite3.Connection, upto: int | None = None) -> None:
+    """Apply every migration newer than the database's `user_version` (up to number `upto`)."""
     with _migrate_lock:
         version = conn.execute("PRAGMA user_version").fetchone()[0]
-        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+        wanted = MIGRATIONS[version:upto]
+        for number, script in enumerate(wanted, start=version + 1):
             conn.execute("BEGIN IMMEDIATE")
             try:
                 # re-check inside the write lock: another process may have migrated meanwhile

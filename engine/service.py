@@ -148,7 +148,7 @@ class EngineService:
                 log.warning("the %s thread did not finish in %.0f s", thread.name, timeout_s)
 
     def _backup(self) -> None:
-        from engine.backup_runs import run_backup
+        from engine.backup.runs import run_backup
 
         result = run_backup(self.settings, engine=self.engine)
         log.info("scheduled backup: %s", result["location"])

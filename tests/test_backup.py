@@ -13,7 +13,7 @@ import pytest
 
 from engine.app import build_engine
 from engine.backup import BackupError, restore, verify
-from engine.backup_runs import run_backup
+from engine.backup.runs import run_backup
 from engine.settings import Settings
 from engine.vkp.keys import keygen
 from tests import pdfs

@@ -16,8 +16,8 @@ import boto3
 import pytest
 
 from engine.backup import BackupError, restore
-from engine.backup_runs import run_backup
-from engine.backup_staging import check_manifest, safe_relative
+from engine.backup.runs import run_backup
+from engine.backup.staging import check_manifest, safe_relative
 from engine.cli.main import main
 from engine.settings import Settings
 from engine.vkp.keys import keygen
@@ -414,3 +414,91 @@ def test_retention_ignores_planted_folders_and_links(installed, tmp_path, monkey
 
     assert Path(result["location"]).is_dir()  # the new backup is not pushed out by planted ones
     assert (outside / "manifest.json").exists()
+
+
+# --- the database's schema and trusted rows ---------------------------------------------------
+
+
+def tamper(backup: Path, *statements: str) -> None:
+    import sqlite3
+
+    with sqlite3.connect(backup / "nexus.db") as conn:
+        for statement in statements:
+            conn.execute(statement)
+    conn.close()
+    rewrite_manifest(backup)
+
+
+def test_a_table_recreated_with_a_poisoned_constraint_is_refused(backup, settings):
+    """Same name, same columns, one CHECK more: every later install would fail."""
+    from engine.db import MIGRATIONS
+
+    original = next(m for m in MIGRATIONS if "CREATE TABLE vkp_installed" in m)
+    poisoned = original.replace(
+        "installed_at TEXT NOT NULL", "installed_at TEXT NOT NULL, CHECK (version = 'never')"
+    )
+    tamper(backup, "DROP TABLE vkp_installed", poisoned)
+    before = tree(settings.data_dir)
+    with pytest.raises(BackupError, match="schema.*vkp_installed"):
+        restore(backup, settings, force=True)
+    assert tree(settings.data_dir) == before
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        "CREATE INDEX planted ON documents (file_name)",
+        "ALTER TABLE documents ADD COLUMN extra TEXT DEFAULT 'x'",
+        "PRAGMA user_version = 99",
+    ],
+)
+def test_any_other_schema_change_is_refused(backup, settings, change):
+    tamper(backup, change)
+    with pytest.raises(BackupError, match="schema"):
+        restore(backup, settings, force=True)
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        (
+            "INSERT INTO vkp_installed VALUES ('kelas_10__ipa', 'ipa', 'kelas_10', 'never',"
+            " 'c', NULL, NULL, 'now')",
+            "MAJOR.MINOR.PATCH",
+        ),
+        (
+            "INSERT INTO vkp_installed VALUES ('lain', 'ipa', 'kelas_10', '1.0.0',"
+            " 'c', NULL, NULL, 'now')",
+            "not named for",
+        ),
+        (
+            "INSERT INTO documents (path, grade, subject, file_name, sha256, size, status,"
+            " updated_at) VALUES ('kelas_10/ipa/../../../keys/vkp_signing.key', 'kelas_10',"
+            " 'ipa', 'x.pdf', 'x', 1, 'ingested', 'now')",
+            "climbs",
+        ),
+    ],
+)
+def test_rows_the_engine_trusts_later_are_checked(backup, settings, row, message):
+    tamper(backup, row)
+    with pytest.raises(BackupError, match=message):
+        restore(backup, settings, force=True)
+
+
+def test_an_older_engines_database_is_compared_with_the_schema_of_its_version(tmp_path):
+    import sqlite3
+
+    from engine.backup.database import _check_schema
+    from engine.db import MIGRATIONS, migrate
+
+    older = tmp_path / "older.db"
+    conn = sqlite3.connect(older, isolation_level=None)
+    migrate(conn, upto=6)
+    conn.close()
+    _check_schema(older, tmp_path)  # accepted: exactly what version 6 made
+    conn = sqlite3.connect(older, isolation_level=None)
+    conn.execute("CREATE TABLE lexical_postings (x)")  # a table only version 7 makes
+    conn.close()
+    with pytest.raises(BackupError, match="schema"):
+        _check_schema(older, tmp_path)
+    assert len(MIGRATIONS) > 6

@@ -11,7 +11,7 @@ from tqdm import tqdm
 from engine.app import build_s3
 from engine.aws.clients import AwsUnavailable, aws_errors
 from engine.backup import BackupError, filesystem_message, restore
-from engine.backup_runs import list_backups, newest_in, run_backup
+from engine.backup.runs import list_backups, newest_in, run_backup
 from engine.cli.output import emit, on_terminal
 from engine.settings import Settings
 

@@ -9,7 +9,7 @@ folder target gets it by one rename). A backup without a manifest (an interrupte
 listed as incomplete and pruned once it is older than the oldest complete backup kept. The
 running engine's schedule, `nexus backup` and `nexus backup list` all go through here; the
 snapshot and the checked restore themselves are in `engine.backup` (a restore from S3 still
-reads the bucket through its own checked path, `engine.backup_staging.stage_s3`).
+reads the bucket through its own checked path, `engine.backup.staging.stage_s3`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import json
 from pathlib import Path
 
 from engine.backup import BACKUP_NAME, BackupError, backup_name, snapshot
-from engine.backup_copy import filesystem_message
+from engine.backup.copy import filesystem_message
 from engine.blobs import BlobError, BlobStore, FolderStore, StoreUnavailable
 from engine.settings import Settings
 

@@ -27,7 +27,6 @@ import hashlib
 import json
 import os
 import shutil
-import sqlite3
 import stat
 from collections.abc import Iterable, Iterator
 from pathlib import Path, PurePosixPath
@@ -330,80 +329,3 @@ def stage_s3(client, bucket: str, prefix: str, staging: Path, progress=None) -> 
         if progress:
             progress("download", number, len(manifest["files"]))
     return manifest
-
-
-def check_contents(staging: Path, manifest: dict) -> None:
-    """What the restore will read is what it expects: a SQLite database, loadable collections."""
-    from engine.store.chroma import collection_name, vkp_collection_name
-    from engine.vkp.package import load_chunks
-
-    db = staging / "nexus.db"
-    with db.open("rb") as fh:
-        if fh.read(16) != b"SQLite format 3\x00":
-            raise BackupError("nexus.db in the backup is not an SQLite database")
-    try:
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
-            conn.execute("PRAGMA trusted_schema = OFF")
-            result = conn.execute("PRAGMA quick_check").fetchone()[0]
-        conn.close()
-    except sqlite3.Error as exc:
-        raise BackupError(f"nexus.db in the backup is damaged: {exc}") from exc
-    if result != "ok":
-        raise BackupError(f"nexus.db in the backup is damaged: {result}")
-    _check_schema(db, staging)
-    chroma = staging / "chroma"
-    for folder in sorted(chroma.iterdir()) if chroma.exists() else []:
-        meta_path = folder / "meta.json"
-        if meta_path.stat().st_size > META_CAP:
-            raise BackupError(f"{show(folder.name)}/meta.json is too large: refused")
-        try:
-            meta = json.loads(meta_path.read_bytes())
-            fields = [meta[k] for k in ("grade", "subject", "model_key", "model_id")]
-            version = meta.get("vkp_version") or ""
-            if not all(isinstance(f, str) and f for f in fields) or not isinstance(version, str):
-                raise ValueError("grade, subject, model_key and model_id must be text")
-            grade, subject, model_key, _ = fields
-            expected = (
-                vkp_collection_name(grade, subject, model_key, version)
-                if version
-                else collection_name(grade, subject, model_key)
-            )
-            if expected != folder.name:
-                raise ValueError(f"its meta.json describes collection {expected}")
-            load_chunks(folder)
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise BackupError(
-                f"collection {show(folder.name)} in the backup is damaged: {exc}"
-            ) from exc
-
-
-def _schema(conn: sqlite3.Connection) -> set[tuple[str, str]]:
-    rows = conn.execute("SELECT type, name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'")
-    return {(kind, name) for kind, name in rows.fetchall()}
-
-
-def _check_schema(db: Path, staging: Path) -> None:
-    """Refuse a database with triggers, views or objects our migrations do not make."""
-    from engine.db import connect
-
-    reference = staging / ".reference.db"
-    fresh = connect(reference)  # an empty database built by this engine's migrations
-    try:
-        expected = _schema(fresh)
-    finally:
-        fresh.close()
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{reference}{suffix}").unlink(missing_ok=True)
-    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
-        conn.execute("PRAGMA trusted_schema = OFF")
-        found = _schema(conn)
-    conn.close()
-    code = sorted(f"{kind} {show(name)}" for kind, name in found if kind in ("trigger", "view"))
-    if code:
-        raise BackupError(f"nexus.db in the backup holds SQL that would run later: {code[:3]}")
-    if not found <= expected:  # fewer is fine: an older engine's backup, migrated on open
-        odd = sorted(f"{kind} {show(name)}" for kind, name in found - expected)
-        raise BackupError(
-            f"nexus.db in the backup does not have this engine's schema ({', '.join(odd[:4])});"
-            " restore with the engine version that made it"
-        )

@@ -20,7 +20,7 @@ import shutil
 import stat
 from pathlib import Path, PurePosixPath
 
-from engine.backup_staging import BackupError
+from engine.backup.staging import BackupError
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ A backup is a folder (or the same files under `s3://<bucket>/backups/<host>/<tim
 
 It is taken under the ingestion lock, so the database and Chroma agree (a running job is
 waited for). Backups are not trusted on the way back: a restore first copies the backup into a
-private folder and checks all of it there (`engine.backup_staging`); nothing in the data dir
+private folder and checks all of it there (`engine.backup.staging`); nothing in the data dir
 changes until that has passed, and every file it then writes is confined to the data dir (and
 the configured inbox).
 """
@@ -32,10 +32,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from engine.backup_copy import confined, copy_keys, copy_tree, filesystem_message, place
-from engine.backup_staging import (
+from engine.backup.copy import confined, copy_keys, copy_tree, filesystem_message, place
+from engine.backup.database import check_contents
+from engine.backup.staging import (
     BackupError,
-    check_contents,
     private_folder,
     stage_folder,
     stage_s3,
