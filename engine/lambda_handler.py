@@ -25,7 +25,7 @@ from engine.aws.clients import client
 from engine.aws.lease import SubjectLease
 from engine.cloud import RAW_PREFIX
 from engine.ingest.layout import is_candidate
-from engine.names import BadName, check_grade_subject, library_key
+from engine.names import BadName, check_file_name, check_grade_subject, library_key
 from engine.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -59,8 +59,8 @@ def inbox_target(key: str, inbox: Path) -> tuple[str, str, Path]:
         raise BadName(f"expected {RAW_PREFIX}<grade>/<subject>/<file>.pdf")
     grade, subject = check_grade_subject(parts[1], parts[2])
     rest = parts[3:]
-    if any(p in ("", ".", "..") or "\x00" in p or "\\" in p for p in rest):
-        raise BadName(f"{key!r} has an empty, '.', '..' or otherwise unsafe path part")
+    for part in rest:  # each part a name the file system can hold: a BadName, never OSError
+        check_file_name(part)
     if not is_candidate(Path(*parts[1:])):  # a name the watcher ignores (`~$x.pdf`, dotfiles)
         raise BadName(f"{key!r} is a temporary or hidden file name; it is not processed")
     target = inbox.joinpath(grade, subject, *rest).resolve()

@@ -29,7 +29,7 @@ from engine.ingest.scan import Refused, open_inbox_file, path_for_key
 from engine.jobs.base import FileStatus, JobTracker
 from engine.names import SEPARATOR
 from engine.settings import Settings
-from engine.util import SecretError
+from engine.util import SecretError, local_url
 
 log = logging.getLogger(__name__)
 
@@ -239,16 +239,9 @@ def loopback_opener() -> urllib.request.OpenerDirector:
     return urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
-def _local_host(address: str) -> str:
-    """Where to reach a server listening on `address` from this machine."""
-    return "127.0.0.1" if address in ("0.0.0.0", "", "::") else address
-
-
 def api_url(settings: Settings) -> str:
     """Base URL of the HTTP API (API_ADDRESS:API_PORT), as seen from this machine."""
-    host = _local_host(settings.api_address)
-    host = f"[{host}]" if ":" in host else host
-    return f"http://{host}:{settings.api_port}"
+    return local_url(settings.api_address, settings.api_port)
 
 
 def api_status(settings: Settings, timeout_s: float = 0.5) -> bool:
@@ -265,7 +258,7 @@ def chroma_status(settings: Settings, timeout_s: float = 0.5) -> str:
     server = server or running_server(settings)
     if server is None:
         return "embedded"
-    url = f"http://{_local_host(server[0])}:{server[1]}/api/v2/heartbeat"
+    url = f"{local_url(server[0], server[1])}/api/v2/heartbeat"
     return "up" if probe_http(url, timeout_s) else "down"
 
 

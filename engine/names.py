@@ -10,19 +10,47 @@ So they are checked here, once, against one rule, and every derived name is buil
   that says what to rename them to, so two folders can never map to the same collection;
 - because a name never contains `__`, joining names with `__` is unambiguous
   (`kelas_10__informatika` can only be grade `kelas_10`, subject `informatika`).
+
+File names from outside (an upload, an S3 key, a catalogue entry) pass `check_file_name`: one
+plain name that any file system here can hold.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 
 MAX_NAME_LENGTH = 64
+NAME_MAX_BYTES = 255  # NAME_MAX of ext4, xfs, btrfs, NTFS (in UTF-16 units) and most others
 _NAME = re.compile(r"[a-z0-9]+(?:_[a-z0-9]+)*")
 SEPARATOR = "__"
 
 
 class BadName(ValueError):
     """A grade or subject name that breaks the naming rule; the message says how to fix it."""
+
+
+def check_file_name(name: object, max_bytes: int = NAME_MAX_BYTES) -> str:
+    """Return `name` if it is one plain file name (no folder, `.`/`..`, NUL or control
+    character, at most `max_bytes` in UTF-8), else raise `BadName` saying what to change."""
+    if not isinstance(name, str) or not name:
+        raise BadName("the file has no name")
+    shown = repr(name[:80])
+    if "\x00" in name:
+        raise BadName(f"{shown} contains a NUL character: rename the file")
+    if any(unicodedata.category(c) in ("Cc", "Cs") for c in name):
+        raise BadName(f"{shown} contains control characters: rename the file")
+    if "/" in name or "\\" in name:
+        raise BadName(f"{shown} is a path, not a file name")
+    if name in (".", "..") or ".." in name:
+        raise BadName(f"{shown} contains '..': rename the file")
+    size = len(name.encode("utf-8"))
+    if size > max_bytes:
+        raise BadName(
+            f"{shown}… is too long ({size} bytes; at most {max_bytes}): give the file a"
+            " shorter name"
+        )
+    return name
 
 
 def suggest(name: str) -> str:

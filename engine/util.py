@@ -51,6 +51,14 @@ def sha256_file(path: Path, block: int = 1 << 20) -> str:
         return sha256_stream(fh, block)
 
 
+def local_url(address: str, port: int) -> str:
+    """`http://host:port` of a server listening on `address`, as seen from this machine: a
+    wildcard address (`0.0.0.0`, `::`, empty) is reached on loopback; IPv6 hosts get brackets."""
+    host = "127.0.0.1" if address in ("0.0.0.0", "", "::", "[::]") else address.strip("[]")
+    host = f"[{host}]" if ":" in host else host
+    return f"http://{host}:{port}"
+
+
 def pid_alive(pid: int) -> bool:
     """Is process `pid` running (on this machine)?"""
     try:

@@ -374,3 +374,40 @@ def test_nexus_serve_answers_over_a_socket_and_stops_on_sigterm(book, key, monke
     assert server.returncode in (0, -signal.SIGTERM), stderr
     assert "Finished server process" in stderr
     assert "jaringan" not in stderr  # no question in the server's logs
+
+
+@pytest.mark.parametrize(
+    ("address", "url"),
+    [
+        ("0.0.0.0", "http://127.0.0.1:8600"),
+        ("::", "http://127.0.0.1:8600"),
+        ("", "http://127.0.0.1:8600"),
+        ("::1", "http://[::1]:8600"),
+        ("192.168.1.5", "http://192.168.1.5:8600"),
+    ],
+)
+def test_the_local_api_url_is_one_function_for_every_listening_address(address, url, settings):
+    from engine.library import api_url
+    from engine.util import local_url
+
+    assert local_url(address, 8600) == url
+    assert api_url(settings.model_copy(update={"api_address": address})) == url
+
+
+def test_the_running_engine_publishes_a_loopback_url_when_it_listens_everywhere(
+    engine, settings
+):
+    """`nexus search` reads this file; `http://:::8600` would make it search in-process."""
+    from engine.api.local import ApiServer, api_file
+
+    server = ApiServer(
+        settings.model_copy(update={"api_address": "0.0.0.0"}), lambda: engine, port=free_port()
+    )
+    url = server.start()
+    try:
+        assert url.startswith("http://127.0.0.1:")
+        assert json.loads(api_file(settings).read_text())["url"] == url
+        with urllib.request.urlopen(f"{url}/v1/health", timeout=10) as answer:
+            assert answer.status == 200
+    finally:
+        server.stop()

@@ -226,6 +226,8 @@ def test_concurrent_uploads_to_one_subject_all_end_up_published(aws, bedrock, tm
         "raw-curriculum/kelas_10/informatika/.hidden.pdf",
         "raw-curriculum/kelas_10/informatika/~$bab1.pdf",
         "raw-curriculum/kelas_10/informatika/.git/x.pdf",
+        "raw-curriculum/kelas_10/informatika/" + "bab" * 100 + ".pdf",  # over NAME_MAX
+        "raw-curriculum/kelas_10/informatika/" + "bab" * 100 + "/x.pdf",
     ],
 )
 def test_handler_refuses_keys_that_escape_the_inbox_or_break_the_names(aws, bedrock, key):

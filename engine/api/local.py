@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from engine.settings import Settings
+from engine.util import local_url
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ class ApiServer:
             waited += 0.05
         if not self.server.started:
             raise RuntimeError(f"the API did not start on {self.settings.api_address}:{self.port}")
-        url = f"http://{self.settings.api_address}:{self.port}"
+        url = local_url(self.settings.api_address, self.port)
         keys = api_key_store(self.settings.data_dir)
         keys.revoke(LOCAL_KEY_NAME)
         key = keys.create(LOCAL_KEY_NAME)

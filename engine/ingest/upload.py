@@ -12,15 +12,13 @@ import errno
 import logging
 import os
 import secrets
-import unicodedata
 from pathlib import Path
 
 from engine.ingest.layout import is_candidate, is_ignored
-from engine.names import BadName, check_grade_subject
+from engine.names import NAME_MAX_BYTES, BadName, check_file_name, check_grade_subject
 
 log = logging.getLogger(__name__)
 
-NAME_MAX_BYTES = 255  # NAME_MAX of ext4, xfs, btrfs, NTFS (in UTF-16 units) and most others
 _COPY_SUFFIX_RESERVE = len(" (999)")
 
 
@@ -30,23 +28,11 @@ class UploadRefused(ValueError):
 
 def check_upload_name(name: str) -> str:
     """Return `name` if a PDF may be saved under it, else raise `UploadRefused`."""
-    if not isinstance(name, str) or not name:
-        raise UploadRefused("the file has no name")
+    try:
+        check_file_name(name, NAME_MAX_BYTES - _COPY_SUFFIX_RESERVE)
+    except BadName as exc:
+        raise UploadRefused(f"{exc} (upload the file itself)") from None
     shown = repr(name[:80])
-    if "\x00" in name:
-        raise UploadRefused(f"{shown} contains a NUL character: rename the file")
-    if any(unicodedata.category(c) in ("Cc", "Cs") for c in name):
-        raise UploadRefused(f"{shown} contains control characters: rename the file")
-    if "/" in name or "\\" in name:
-        raise UploadRefused(f"{shown} is a path, not a file name: upload the file itself")
-    if ".." in name:
-        raise UploadRefused(f"{shown} contains '..': rename the file")
-    size = len(name.encode("utf-8"))
-    if size > NAME_MAX_BYTES - _COPY_SUFFIX_RESERVE:
-        raise UploadRefused(
-            f"{shown}… is too long ({size} bytes; at most "
-            f"{NAME_MAX_BYTES - _COPY_SUFFIX_RESERVE}): give the file a shorter name"
-        )
     if is_ignored(Path(name)):
         raise UploadRefused(
             f"{shown} looks like a temporary, lock or hidden file (the engine ignores names "

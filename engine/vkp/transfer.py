@@ -27,6 +27,7 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
+from engine.names import BadName, check_file_name
 from engine.util import sha256_file
 from engine.vkp.deadline import Deadline, Limits, TimedOut, timed_request
 from engine.vkp.serve import RangeRequestHandler, parse_range, serve
@@ -58,17 +59,14 @@ class TransferTimeout(TransferError):
 
 
 def plain_file_name(name: object) -> str:
-    """Return `name` if it is a plain file name (no folder, `..`, NUL or leading dot)."""
-    if not (
-        isinstance(name, str)
-        and name
-        and len(name) <= 255
-        and "\0" not in name
-        and "\\" not in name
-        and name == Path(name).name
-        and not name.startswith(".")
-    ):
-        raise TransferError(f"{str(name)[:80]!r} is not a plain file name: refused")
+    """Return `name` if it is a plain file name (`engine.names.check_file_name`) that does
+    not start with a dot."""
+    try:
+        check_file_name(name)
+    except BadName:
+        raise TransferError(f"{str(name)[:80]!r} is not a plain file name: refused") from None
+    if name.startswith("."):
+        raise TransferError(f"{str(name)[:80]!r} is a hidden file name: refused")
     return name
 
 
