@@ -394,9 +394,7 @@ def test_the_local_api_url_is_one_function_for_every_listening_address(address, 
     assert api_url(settings.model_copy(update={"api_address": address})) == url
 
 
-def test_the_running_engine_publishes_a_loopback_url_when_it_listens_everywhere(
-    engine, settings
-):
+def test_the_running_engine_publishes_a_loopback_url_when_it_listens_everywhere(engine, settings):
     """`nexus search` reads this file; `http://:::8600` would make it search in-process."""
     from engine.api.local import ApiServer, api_file
 
