@@ -197,12 +197,25 @@ def build_local_base(tag: str, workdir: Path, timeout_s: float) -> None:
         shutil.rmtree(rootfs, ignore_errors=True)
 
 
+def find_links() -> list[str]:
+    """The folders pip looks in besides the index: PIP_FIND_LINKS and pip's configuration."""
+    links = os.environ.get("PIP_FIND_LINKS", "").split()
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True, timeout=60
+    )
+    for line in proc.stdout.splitlines():  # global.find-links='/opt/wheels'
+        name, _, value = line.partition("=")
+        if name.endswith(".find-links"):
+            links += value.strip("'\"").split()
+    return links
+
+
 def torch_wheels() -> list[Path]:
-    """This machine's torch CPU wheels, from the folders in PIP_FIND_LINKS."""
-    found = []
-    for folder in filter(None, os.environ.get("PIP_FIND_LINKS", "").split()):
-        found += sorted(Path(folder).glob("torch-*+cpu-cp311-*.whl"))
-    return found
+    """This machine's torch CPU wheels for Python 3.11, from the folders pip looks in."""
+    found = set()
+    for folder in find_links():
+        found |= set(Path(folder).glob("torch-*+cpu-cp311-*.whl"))
+    return sorted(found)
 
 
 @contextlib.contextmanager
