@@ -175,6 +175,11 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE job_files ADD COLUMN ocr_pages INTEGER DEFAULT 0;
     """,
+    # 9: why a file got its status as a code with parameters (the panel translates it).
+    """
+    ALTER TABLE job_files ADD COLUMN reason_code TEXT DEFAULT '';
+    ALTER TABLE job_files ADD COLUMN reason_params TEXT DEFAULT '{}';
+    """,
 ]
 
 

@@ -20,13 +20,13 @@ import urllib.error
 import urllib.request
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from engine.catalog import Catalog, Document
 from engine.ingest.scan import Refused, open_inbox_file, path_for_key
-from engine.jobs.base import FileStatus, JobTracker
+from engine.jobs.base import FileResult, FileStatus, JobTracker
 from engine.names import SEPARATOR
 from engine.settings import Settings
 from engine.util import SecretError, local_url
@@ -161,6 +161,8 @@ class AttentionItem:
     action: str
     finished_at: str
     still_searchable: bool  # an earlier good version still answers searches
+    reason_code: str = ""  # `engine.jobs.reasons`, for the panel to translate
+    reason_params: dict = field(default_factory=dict)
 
 
 def needs_attention(
@@ -177,15 +179,16 @@ def needs_attention(
     neither is one that is no longer there (`exists`, default: the path exists on disk).
     """
     exists = exists or (lambda path: Path(path).exists() or Path(path).is_symlink())
-    latest: dict[str, tuple[str, str, str]] = {}  # path -> (finished_at, status, reason)
+    latest: dict[str, FileResult] = {}
     for job in tracker.list_jobs(jobs):
         for result in tracker.job_files(job.job_id):
             seen = latest.get(result.path)
-            if seen is None or result.finished_at > seen[0]:
-                latest[result.path] = (result.finished_at, str(result.status), result.reason)
+            if seen is None or result.finished_at > seen.finished_at:
+                latest[result.path] = result
     failures = {str(s) for s in FAILURE_STATUSES}
     items = []
-    for path, (finished_at, status, reason) in latest.items():
+    for path, result in latest.items():
+        status = str(result.status)
         if status not in failures or not exists(path):
             continue
         known = catalog.get(path)
@@ -194,10 +197,12 @@ def needs_attention(
                 path=path,
                 place=inbox_place(path, inbox),
                 status=status,
-                reason=reason,
+                reason=result.reason,
                 action=action_for(status),
-                finished_at=finished_at,
+                finished_at=result.finished_at,
                 still_searchable=bool(known and known.status == "ingested"),
+                reason_code=result.reason_code,
+                reason_params=result.reason_params,
             )
         )
     return sorted(items, key=lambda i: i.finished_at, reverse=True)

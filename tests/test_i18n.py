@@ -186,3 +186,30 @@ def test_dates_and_times():
     assert day(date(2026, 5, 2), lang="id") == "2 Mei 2026"
     assert day("2026-10-09", lang="en") == "9 Oct 2026"
     assert when(None, lang="id") == "" and when("not a date", lang="id") == "not a date"
+
+
+def test_reasons_are_recorded_as_codes_and_shown_in_the_panels_language(engine, inbox):
+    """The CLI keeps the engine's English sentence; the panel translates the reason's code."""
+    import shutil
+
+    from tests import pdfs
+    from ui.i18n import reason
+
+    folder = inbox / "kelas_10" / "ipa"
+    lesson = pdfs.text_pdf(folder / "bab1.pdf", ["Fotosintesis terjadi di daun."])
+    shutil.copy(lesson, folder / "salinan.pdf")
+    pdfs.encrypted_pdf(folder / "terkunci.pdf")
+    outcome = engine.ingestor.run([inbox], inbox)
+    stored = {r.path.rsplit("/", 1)[-1]: r for r in engine.tracker.job_files(outcome.job.job_id)}
+    locked, copy = stored["terkunci.pdf"], stored[
+        "salinan.pdf" if stored["salinan.pdf"].reason_code else "bab1.pdf"
+    ]
+    assert locked.reason_code == "encrypted" and "password-protected" in locked.reason
+    assert reason(locked.reason_code, locked.reason_params, locked.reason, lang="id") == (
+        "PDF dilindungi kata sandi; simpan ulang tanpa kata sandi"
+    )
+    assert copy.reason_code == "duplicate" and copy.reason.startswith("same content as")
+    shown = reason(copy.reason_code, copy.reason_params, copy.reason, lang="id")
+    assert shown.startswith("isinya sama dengan") and copy.reason_params["path"] in shown
+    # a code the catalogue does not know shows the engine's sentence
+    assert reason("new_in_a_later_engine", {}, "some English", lang="id") == "some English"

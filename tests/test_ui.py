@@ -272,9 +272,12 @@ def test_overview_answers_the_first_questions(populated, monkeypatch):
     assert not at.exception
     assert "memantau /srv/inbox" in texts(at) and "Bedrock unreachable" in texts(at)
     status = {m.label: m.value for m in at.metric}
-    assert status["Mesin"] == "🟢 berjalan"
-    assert status["API HTTP"] == "⚪ tidak berjalan"  # nothing on API_PORT
-    assert status["Chroma"] == "⚪ tertanam"
+    # short values in Streamlit's own colours and icons (no emoji font needed)
+    assert status["Mesin"] == ":green[:material/check_circle: Aktif]"
+    assert status["API HTTP"] == ":gray[:material/radio_button_unchecked: Mati]"  # no API
+    assert status["Chroma"] == ":gray[:material/radio_button_unchecked: Tertanam]"
+    helps = {m.label: m.proto.help for m in at.metric}
+    assert helps["Mesin"] == "berjalan" and helps["Chroma"] == "tertanam"
     library = table(at, "col.documents")
     assert list(library["Kelas"]) == ["kelas_10"] and list(library["Dokumen"]) == [1]
     assert library["Model embedding"][0]
@@ -291,7 +294,8 @@ def test_overview_in_english_with_the_api_running(populated, english, api_server
     at = app(logged_in=True)
     assert not at.exception
     status = {m.label: m.value for m in at.metric}
-    assert status["HTTP API"] == "🟢 running" and status["Engine"] == "🔴 not running"
+    assert status["HTTP API"] == ":green[:material/check_circle: On]"
+    assert status["Engine"] == ":red[:material/error: Off]"
     assert "nexus up" in texts(at)
 
 

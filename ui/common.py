@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import math
 import time
 from collections.abc import Callable
@@ -119,6 +120,36 @@ def logout_button() -> None:
     if st.sidebar.button(t("login.logout")):
         st.session_state["authenticated"] = False
         st.rerun()
+
+
+# tone -> (Streamlit colour, Streamlit's own Material icon: no colour-emoji font needed)
+_TONES = {
+    "ok": ("green", ":material/check_circle:"),
+    "warn": ("orange", ":material/warning:"),
+    "bad": ("red", ":material/error:"),
+    "off": ("gray", ":material/radio_button_unchecked:"),
+}
+
+
+def status_metric(column, label: str, tone: str, value: str, detail: str) -> None:
+    """A status as a metric: a short coloured value with an icon that fits a narrow column,
+    and the full sentence in the help tooltip."""
+    colour, icon = _TONES[tone]
+    column.metric(label, f":{colour}[{icon} {value}]", help=detail)
+
+
+def uploader_in_language(button: str) -> None:
+    """Streamlit's file uploader writes "Upload" and "200MB per file • PDF" in English, with
+    no parameter to change them: hide the size line (the limit is in the label) and draw
+    `button` in place of the button's text."""
+    st.html(
+        "<style>"
+        '[data-testid="stFileUploaderDropzoneInstructions"] {display: none;}'
+        '[data-testid="stFileUploaderDropzone"] button > * {display: none;}'
+        '[data-testid="stFileUploaderDropzone"] button::after'
+        f" {{content: {json.dumps(button)};}}"
+        "</style>"
+    )
 
 
 def header(title: str, caption: str = "") -> None:

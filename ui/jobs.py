@@ -11,7 +11,7 @@ import streamlit as st
 from engine.library import FAILURE_STATUSES, inbox_place
 from engine.state import read_state, request_rerun
 from ui.common import get_engine, header, session_fragment, settings
-from ui.i18n import money, num, t, when
+from ui.i18n import money, num, reason, t, when
 
 FAILED = {str(s) for s in FAILURE_STATUSES}
 
@@ -52,6 +52,13 @@ def _history_table(shown: pd.DataFrame) -> None:
     )
 
 
+def _shown(params: dict, inbox) -> dict:
+    """Reason parameters as the admin reads them: a path as its place below the inbox."""
+    if "path" in params:
+        return params | {"path": str(inbox_place(str(params["path"]), inbox))}
+    return params
+
+
 def _files(job_id: str) -> None:
     inbox = settings().inbox_dir
     files = get_engine().tracker.job_files(job_id)
@@ -63,7 +70,7 @@ def _files(job_id: str) -> None:
                 t("col.subject"): places[f.path].subject,
                 t("col.file"): places[f.path].file,
                 t("col.status"): t(f"file_status.{f.status}"),
-                t("col.reason"): f.reason,
+                t("col.reason"): reason(f.reason_code, _shown(f.reason_params, inbox), f.reason),
                 t("col.pages"): f.pages,
                 t("col.chunks"): f.chunks,
             }
@@ -115,11 +122,19 @@ def render() -> None:
         t("col.status"),
         sorted(table["status"].unique()),
         format_func=lambda s: t(f"job_status.{s}"),
+        placeholder=t("filter.all"),
     )
     since = columns[1].date_input(t("jobs.since"), value=date.today() - timedelta(days=30))
     known = get_engine().catalog.all()
-    grade = columns[2].selectbox(t("col.grade"), sorted({d.grade for d in known}), index=None)
-    subject = columns[3].selectbox(t("col.subject"), sorted({d.subject for d in known}), index=None)
+    grade = columns[2].selectbox(
+        t("col.grade"), sorted({d.grade for d in known}), index=None, placeholder=t("filter.all")
+    )
+    subject = columns[3].selectbox(
+        t("col.subject"),
+        sorted({d.subject for d in known}),
+        index=None,
+        placeholder=t("filter.all"),
+    )
     shown = table[table["date"] >= since]
     if statuses:
         shown = shown[shown["status"].isin(statuses)]

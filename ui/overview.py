@@ -21,8 +21,8 @@ from engine.library import (
 from engine.state import read_state
 from engine.util import folder_mb
 from ui.charts import stacked_bars
-from ui.common import get_engine, header, settings
-from ui.i18n import day, num, t, when
+from ui.common import get_engine, header, settings, status_metric
+from ui.i18n import day, num, reason, t, when
 
 
 @st.cache_data(ttl=60, show_spinner=False)
@@ -40,35 +40,45 @@ def _chroma(_cache_key: str) -> str:
     return chroma_status(settings())
 
 
-def _aws_summary(services: dict) -> tuple[str, str]:
-    """(label, detail) for the AWS column."""
+def _aws_summary(services: dict) -> tuple[str, str, str]:
+    """(tone, short value, detail) for the AWS column."""
     probed = {n: i for n, i in services.items() if n != "embedding" and i["configured"]}
     if not probed:
-        return "⚪ " + t("overview.aws_off"), t("overview.aws_off_help")
+        return "off", t("status.offline"), t("overview.aws_off_help")
     up = sum(1 for i in probed.values() if i["reachable"])
-    icon = "🟢" if up == len(probed) else ("🔴" if up == 0 else "🟠")
-    return f"{icon} {num(up)}/{num(len(probed))}", t("overview.aws_reachable")
+    tone = "ok" if up == len(probed) else ("bad" if up == 0 else "warn")
+    return tone, f"{num(up)}/{num(len(probed))}", t("overview.aws_reachable")
 
 
 def _services(state: dict) -> None:
     engine_col, chroma_col, api_col, aws_col = st.columns(4)
-    if state["running"]:
-        engine_col.metric(t("overview.engine"), "🟢 " + t("overview.running"))
-    else:
-        engine_col.metric(t("overview.engine"), "🔴 " + t("overview.not_running"))
+    running = bool(state["running"])
+    status_metric(
+        engine_col,
+        t("overview.engine"),
+        "ok" if running else "bad",
+        t("status.on" if running else "status.off"),
+        t("overview.running" if running else "overview.not_running"),
+    )
     chroma = _chroma(str(settings().data_dir))
-    icon = {"up": "🟢", "down": "🔴", "embedded": "⚪"}[chroma]
-    chroma_col.metric(t("overview.chroma"), f"{icon} {t('overview.chroma_' + chroma)}")
+    tone, short = {
+        "up": ("ok", "status.on"),
+        "down": ("bad", "status.off"),
+        "embedded": ("off", "status.embedded"),
+    }[chroma]
+    status_metric(chroma_col, t("overview.chroma"), tone, t(short), t(f"overview.chroma_{chroma}"))
     url = api_url(settings())
     api_up = _api_up(url)
-    api_col.metric(
+    status_metric(
+        api_col,
         t("overview.api"),
-        "🟢 " + t("overview.running") if api_up else "⚪ " + t("overview.not_running"),
-        help=t("overview.api_help", url=url),
+        "ok" if api_up else "off",
+        t("status.on" if api_up else "status.off"),
+        t("overview.api_help", url=url),
     )
     services = _aws(str(settings().data_dir))
-    label, detail = _aws_summary(services)
-    aws_col.metric(t("overview.aws"), label, help=detail)
+    tone, value, detail = _aws_summary(services)
+    status_metric(aws_col, t("overview.aws"), tone, value, detail)
 
     if state["running"]:
         st.success(t("overview.watching", folder=state["watching"]))
@@ -143,7 +153,7 @@ def _attention() -> None:
             {
                 t("col.file"): str(i.place),
                 t("col.status"): t(f"file_status.{i.status}"),
-                t("col.reason"): i.reason,
+                t("col.reason"): reason(i.reason_code, i.reason_params, i.reason),
                 t("col.todo"): t(f"action.{i.action}"),
                 t("col.searchable"): "✓" if i.still_searchable else "",
                 t("col.when"): when(i.finished_at),

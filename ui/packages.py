@@ -34,6 +34,11 @@ def _history(package: str) -> list[dict]:
     return PackageBuilder(settings(), get_engine().store, "", None).history(package)
 
 
+def _kib(size: int | None) -> str:
+    """A package size in KiB, or a dash for one never built or published."""
+    return num(size / 1024, 1) if size else "–"
+
+
 def _built_here() -> None:
     engine = get_engine()
     catalogue = CataloguePublisher(settings(), engine.publisher)
@@ -64,11 +69,13 @@ def _built_here() -> None:
                 t("packages.col_package"): name,
                 t("packages.col_built"): ", ".join(v["version"] for v in history) or "-",
                 t("packages.col_published"): entry.get("latest", "-"),
-                t("packages.col_full_kib"): num(full.get("size", 0) / 1024, 1),
-                t("packages.col_delta_kib"): num(delta.get("size", 0) / 1024, 1),
+                t("packages.col_full_kib"): _kib(full.get("size")),
+                t("packages.col_delta_kib"): _kib(delta.get("size")),
             }
         )
     st.dataframe(rows, hide_index=True, width="stretch")
+    if rows and all(row[t("packages.col_published")] == "-" for row in rows):
+        st.info(t("packages.none_built"))
     choice = st.selectbox(t("packages.choose"), list(names))
     if st.button(t("packages.build"), disabled=not rows):
         subject, grade = names[choice]

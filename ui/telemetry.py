@@ -25,7 +25,7 @@ def _privacy(status: dict) -> None:
     st.caption(
         t(
             "telemetry.destination",
-            destination=status["destination"],
+            destination=t(f"telemetry.to_{status['destination_code']}"),
             fields=", ".join(status["sends"]),
         )
     )

@@ -8,7 +8,7 @@ import streamlit as st
 
 from engine.ingest.upload import UploadRefused, save_upload
 from engine.names import BadName, check_grade_subject
-from ui.common import get_engine, header, settings
+from ui.common import get_engine, header, settings, uploader_in_language
 from ui.i18n import t
 
 NEW = "\x00new"  # the "new folder" choice; no folder name can contain NUL
@@ -75,6 +75,7 @@ def render() -> None:
     if subject in (None, NEW):
         subject = right.text_input(t("upload.new_subject"), placeholder="informatika")
     limit = settings().upload_max_mb
+    uploader_in_language(t("upload.browse"))
     files = st.file_uploader(
         t("upload.files", limit=limit),
         type=["pdf"],

@@ -38,6 +38,7 @@ from pathlib import Path
 
 from engine.ingest.chunk import PageText, Paragraph
 from engine.jobs.base import FileStatus
+from engine.jobs.reasons import REASONS
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +60,9 @@ _OCR_RETRIES = 2  # pages that may run past OCR_PAGE_TIMEOUT_S before the file t
 class ExtractionError(Exception):
     """A file that could not be turned into text, with its status and a readable reason."""
 
-    def __init__(self, status: FileStatus, reason: str):
+    def __init__(self, status: FileStatus, reason: str, code: str = ""):
         super().__init__(f"{status}: {reason}")
+        self.code = code
         self.status = status
         self.reason = reason
 
@@ -189,7 +191,9 @@ class PdfExtractor:
                 FileStatus.OUT_OF_MEMORY, f"reading the PDF needed more than {self.memory_mb} MB"
             )
         if result["status"] != "ok":
-            raise ExtractionError(FileStatus(result["status"]), result["reason"])
+            code = result.get("code")
+            code = code if isinstance(code, str) and code in REASONS else ""
+            raise ExtractionError(FileStatus(result["status"]), result["reason"], code)
         file_id = tuple(result["file"]) if result.get("file") else None
         layout = [
             PageText(

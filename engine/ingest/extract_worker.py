@@ -72,8 +72,11 @@ _OPEN_FLAGS = (
 )
 
 
-def _fail(status: str, reason: str) -> dict:
-    return {"status": status, "reason": reason}
+def _fail(status: str, reason: str = "", code: str = "") -> dict:
+    """A refusal: its status, and its reason as text or as a code of `engine.jobs.reasons`."""
+    from engine.jobs.reasons import sentence
+
+    return {"status": status, "reason": reason or sentence(code, {}), "code": code}
 
 
 def _clean(text: str) -> str:
@@ -103,7 +106,7 @@ def read_pdf(
         fh.seek(max(0, info.st_size - 2048))
         tail = fh.read()
         if not head:
-            return _fail("empty", "the file is empty (0 bytes)")
+            return _fail("empty", code="empty")
         if b"%PDF-" not in head:
             kind = next((v for k, v in _SIGNATURES.items() if head.lstrip().startswith(k)), None)
             return _fail("not_pdf", f"not a PDF: the file is {kind or 'not a PDF document'}")
@@ -137,14 +140,14 @@ def _read_open_pdf(
     try:
         doc = pymupdf.open(name, filetype="pdf")
     except Exception:  # PyMuPDF raises FileDataError and friends
-        return _fail("corrupt", "damaged PDF: its structure cannot be read")
+        return _fail("corrupt", code="damaged")
     with doc:
         if doc.needs_pass:
-            return _fail("encrypted", "the PDF is password-protected; save it without a password")
+            return _fail("encrypted", code="encrypted")
         if doc.is_repaired and b"%%EOF" not in tail:
-            return _fail("corrupt", "the PDF is truncated (incomplete copy or download)")
+            return _fail("corrupt", code="truncated")
         if doc.page_count == 0:
-            return _fail("corrupt", "the PDF has no pages")
+            return _fail("corrupt", code="no_pages")
         if doc.page_count > max_pages:
             return _fail(
                 "too_many_pages", f"{doc.page_count} pages, more than the limit of {max_pages}"
@@ -341,7 +344,7 @@ def _outcome(pages: list[dict], scanned: list[int], ocr_read: int, problem: str,
     blank = sum(1 for p in pages if not p["paragraphs"])
     if blank == len(pages):
         if not scanned:
-            return _fail("needs_ocr", "no text found on any page")
+            return _fail("needs_ocr", code="no_text")
         images = f"no text layer: {len(scanned)} page(s) are scanned images"
         if not ocr.get("enabled"):
             return _fail("needs_ocr", f"{images}; OCR is switched off (OCR_ENABLED=false)")

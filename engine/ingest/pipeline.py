@@ -243,7 +243,7 @@ class Ingestor:
             plan.source = regular_source(path, root)
             plan.placement = placement or place(path, root)
         except Refused as exc:
-            result.status, result.reason = exc.status, exc.reason
+            exc.record(result)
             return
         except BadLocation as exc:
             result.status, result.reason = FileStatus.BAD_LOCATION, str(exc)
@@ -255,18 +255,20 @@ class Ingestor:
             result.status, result.reason = FileStatus.NOT_A_FILE, str(exc)
             return
         except Refused as exc:
-            result.status, result.reason = exc.status, exc.reason
+            exc.record(result)
             return
         with fh:
             plan.before = os.fstat(fh.fileno())
             limit_mb = self.settings.max_file_mb
             if plan.before.st_size == 0:
-                result.status, result.reason = FileStatus.EMPTY, "the file is empty (0 bytes)"
+                result.status = FileStatus.EMPTY
+                result.because("empty")
                 return
             if plan.before.st_size > limit_mb * 2**20:
-                size_mb = plan.before.st_size / 2**20
                 result.status = FileStatus.TOO_LARGE
-                result.reason = f"{size_mb:.1f} MB, more than the limit of {limit_mb:g} MB"
+                result.because(
+                    "too_large", size_mb=plan.before.st_size / 2**20, limit_mb=limit_mb
+                )
                 return
             result.sha256 = sha256_stream(fh)
         plan.previous = self.catalog.get(result.path)
@@ -276,7 +278,8 @@ class Ingestor:
             and (plan.previous.grade, plan.previous.subject) == (result.grade, result.subject)
             and self.records.searchable(plan.previous)
         ):  # a new grade/subject for the same file (a relabelled import) is stored again
-            result.status, result.reason = FileStatus.SKIPPED, "unchanged since last ingest"
+            result.status = FileStatus.SKIPPED
+            result.because("unchanged")
             result.pages, result.chunks = plan.previous.pages, plan.previous.chunks
             return
         plan.action = "ingest"
@@ -296,7 +299,10 @@ class Ingestor:
         try:
             extracted = work.extraction.result()
         except ExtractionError as exc:
-            return self._fail(work, exc.status, exc.reason)
+            self._fail(work, exc.status, exc.reason)
+            if exc.code:
+                work.result.because(exc.code)
+            return
         after = os.stat(work.source)
         before = work.before
         if extracted.file_id not in (None, (before.st_dev, before.st_ino)) or (
@@ -305,8 +311,9 @@ class Ingestor:
             after.st_size,
             after.st_mtime_ns,
         ) != (before.st_dev, before.st_ino, before.st_size, before.st_mtime_ns):
-            reason = "the file changed while it was read; it will be read again"
-            return self._fail(work, FileStatus.FAILED, reason)
+            self._fail(work, FileStatus.FAILED, "")
+            work.result.because("changed_while_read")
+            return
         work.pages, work.note = len(extracted.pages), extracted.note
         work.result.ocr_pages = extracted.ocr_pages
         work.page_texts = extracted.pages
@@ -362,7 +369,7 @@ class Ingestor:
                 work.previous,
                 size=work.before.st_size,
             )
-            result.reason = f"same content as {copy.path}, already ingested"
+            result.because("duplicate", path=copy.path)
             return
         self.records.save_text(result.sha256, work.page_texts)
         model = work.embedded.model

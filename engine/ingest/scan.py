@@ -37,6 +37,7 @@ from typing import BinaryIO
 
 from engine.ingest.layout import is_candidate, is_ignored
 from engine.jobs.base import FileStatus
+from engine.jobs.reasons import sentence
 from engine.util import sha256_stream
 
 log = logging.getLogger(__name__)
@@ -48,12 +49,19 @@ _ESCAPED_BYTES = frozenset([*range(0x20), 0x7F])  # control characters
 
 
 class Refused(Exception):
-    """An inbox entry that is not opened, with the status and reason to record."""
+    """An inbox entry that is not opened, with the status and reason to record (and the
+    reason's code and parameters, `engine.jobs.reasons`, where it has one)."""
 
-    def __init__(self, status: FileStatus, reason: str):
+    def __init__(self, status: FileStatus, reason: str, code: str = "", **params: object):
         super().__init__(f"{status}: {reason}")
         self.status = status
         self.reason = reason
+        self.code, self.params = code, params
+
+    def record(self, result) -> None:
+        """Put this refusal into a `FileResult`."""
+        result.status, result.reason = self.status, self.reason
+        result.reason_code, result.reason_params = self.code, self.params
 
 
 class NotRegularFile(OSError):
@@ -263,10 +271,9 @@ def open_regular(path: Path, root: Path | None = None) -> BinaryIO:
         if not stat.S_ISREG(status.st_mode):
             raise NotRegularFile(f"{path_key(path)} is {_kind(status.st_mode)}")
         if status.st_nlink > 1:  # another name may be a file of the data dir (a key, a db)
+            params = {"path": path_key(path), "names": status.st_nlink}
             raise Refused(
-                FileStatus.NOT_A_FILE,
-                f"{path_key(path)} has {status.st_nlink} names (a hard link); only files with"
-                " one name are read: copy the file into the inbox instead",
+                FileStatus.NOT_A_FILE, sentence("hard_link", params), "hard_link", **params
             )
         opened = f"/proc/self/fd/{fd}"
         if root is not None and os.path.exists(opened):

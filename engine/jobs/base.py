@@ -57,11 +57,20 @@ class FileResult:
     seconds: float = 0.0
     finished_at: str = field(default_factory=utc_now)
     ocr_pages: int = 0  # pages whose text was read by OCR
+    reason_code: str = ""  # `engine.jobs.reasons`: what the panel translates
+    reason_params: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         data = asdict(self)
         data["status"] = str(self.status)
         return data
+
+    def because(self, code: str, **params: object) -> None:
+        """Set the reason from a code of `engine.jobs.reasons` and its parameters."""
+        from engine.jobs.reasons import sentence
+
+        self.reason_code, self.reason_params = code, params
+        self.reason = sentence(code, params)
 
 
 @dataclass

@@ -18,6 +18,15 @@ _JOB_COLUMNS = [f.name for f in fields(JobRecord)]
 _FILE_COLUMNS = [f.name for f in fields(FileResult)]
 
 
+def _params(row: sqlite3.Row) -> dict:
+    """A file's reason parameters (an object, or none when the stored text is not one)."""
+    try:
+        params = json.loads(row["reason_params"] or "{}")
+    except (TypeError, ValueError):
+        return {}
+    return params if isinstance(params, dict) else {}
+
+
 class SqliteJobTracker(JobTracker):
     """Jobs in the engine's SQLite database (WAL: the panel reads while the engine writes)."""
 
@@ -41,6 +50,7 @@ class SqliteJobTracker(JobTracker):
 
     def save_file(self, job_id: str, result: FileResult) -> None:
         row = result.to_dict() | {"job_id": job_id}
+        row["reason_params"] = json.dumps(row["reason_params"], ensure_ascii=False)
         columns = ["job_id", *_FILE_COLUMNS]
         with self.db.write() as conn:
             conn.execute(
@@ -64,7 +74,10 @@ class SqliteJobTracker(JobTracker):
             "SELECT * FROM job_files WHERE job_id = ? ORDER BY finished_at, rowid", (job_id,)
         ).fetchall()
         return [
-            FileResult(**{c: r[c] for c in _FILE_COLUMNS} | {"status": FileStatus(r["status"])})
+            FileResult(
+                **{c: r[c] for c in _FILE_COLUMNS}
+                | {"status": FileStatus(r["status"]), "reason_params": _params(r)}
+            )
             for r in rows
         ]
 

@@ -258,6 +258,7 @@ class Telemetry:
             "last_upload": self._get("last_upload"),
             "refused_hours": self.refused(),
             "destination": "DynamoDB" if self.sink else "local queue only",
+            "destination_code": "dynamodb" if self.sink else "local",
         }
 
     @property

@@ -22,7 +22,17 @@ log = logging.getLogger(__name__)
 CATALOGUES: dict[str, dict[str, str]] = {"id": indonesian.MESSAGES, "en": en.MESSAGES}
 LANGUAGES: tuple[str, ...] = tuple(CATALOGUES)
 
-__all__ = ["CATALOGUES", "LANGUAGES", "current_language", "day", "money", "num", "t", "when"]
+__all__ = [
+    "CATALOGUES",
+    "LANGUAGES",
+    "current_language",
+    "day",
+    "money",
+    "num",
+    "reason",
+    "t",
+    "when",
+]
 
 
 def current_language() -> str:
@@ -40,3 +50,17 @@ def t(key: str, /, *, lang: str | None = None, **fields: object) -> str:
         log.warning("no %r message for %r", language, key)
         template = en.MESSAGES.get(key, key)
     return template.format(**fields) if fields else template
+
+
+def reason(code: str, params: dict, sentence: str, /, *, lang: str | None = None) -> str:
+    """Why a file got its status, in the panel's language: the message `reason.<code>` with
+    `params`, or the engine's English `sentence` for a code the catalogue does not know."""
+    language = lang or current_language()
+    template = CATALOGUES.get(language, en.MESSAGES).get(f"reason.{code}") if code else None
+    if template is None:
+        return sentence
+    shown = {k: num(v, 1, lang=language) if isinstance(v, float) else v for k, v in params.items()}
+    try:
+        return template.format(**shown)
+    except (KeyError, ValueError, IndexError):
+        return sentence
