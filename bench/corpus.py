@@ -15,10 +15,10 @@ def reference_embedder(model: str = ""):
     """The local embedder a benchmark measures for LOCAL_EMBEDDING_MODEL `model`: the packaged
     multilingual model by its name, else sentence-transformers on the CPU (torch: the reference
     for MiniLM, whose OpenVINO/ONNX vectors match it)."""
-    from engine.embed.multilingual import MODEL_NAME, MultilingualEmbedder
+    from engine.embed.packaged import PACKAGED, packaged_embedder
 
-    if model == MODEL_NAME:
-        return MultilingualEmbedder()
+    if model in PACKAGED:
+        return packaged_embedder(model)
     from engine.embed.local import LocalEmbedder
 
     return LocalEmbedder(model, device="cpu")

@@ -109,6 +109,12 @@ class Embedder(ABC):
             EmbeddingUnavailable: any other failure to embed.
         """
 
+    def embed_queries(self, texts: Sequence[str]) -> EmbeddingResult:
+        """Embed search questions. Models that embed a question differently from a passage
+        (E5's "query: " prefix, Cohere's `search_query`) override this; the default embeds
+        them like passages."""
+        return self.embed_batch(texts)
+
     def embed(self, texts: Sequence[str], progress: Progress | None = None) -> EmbeddingResult:
         """Embed any number of texts, group by group, in order, reporting progress.
 

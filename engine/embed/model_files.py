@@ -12,7 +12,9 @@ multilingual model checks its own two files: engine/embed/multilingual.py.)
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
+from typing import BinaryIO
 
 from engine.util import sha256_file
 
@@ -38,6 +40,21 @@ _verified: set[tuple] = set()  # (file, size, mtime_ns, digest) checked in this 
 
 class ModelIntegrityError(RuntimeError):
     """A model file is missing or differs from the digest the engine was released with."""
+
+
+def open_model_file(path: Path) -> BinaryIO:
+    """Open a packaged model file for reading, never through a link.
+
+    Raises:
+        ModelIntegrityError: the file is missing or a link.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError as exc:
+        raise ModelIntegrityError(
+            f"model file {path.name} in {path.parent} is missing or a link ({exc.strerror})"
+        ) from exc
+    return os.fdopen(fd, "rb")
 
 
 def packaged_minilm_path(only: tuple[str, ...] | None = None) -> Path:

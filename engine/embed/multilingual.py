@@ -35,7 +35,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from engine.embed.base import Embedder, EmbeddingResult, ModelInfo
-from engine.embed.model_files import ModelIntegrityError
+from engine.embed.model_files import ModelIntegrityError, open_model_file
 
 log = logging.getLogger(__name__)
 
@@ -125,13 +125,7 @@ def _verified_bytes(path: Path) -> bytes:
     """The file's bytes, read once (no link followed, size capped) and checked against its
     pinned sha256."""
     expected = PACKAGED_USE_SHA256[path.name]
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-    except OSError as exc:
-        raise ModelIntegrityError(
-            f"model file {path.name} in {path.parent} is missing or a link ({exc.strerror})"
-        ) from exc
-    with os.fdopen(fd, "rb") as fh:
+    with open_model_file(path) as fh:
         data = fh.read(MAX_MODEL_FILE_BYTES + 1)
     found = hashlib.sha256(data).hexdigest()
     if len(data) > MAX_MODEL_FILE_BYTES or found != expected:
