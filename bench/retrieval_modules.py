@@ -45,6 +45,90 @@ def build(tmp: Path, model: str, **settings):
     return engine, outcome, time.perf_counter() - started
 
 
+def print_variants(searcher, questions, model_key: str) -> None:
+    """Hybrid hit@1/hit@5 (all, paraphrase) of each fusion variant on the same candidates."""
+    from bench.retrieval import ranked, variants
+    from engine.evaluation import report
+    from engine.fusion import fuse
+
+    candidates = [
+        searcher.candidates(q.question, q.grade or None, q.subject or None) for q in questions
+    ]
+    print("\nfusion variants on dev (all hit@1/hit@5, paraphrase hit@1/hit@5):")
+    for label, config in variants(searcher.fusion_for(model_key)):
+        rankings = [ranked(h, fuse(c, config)) for h, c in candidates]
+        r = report("hybrid", questions, rankings)
+        p = r.by_kind.get("paraphrase", r.overall)
+        print(
+            f"  {label:<44}{r.overall.hit_at_1:.2f} / {r.overall.hit_at_5:.2f}"
+            f"   {p.hit_at_1:.2f} / {p.hit_at_5:.2f}"
+        )
+
+
+def technique_variants(chosen) -> list[tuple[str, object]]:
+    """(label, FusionConfig) of the search-time techniques measured on top of `chosen`."""
+    from dataclasses import replace
+
+    out = [("chosen fusion", chosen)]
+    for a in (0.3, 0.5, 0.8):
+        out.append((f"boilerplate {a}", replace(chosen, boilerplate=a)))
+    for g in (0.1, 0.2, 0.4):
+        for depth in (2, 3):
+            out.append((f"lesson {g} depth {depth}", replace(chosen, lesson=g, lesson_depth=depth)))
+    for w in (0.5, 0.6, 0.7):
+        for a in (0.0, 0.5):
+            tuned = replace(chosen, coverage_power=1.0, boilerplate=a).with_weights(w, 1 - w)
+            out.append((f"absolute {w}/{1 - w:.1f} boilerplate {a}", tuned))
+    for a in (0.5, 0.8):
+        for g in (0.1, 0.2):
+            out.append((f"boilerplate {a} + lesson {g}", replace(chosen, boilerplate=a, lesson=g)))
+    return out
+
+
+def print_techniques(engine, questions) -> None:
+    """Dev figures (all, paraphrase, informal: hit@1/hit@5) of each search-time technique,
+    with and without informal spellings standardised first."""
+    from bench.retrieval import ranked
+    from engine.evaluation import report
+    from engine.fusion import fuse
+    from engine.lexical.boilerplate import BoilerplateShares
+    from engine.lexical.informal import standard_words
+
+    searcher = engine.searcher
+    searcher.boilerplate = BoilerplateShares(engine.lexical)
+    chosen = searcher.fusion_for(engine.embedder.model.key)
+    print("\ntechniques on dev (hit@1/hit@5: all, paraphrase, informal, english):")
+    import engine.lexical.index as lexical_index
+
+    plain_terms = lexical_index.query_terms
+    for standardise in ("", "both", "lexical"):
+        lexical_index.query_terms = plain_terms
+        if standardise == "lexical":  # only the lexical side sees the standard spelling
+            lexical_index.query_terms = lambda q: plain_terms(standard_words(q))
+        candidates = [
+            searcher.candidates(
+                standard_words(q.question) if standardise == "both" else q.question,
+                q.grade or None,
+                q.subject or None,
+            )
+            for q in questions
+        ]
+        for label, config in technique_variants(chosen):
+            rankings = [ranked(h, fuse(c, config)) for h, c in candidates]
+            r = report("hybrid", questions, rankings)
+            cells = "".join(
+                f"   {x.hit_at_1:.2f} / {x.hit_at_5:.2f}"
+                for x in (
+                    r.overall,
+                    r.by_kind["paraphrase"],
+                    r.by_kind["informal"],
+                    r.by_kind["english"],
+                )
+            )
+            name = (f"informal→standard ({standardise}) + " if standardise else "") + label
+            print(f"  {name:<46}{cells}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="", help="LOCAL_EMBEDDING_MODEL to evaluate")
@@ -53,6 +137,16 @@ def main() -> None:
     parser.add_argument("--no-heldout", action="store_true", help="score the dev set only")
     parser.add_argument("--misses", action="store_true", help="list hybrid misses")
     parser.add_argument("--json", type=Path, help="also write the figures as JSON here")
+    parser.add_argument("--variants", action="store_true", help="score fusion variants (dev)")
+    parser.add_argument("--title", action="store_true", help="EMBED_DOCUMENT_TITLE=true")
+    parser.add_argument(
+        "--no-query-prompt",
+        action="store_true",
+        help="embed questions like passages (E5 without its 'query: ' prompt)",
+    )
+    parser.add_argument(
+        "--techniques", action="store_true", help="score search-time techniques (dev)"
+    )
     args = parser.parse_args()
 
     sets = {"dev": load_questions(args.dev)}
@@ -60,7 +154,10 @@ def main() -> None:
         sets["held-out"] = load_questions(args.heldout)
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
-        engine, outcome, seconds = build(Path(tmp), args.model)
+        extra = {"EMBED_DOCUMENT_TITLE": True} if args.title else {}
+        engine, outcome, seconds = build(Path(tmp), args.model, **extra)
+        if args.no_query_prompt:
+            engine.embedder.embed_queries = engine.embedder.embed_batch
         chunks = outcome.job.total_chunks
         print(
             f"corpus: {outcome.job.successful_files} files, {chunks} chunks "
@@ -77,6 +174,10 @@ def main() -> None:
                         f"(want {miss.expected}, rank {miss.rank})"
                     )
             out[name] = [r.to_dict() for r in reports]
+        if args.variants:
+            print_variants(engine.searcher, sets["dev"], engine.embedder.model.key)
+        if args.techniques:
+            print_techniques(engine, sets["dev"])
     if args.json:
         args.json.write_text(json.dumps(out, indent=1))
 

@@ -42,30 +42,28 @@ def build_embedder(settings: Settings) -> Embedder:
 
 
 def _local(settings: Settings) -> Embedder:
-    from engine.embed.multilingual import MODEL_NAME as MULTILINGUAL
+    from engine.embed.choice import MINILM, local_model
+    from engine.embed.packaged import PACKAGED, packaged_embedder
 
-    if settings.local_embedding_model == MULTILINGUAL:
+    model = local_model(settings)
+    if model in PACKAGED:
         if settings.local_embedding_backend != "auto":
             raise ValueError(
-                f"LOCAL_EMBEDDING_MODEL={MULTILINGUAL} runs on its own numpy encoder; "
+                f"LOCAL_EMBEDDING_MODEL={model} runs on its own CPU encoder; "
                 "leave LOCAL_EMBEDDING_BACKEND at auto"
             )
-        from engine.embed.multilingual import MultilingualEmbedder, packaged_resources
-
-        packaged_resources()  # fail at start-up, not at the first search, when it is missing
         if settings.local_embedding_device == "cuda":
-            log.warning("LOCAL_EMBEDDING_DEVICE=cuda: %s runs on the CPU only", MULTILINGUAL)
-        return MultilingualEmbedder(batch_size=settings.embedding_batch_size)
+            log.warning("LOCAL_EMBEDDING_DEVICE=cuda: %s runs on the CPU only", model)
+        return packaged_embedder(model, batch_size=settings.embedding_batch_size)
+    custom = "" if model == MINILM else model
 
     from engine.embed.onnx import choose_backend
 
     backend = choose_backend(
-        settings.local_embedding_backend,
-        settings.local_embedding_device,
-        custom_model=settings.local_embedding_model,
+        settings.local_embedding_backend, settings.local_embedding_device, custom_model=custom
     )
     if backend != "torch":
-        if settings.local_embedding_model:
+        if custom:
             raise ValueError("LOCAL_EMBEDDING_BACKEND=onnx* runs only the packaged model")
         from engine.embed.onnx import OnnxEmbedder, OpenVinoEmbedder, cache_dir_for
 
@@ -81,7 +79,7 @@ def _local(settings: Settings) -> Embedder:
     from engine.embed.local import LocalEmbedder
 
     return LocalEmbedder(
-        settings.local_embedding_model,
+        custom,
         device=settings.local_embedding_device,
         batch_size=settings.embedding_batch_size,
     )
@@ -250,6 +248,7 @@ class Engine:
 
     @cached_property
     def searcher(self):
+        from engine.lexical.boilerplate import BoilerplateShares
         from engine.search import Searcher
 
         return Searcher(
@@ -261,6 +260,7 @@ class Engine:
             candidates=self.settings.search_candidates,
             on_query=self.telemetry.record_query,
             active_packages=self.installer.active_collections,
+            boilerplate=BoilerplateShares(self.lexical),
         )
 
     @cached_property

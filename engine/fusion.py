@@ -18,7 +18,12 @@ Pure functions over `Candidate`s, so every variant can be scored offline on the 
   question (English or paraphrased questions), so the vector side decides;
 - `toc_factor`: table-of-contents chunks (`kind: "toc"`) have their fused score multiplied by it;
 - `neighbour`: a chunk gains this share of the best fused score among its adjacent chunks in the
-  same document (an answer spread over two chunks).
+  same document (an answer spread over two chunks);
+- `boilerplate`: a chunk's fused score is multiplied by 1 - boilerplate x its template share
+  (the part of its text repeated across many documents of its subject, see
+  `engine.lexical.boilerplate`), on both sides at once;
+- `lesson`: lesson-level evidence, a chunk gains this share of the mean of its lesson's next
+  best candidate scores (measured, not chosen for any model).
 
 DEFAULT is the variant that scored best on the development questions with all-MiniLM-L6-v2;
 `for_model` gives the one chosen for another model, because cosine scales differ between
@@ -49,6 +54,9 @@ class FusionConfig:
     toc_factor: float = 0.5
     neighbour: float = 0.0
     coverage_power: float = 1.0  # absolute: lexical side = coverage ** coverage_power
+    boilerplate: float = 0.0  # a chunk's score x (1 - boilerplate x its template share)
+    lesson: float = 0.0  # a chunk gains this share of its lesson's other best chunks' scores
+    lesson_depth: int = 3  # how many of a lesson's best chunks count as its evidence
 
     def with_weights(self, vector: float, lexical: float) -> FusionConfig:
         return replace(self, vector_weight=vector, lexical_weight=lexical)
@@ -56,9 +64,11 @@ class FusionConfig:
 
 DEFAULT = FusionConfig()
 
-# Chosen on the development questions (dev hit@1/hit@5 in the README's retrieval table).
+# Chosen on the development questions (dev hit@1/hit@5 in the README's retrieval tables):
+# USE v3 on the teaching-module set (bench/retrieval_modules.py --techniques), where template
+# text repeated across a subject's modules is weighed down by half.
 BY_MODEL: dict[str, FusionConfig] = {
-    "use-multilingual-v3": FusionConfig(vector_weight=0.7, lexical_weight=0.3, coverage_power=3.0),
+    "use-multilingual-v3": FusionConfig(vector_weight=0.7, lexical_weight=0.3, boilerplate=0.5),
 }
 
 
@@ -78,6 +88,7 @@ class Candidate:
     document: tuple = ()  # (grade, subject, sha prefix) for neighbour merging
     index: int = -1  # chunk index within the document (-1: unknown)
     model: str = ""  # key of the model whose collection holds the chunk ("": none queried)
+    boilerplate: float = 0.0  # share of its text repeated across its subject's documents
 
 
 def fuse(candidates: list[Candidate], config: FusionConfig = DEFAULT) -> list[float]:
@@ -111,7 +122,34 @@ def fuse(candidates: list[Candidate], config: FusionConfig = DEFAULT) -> list[fl
         ]
     if config.neighbour:
         scores = _merge_neighbours(candidates, scores, config.neighbour)
+    if config.boilerplate:
+        scores = [
+            s * (1 - config.boilerplate * c.boilerplate)
+            for s, c in zip(scores, candidates, strict=True)
+        ]
+    if config.lesson:
+        scores = _lesson_evidence(candidates, scores, config.lesson, config.lesson_depth)
     return scores
+
+
+def _lesson_evidence(
+    candidates: list[Candidate], scores: list[float], share: float, depth: int
+) -> list[float]:
+    """Each chunk plus `share` x the mean of the next best `depth - 1` chunk scores of its
+    lesson (0 for each missing one): a lesson that answers with several chunks outranks a
+    single chunk that matches by chance, e.g. template text."""
+    by_document: dict[tuple, list[tuple[float, int]]] = {}
+    for i, (c, s) in enumerate(zip(candidates, scores, strict=True)):
+        if c.document:
+            by_document.setdefault(c.document, []).append((s, i))
+    out = list(scores)
+    others = max(1, depth - 1)
+    for members in by_document.values():
+        members.sort(reverse=True)
+        for s, i in members:
+            rest = [score for score, j in members if j != i][:others]
+            out[i] = s + share * sum(rest) / others
+    return out
 
 
 def lexical_confidence(candidates: list[Candidate], confident_coverage: float) -> float:

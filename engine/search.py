@@ -68,6 +68,7 @@ class Searcher:
         fusion: FusionConfig | None = None,
         on_query: Callable[[float, bool], None] | None = None,
         active_packages: Callable[[], set[str]] = set,
+        boilerplate=None,
     ):
         self.embedder = embedder
         self.store = store
@@ -92,6 +93,7 @@ class Searcher:
         self.candidates_per_side = candidates
         self.on_query = on_query  # telemetry: (latency in ms, failed?) of every search
         self.active_packages = active_packages  # collections of the installed package versions
+        self.boilerplate = boilerplate  # BoilerplateShares, when fusion weighs template text
 
     def search(
         self,
@@ -194,7 +196,7 @@ class Searcher:
                 cache[model_key] = None
             else:
                 try:
-                    cache[model_key] = embedder.embed_batch([question]).vectors[0]
+                    cache[model_key] = embedder.embed_queries([question]).vectors[0]
                 except EmbeddingUnavailable as exc:
                     log.warning("cannot search %s collections: %s", model_key, exc)
                     cache[model_key] = None
@@ -277,6 +279,7 @@ class Searcher:
         self._fill_vector_scores(found, query_vectors, models, collections)
         self._fill_lexical_scores(question, found, coverage, toc)
         hits = list(found.values())
+        shares = self._boilerplate_shares(found)
         return hits, [
             Candidate(
                 vector=h.vector_score,
@@ -286,9 +289,22 @@ class Searcher:
                 document=(h.grade, h.subject, h.chunk_id.rsplit("-", 1)[0]),
                 index=_chunk_index(h.chunk_id),
                 model=models.get(key, ""),
+                boilerplate=shares.get(key, 0.0),
             )
             for key, h in found.items()
         ]
+
+    def _boilerplate_shares(self, found: dict[tuple, SearchHit]) -> dict[tuple, float]:
+        """Template share of each candidate (none without a `BoilerplateShares`)."""
+        if self.boilerplate is None:
+            return {}
+        out: dict[tuple, float] = {}
+        for grade, subject in {(g, s) for g, s, _ in found}:
+            shares = self.boilerplate.of(grade, subject)
+            for key in found:
+                if key[:2] == (grade, subject):
+                    out[key] = shares.get(key[2], 0.0)
+        return out
 
     def _fill_vector_scores(
         self,

@@ -117,9 +117,10 @@ class Settings(BaseSettings):
         "",
         alias="LOCAL_EMBEDDING_MODEL",
         description=(
-            "empty = packaged all-MiniLM-L6-v2; use-multilingual-v3 = packaged multilingual "
-            "USE (better for Indonesian questions, see README); else a sentence-transformers "
-            "model path or name."
+            "empty = the model recorded for this data dir (new: use-multilingual-v3; built "
+            "before the record, CUDA or a LOCAL_EMBEDDING_BACKEND: all-minilm-l6-v2); "
+            "use-multilingual-v3, all-minilm-l6-v2, multilingual-e5-small, use-e5-ensemble; "
+            "else a sentence-transformers model path or name."
         ),
     )
     local_embedding_device: Literal["auto", "cpu", "cuda"] = Field(
@@ -194,6 +195,11 @@ class Settings(BaseSettings):
     )
     search_candidates: int = Field(
         30, ge=1, alias="SEARCH_CANDIDATES", description="hybrid: candidates taken from each side."
+    )
+    embed_document_title: bool = Field(
+        False,
+        alias="EMBED_DOCUMENT_TITLE",
+        description="Embed each chunk with its file's title and section heading before it.",
     )
 
     # --- watcher --------------------------------------------------------------------------

@@ -325,6 +325,11 @@ class Ingestor:
             count_tokens=self.embedder.count_tokens,
         )
         texts = [c.text for c in work.chunks]
+        if self.settings.embed_document_title:
+            from engine.ingest.context import document_title, with_context
+
+            title = document_title(work.result.path)
+            texts = [with_context(title, c.section, c.text) for c in work.chunks]
         try:
             work.embedded = self.embedder.embed(
                 texts, lambda n: progress.chunks_embedded(n, len(texts))

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 from engine import db
 from engine.lexical.analyzer import analyze
+from engine.lexical.informal import standard_words
 
 K1 = 1.2  # term-frequency saturation (the usual BM25 defaults; see bench/retrieval.py)
 B = 0.75  # length normalisation
@@ -63,8 +64,9 @@ class LexicalHit:
 
 
 def query_terms(question: str) -> list[str]:
-    """The question's analysed terms, unique, in order."""
-    return list(dict.fromkeys(analyze(question)))
+    """The question's analysed terms, unique, in order; informal spellings (`knp`, `yg`,
+    `gmn`) are read as the standard words first (engine.lexical.informal)."""
+    return list(dict.fromkeys(analyze(standard_words(question))))
 
 
 def idf(chunks: int, df: int) -> float:

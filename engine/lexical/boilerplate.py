@@ -1,0 +1,90 @@
+"""Template text: how much of each chunk is repeated across many documents of its subject.
+
+Curriculum modules of one subject share most of their text (general information, the Pancasila
+student profile, learning activities, rubrics, references). A question that happens to match
+that text well would otherwise rank a template chunk of any lesson above the lesson that
+answers it. A chunk's *boilerplate share* is the part of its characters in lines/sentences
+that occur in at least `max(min_documents, min_share x documents)` distinct documents of the
+same grade/subject (digits are folded, so "Modul 3" and "Modul 4" are one line).
+
+Shares are computed from the lexical index's chunk texts, per grade/subject, when first asked
+and cached until that grade/subject's rows change (a new or removed document); like the BM25
+statistics they depend only on that grade/subject, so a package ranks the same everywhere.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import threading
+from collections import defaultdict
+
+_PIECE = re.compile(r"(?<=[.!?:])\s+|\n+")
+_SPACE = re.compile(r"\s+")
+_DIGITS = re.compile(r"\d+")
+MIN_PIECE_CHARS = 12  # shorter lines ("Pertemuan 1") say too little to count either way
+
+
+def _pieces(text: str) -> list[str]:
+    return [p.strip() for p in _PIECE.split(text) if len(p.strip()) >= MIN_PIECE_CHARS]
+
+
+def _key(piece: str) -> str:
+    return _DIGITS.sub("0", _SPACE.sub(" ", piece.casefold()))
+
+
+def boilerplate_shares(
+    rows: list[tuple[str, str, str]], *, min_documents: int = 3, min_share: float = 0.2
+) -> dict[str, float]:
+    """{chunk_id: share of its text in widely repeated pieces} for one grade/subject's
+    (document, chunk_id, text) rows."""
+    documents: dict[str, set[str]] = defaultdict(set)
+    for document, _, text in rows:
+        for piece in _pieces(text):
+            documents[_key(piece)].add(document)
+    total_documents = len({document for document, _, _ in rows})
+    threshold = max(min_documents, math.ceil(min_share * total_documents))
+    shares = {}
+    for _, chunk_id, text in rows:
+        pieces = _pieces(text)
+        length = sum(len(p) for p in pieces)
+        repeated = sum(len(p) for p in pieces if len(documents[_key(p)]) >= threshold)
+        shares[chunk_id] = repeated / length if length else 0.0
+    return shares
+
+
+class BoilerplateShares:
+    """Cached `boilerplate_shares` per grade/subject over the lexical index's rows."""
+
+    def __init__(self, lexical, *, min_documents: int = 3, min_share: float = 0.2):
+        self.lexical = lexical
+        self.min_documents = min_documents
+        self.min_share = min_share
+        self._cache: dict[tuple[str, str], tuple[tuple, dict[str, float]]] = {}
+        self._lock = threading.Lock()
+
+    def of(self, grade: str, subject: str) -> dict[str, float]:
+        """{chunk_id: boilerplate share} of one grade/subject (recomputed when it changed)."""
+        conn = self.lexical.conn
+        version = tuple(
+            conn.execute(
+                "SELECT count(*), max(id) FROM lexical WHERE grade = ? AND subject = ?",
+                (grade, subject),
+            ).fetchone()
+        )
+        with self._lock:
+            cached = self._cache.get((grade, subject))
+            if cached and cached[0] == version:
+                return cached[1]
+        rows = conn.execute(
+            "SELECT sha256, chunk_id, text FROM lexical WHERE grade = ? AND subject = ?",
+            (grade, subject),
+        ).fetchall()
+        shares = boilerplate_shares(
+            [tuple(r) for r in rows],
+            min_documents=self.min_documents,
+            min_share=self.min_share,
+        )
+        with self._lock:
+            self._cache[(grade, subject)] = (version, shares)
+        return shares

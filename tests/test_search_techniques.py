@@ -1,0 +1,64 @@
+"""Search-time techniques kept for Indonesian modules: template text weighed down, informal
+spellings read as standard words."""
+
+from __future__ import annotations
+
+from engine.app import build_engine
+from engine.fusion import FusionConfig
+from engine.lexical.boilerplate import BoilerplateShares, boilerplate_shares
+from engine.search import Searcher
+from engine.settings import Settings
+from tests.pdfs import text_pdf
+
+TEMPLATE = (
+    "Kegiatan pendahuluan: guru membuka pelajaran dengan salam dan doa bersama. "
+    "Guru memeriksa kehadiran peserta didik dan menyampaikan tujuan pembelajaran. "
+    "Peserta didik berdiskusi dalam kelompok lalu mempresentasikan hasil diskusi."
+)
+LESSONS = {
+    "fotosintesis.pdf": "Fotosintesis mengubah cahaya matahari menjadi glukosa di kloroplas daun.",
+    "respirasi.pdf": "Respirasi sel memecah glukosa menjadi energi di mitokondria.",
+    "ekosistem.pdf": "Rantai makanan dimulai dari produsen yaitu tumbuhan hijau.",
+    "klasifikasi.pdf": "Klasifikasi makhluk hidup memakai tata nama ganda dari Linnaeus.",
+}
+
+
+def test_text_repeated_across_a_subjects_documents_counts_as_template():
+    rows = [(f"doc{i}", f"c{i}-t", TEMPLATE) for i in range(4)]
+    rows += [(f"doc{i}", f"c{i}-x", text) for i, text in enumerate(LESSONS.values())]
+    shares = boilerplate_shares(rows)
+    assert all(shares[f"c{i}-t"] == 1.0 for i in range(4))
+    assert all(shares[f"c{i}-x"] == 0.0 for i in range(4))
+
+
+def test_a_lessons_own_text_outranks_another_lessons_template_page(inbox, fake_embedder):
+    engine = build_engine(Settings(CHUNK_SIZE=100, CHUNK_OVERLAP=0), embedder=fake_embedder)
+    for name, text in LESSONS.items():
+        text_pdf(inbox / "kelas_7" / "ipa" / name, [TEMPLATE, text])
+    engine.ingestor.run([inbox], inbox)
+    question = "peserta didik berdiskusi tentang kloroplas daun"
+
+    def first(boilerplate: float) -> str:
+        searcher = Searcher(
+            engine.embedder,
+            engine.store,
+            engine.lexical,
+            fusion=FusionConfig(vector_weight=0.5, lexical_weight=0.5, boilerplate=boilerplate),
+            boilerplate=BoilerplateShares(engine.lexical),
+        )
+        return searcher.search(question, grade="kelas_7", subject="ipa", k=1)[0]
+
+    assert first(0.0).text.startswith("Peserta didik")  # template words match more of it
+    best = first(0.5)
+    assert (best.source, best.text) == ("fotosintesis.pdf", LESSONS["fotosintesis.pdf"])
+
+
+def test_informal_spellings_score_like_the_standard_words(engine, inbox):
+    text_pdf(inbox / "kelas_7" / "ipa" / "daun.pdf", ["Daun menguning karena kekurangan air."])
+    text_pdf(inbox / "kelas_7" / "ipa" / "akar.pdf", ["Akar menyerap air dari tanah."])
+    engine.ingestor.run([inbox], inbox)
+
+    formal = engine.lexical.search("kenapa daun menguning yang tua", k=1)
+    informal = engine.lexical.search("knp daun menguning yg tua", k=1)
+    assert informal[0].source == formal[0].source == "daun.pdf"
+    assert informal[0].coverage == formal[0].coverage
