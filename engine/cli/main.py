@@ -20,6 +20,7 @@ from engine.cli import (
     api_cmds,
     aws_cmds,
     backup_cmds,
+    eval_cmds,
     ingest_cmds,
     query_cmds,
     telemetry_cmds,
@@ -38,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     ingest_cmds.register(sub)
     query_cmds.register(sub)
+    eval_cmds.register(sub)
     aws_cmds.register(sub)
     telemetry_cmds.register(sub)
     admin_cmds.register(sub)
