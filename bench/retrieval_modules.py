@@ -86,47 +86,37 @@ def technique_variants(chosen) -> list[tuple[str, object]]:
 
 
 def print_techniques(engine, questions) -> None:
-    """Dev figures (all, paraphrase, informal: hit@1/hit@5) of each search-time technique,
-    with and without informal spellings standardised first."""
+    """Dev figures (all, paraphrase, informal, english: hit@1/hit@5) of each search-time
+    technique, without and with pseudo-relevance feedback for BM25 (chunks, terms, weight);
+    lexical mode alone too. Informal spellings are standardised for BM25 (kept): to measure
+    without, or with the vector side too, see the commit that chose it (issue 23)."""
     from bench.retrieval import ranked
-    from engine.evaluation import report
+    from engine.evaluation import rankings, report
     from engine.fusion import fuse
     from engine.lexical.boilerplate import BoilerplateShares
-    from engine.lexical.informal import standard_words
 
     searcher = engine.searcher
     searcher.boilerplate = BoilerplateShares(engine.lexical)
     chosen = searcher.fusion_for(engine.embedder.model.key)
     print("\ntechniques on dev (hit@1/hit@5: all, paraphrase, informal, english):")
-    import engine.lexical.index as lexical_index
-
-    plain_terms = lexical_index.query_terms
-    for standardise in ("", "both", "lexical"):
-        lexical_index.query_terms = plain_terms
-        if standardise == "lexical":  # only the lexical side sees the standard spelling
-            lexical_index.query_terms = lambda q: plain_terms(standard_words(q))
+    for feedback in ((0, 10, 0.3), (3, 10, 0.3), (3, 20, 0.2), (5, 10, 0.5)):
+        lexical = engine.lexical
+        lexical.feedback_chunks, lexical.feedback_terms, lexical.feedback_weight = feedback
+        prefix = f"BM25 feedback {feedback} + " if feedback[0] else ""
         candidates = [
-            searcher.candidates(
-                standard_words(q.question) if standardise == "both" else q.question,
-                q.grade or None,
-                q.subject or None,
-            )
-            for q in questions
+            searcher.candidates(q.question, q.grade or None, q.subject or None) for q in questions
         ]
-        for label, config in technique_variants(chosen):
-            rankings = [ranked(h, fuse(c, config)) for h, c in candidates]
-            r = report("hybrid", questions, rankings)
-            cells = "".join(
-                f"   {x.hit_at_1:.2f} / {x.hit_at_5:.2f}"
-                for x in (
-                    r.overall,
-                    r.by_kind["paraphrase"],
-                    r.by_kind["informal"],
-                    r.by_kind["english"],
-                )
-            )
-            name = (f"informal→standard ({standardise}) + " if standardise else "") + label
-            print(f"  {name:<46}{cells}")
+        runs = [
+            (label, [ranked(h, fuse(c, config)) for h, c in candidates])
+            for label, config in technique_variants(chosen)
+        ]
+        runs.append(("lexical mode", rankings(searcher, questions, "lexical")))
+        for label, ranked_hits in runs:
+            r = report("hybrid", questions, ranked_hits)
+            kinds = [r.overall] + [r.by_kind[k] for k in ("paraphrase", "informal", "english")]
+            cells = "".join(f"   {x.hit_at_1:.2f} / {x.hit_at_5:.2f}" for x in kinds)
+            print(f"  {prefix + label:<52}{cells}")
+    engine.lexical.feedback_chunks = 0
 
 
 def main() -> None:

@@ -77,10 +77,24 @@ def idf(chunks: int, df: int) -> float:
 class LexicalIndex:
     """BM25 over the engine database's `lexical` tables; writes go through `Database.write`."""
 
-    def __init__(self, database: db.Database, *, k1: float = K1, b: float = B):
+    def __init__(
+        self,
+        database: db.Database,
+        *,
+        k1: float = K1,
+        b: float = B,
+        feedback_chunks: int = 0,
+        feedback_terms: int = 10,
+        feedback_weight: float = 0.3,
+    ):
         self.db = database
         self.k1 = k1
         self.b = b
+        # pseudo-relevance feedback (measured, off): the best terms of the first pass's top
+        # `feedback_chunks` chunks join the question with `feedback_weight` each
+        self.feedback_chunks = feedback_chunks
+        self.feedback_terms = feedback_terms
+        self.feedback_weight = feedback_weight
 
     @property
     def conn(self) -> sqlite3.Connection:
@@ -190,22 +204,52 @@ class LexicalIndex:
         for (g, s), (chunks, total) in self.libraries(grade, subject).items():
             if chunks == 0:
                 continue
-            best.extend(self._score_library(g, s, terms, chunks, total / chunks, wanted))
+            weighted = {t: 1.0 for t in terms}
+            if self.feedback_chunks:
+                first = self._score_library(g, s, weighted, chunks, total / chunks, None)
+                weighted |= self._feedback(g, s, terms, first, chunks)
+            best.extend(self._score_library(g, s, weighted, chunks, total / chunks, wanted))
         top = heapq.nlargest(k, best)
         if len(top) == k:  # ties at the cut are settled by chunk id, not by row order
             top = [t for t in best if t[0] >= top[-1][0]]
         return self._hits(top)[:k]
 
+    def _feedback(
+        self, grade: str, subject: str, terms: list[str], first: list, chunks: int
+    ) -> dict[str, float]:
+        """Expansion terms (weight each) from the best first-pass chunks: tf x idf, new only."""
+        top = [rowid for _, _, rowid in heapq.nlargest(self.feedback_chunks, first)]
+        if not top:
+            return {}
+        counts: Counter = Counter()
+        for (text,) in self.conn.execute(
+            f"SELECT terms FROM lexical WHERE id IN ({', '.join('?' * len(top))})", top
+        ):
+            counts.update(t for t in text.split() if t not in terms)
+        if not counts:
+            return {}
+        marks = ", ".join("?" * len(counts))
+        df = dict(
+            self.conn.execute(
+                "SELECT term, count(*) FROM lexical_postings WHERE grade = ? AND subject = ?"
+                f" AND term IN ({marks}) GROUP BY term",
+                (grade, subject, *counts),
+            ).fetchall()
+        )
+        ranked = sorted(counts, key=lambda t: -counts[t] * idf(chunks, df.get(t, 0)))
+        return {t: self.feedback_weight for t in ranked[: self.feedback_terms]}
+
     def _score_library(
         self,
         grade: str,
         subject: str,
-        terms: list[str],
+        terms: dict[str, float],
         chunks: int,
         average_length: float,
         wanted: set[str] | None,
     ) -> list[tuple[float, float, int]]:
-        """(BM25, coverage, row id) of every chunk of one grade/subject sharing a term."""
+        """(BM25, coverage, row id) of every chunk of one grade/subject sharing a term; each
+        term counts with its weight (1 for the question's own)."""
         postings: dict[str, list[tuple[int, int, int]]] = {t: [] for t in terms}
         marks = ", ".join("?" * len(terms))
         for term, chunk, tf, length in self.conn.execute(
@@ -214,7 +258,7 @@ class LexicalIndex:
             (grade, subject, *terms),
         ):
             postings[term].append((chunk, tf, length))
-        weights = {t: idf(chunks, len(rows)) for t, rows in postings.items()}
+        weights = {t: terms[t] * idf(chunks, len(rows)) for t, rows in postings.items()}
         ideal = sum(weights.values()) or 1.0  # every term once, at the average length
         scores: dict[int, float] = {}
         for term, rows in postings.items():
