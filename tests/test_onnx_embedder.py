@@ -194,6 +194,7 @@ def test_backend_choice(monkeypatch):
 
     monkeypatch.undo()
     monkeypatch.setenv("LOCAL_EMBEDDING_DEVICE", "cpu")
+    monkeypatch.setenv("LOCAL_EMBEDDING_MODEL", "all-minilm-l6-v2")  # the default is USE v3
     settings = Settings()
     assert isinstance(build_embedder(settings), OpenVinoEmbedder)
     monkeypatch.setenv("LOCAL_EMBEDDING_BACKEND", "onnx-int8")
