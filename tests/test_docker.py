@@ -290,6 +290,18 @@ def test_cpu_image_is_torch_free_and_within_the_size_limit(cpu_image):
     assert proc.stdout.strip() == "[] []"
     history = docker("history", "--format", "{{.Size}}\t{{.CreatedBy}}", IMAGE).stdout
     print(f"\nlayers of {IMAGE}:\n{history}")
+    # an update of the code alone: the layers above the shipped ONNX export, a few megabytes
+    layers = docker(
+        "history", "--human=false", "--no-trunc", "--format", "{{.Size}}\t{{.CreatedBy}}", IMAGE
+    )
+    code_update = []
+    for line in layers.stdout.splitlines():
+        size, created = line.split("\t", 1)
+        if "minilm-onnx" in created:
+            break
+        code_update.append(int(size))
+    assert 0 < sum(code_update) < 10e6, f"{sum(code_update) / 1e6:.0f} MB"
+    assert len(code_update) < len(layers.stdout.splitlines())
 
 
 @pytest.mark.slow
