@@ -88,9 +88,11 @@ def _local(settings: Settings) -> Embedder:
 def _bedrock(settings: Settings) -> Embedder:
     from engine.aws.clients import bedrock_client
     from engine.embed.bedrock import BedrockEmbedder
+    from engine.embed.cohere import CohereEmbedder, is_cohere
 
     client = bedrock_client(settings)
-    return BedrockEmbedder(
+    kind = CohereEmbedder if is_cohere(settings.bedrock_model_id) else BedrockEmbedder
+    return kind(
         client,
         model_id=settings.bedrock_model_id,
         dimensions=settings.bedrock_dimensions,
@@ -98,7 +100,11 @@ def _bedrock(settings: Settings) -> Embedder:
         concurrency=settings.bedrock_concurrency,
         max_rpm=settings.bedrock_max_rpm,
         max_attempts=settings.bedrock_max_attempts,
-        batch=_bedrock_batch(settings) if settings.bedrock_batch_min_chunks else None,
+        batch=(
+            _bedrock_batch(settings)
+            if settings.bedrock_batch_min_chunks and kind is BedrockEmbedder
+            else None
+        ),
         batch_min_chunks=settings.bedrock_batch_min_chunks,
     )
 

@@ -63,7 +63,10 @@ class Settings(BaseSettings):
     )
     bedrock_model_id: str = Field("amazon.titan-embed-text-v2:0", alias="BEDROCK_MODEL_ID")
     bedrock_dimensions: int = Field(
-        1024, alias="BEDROCK_DIMENSIONS", description="256, 512 or 1024"
+        1024,
+        alias="BEDROCK_DIMENSIONS",
+        description="Titan v2: 256, 512 or 1024; Cohere Multilingual v3: 1024; Cohere v4: "
+        "256, 512, 1024 or 1536",
     )
     bedrock_normalize: bool = Field(True, alias="BEDROCK_NORMALIZE")
     bedrock_concurrency: int = Field(
@@ -251,8 +254,8 @@ class Settings(BaseSettings):
     @classmethod
     def _titan_dimensions(cls, value: int) -> int:
         # a Literal[256, 512, 1024] would refuse the string "1024" that .env files hold
-        if value not in (256, 512, 1024):
-            raise ValueError("Titan v2 supports 256, 512 or 1024 dimensions")
+        if value not in (256, 512, 1024, 1536):
+            raise ValueError("Bedrock embedding models offer 256, 512, 1024 or 1536 dimensions")
         return value
 
     # --- AWS (each feature is on only when its setting is present) -------------------------
@@ -295,8 +298,13 @@ class Settings(BaseSettings):
         description="Bound on a whole S3/DynamoDB/CloudFront/Lambda call, retries included.",
     )
     bedrock_prices: dict[str, dict[str, float]] = Field(
-        # USD per 1,000 input tokens, per model and region (Titan v2: $0.02 per million).
-        {"amazon.titan-embed-text-v2:0": {"us-east-1": 0.00002, "us-west-2": 0.00002}},
+        # USD per 1,000 input tokens, per model and region (Titan v2: $0.02 per million;
+        # Cohere Embed Multilingual v3: $0.10 per million; Cohere Embed v4: $0.12 per million).
+        {
+            "amazon.titan-embed-text-v2:0": {"us-east-1": 0.00002, "us-west-2": 0.00002},
+            "cohere.embed-multilingual-v3": {"us-east-1": 0.0001, "us-west-2": 0.0001},
+            "cohere.embed-v4:0": {"us-east-1": 0.00012, "us-west-2": 0.00012},
+        },
         alias="BEDROCK_PRICES",
     )
     s3_put_price_per_1000: float = Field(0.005, alias="S3_PUT_PRICE_PER_1000")

@@ -1,4 +1,6 @@
-"""A small local endpoint that speaks Bedrock's InvokeModel API for Titan text embeddings.
+"""A small local endpoint that speaks Bedrock's InvokeModel API for Titan text embeddings and
+Cohere Embed (Multilingual v3, v4: `texts` and `input_type` in, `embeddings` out, the input
+tokens in the `X-Amzn-Bedrock-Input-Token-Count` header).
 
 moto's bedrock-runtime returns an empty body, so tests and benchmarks use this instead: boto3
 talks real HTTP to it (point `AWS_ENDPOINT_URL_BEDROCK_RUNTIME` at `stub.url`). Vectors are a
@@ -30,6 +32,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 _WORD = re.compile(r"\w+", re.UNICODE)
+COHERE_INPUT_TYPES = ("search_document", "search_query", "classification", "clustering")
 
 
 def hashed_vector(text: str, dimensions: int, normalize: bool = True) -> list[float]:
@@ -49,7 +52,11 @@ def token_count(text: str) -> int:
 
 
 def send_json(
-    handler: BaseHTTPRequestHandler, status: int, body: dict, error_type: str = ""
+    handler: BaseHTTPRequestHandler,
+    status: int,
+    body: dict,
+    error_type: str = "",
+    headers: dict[str, str] | None = None,
 ) -> None:
     """Answer with a JSON body the way AWS does (`x-amzn-ErrorType` names an error)."""
     data = json.dumps(body).encode()
@@ -58,6 +65,8 @@ def send_json(
     handler.send_header("Content-Length", str(len(data)))
     if error_type:
         handler.send_header("x-amzn-ErrorType", error_type)
+    for name, value in (headers or {}).items():
+        handler.send_header(name, value)
     handler.end_headers()
     handler.wfile.write(data)
 
@@ -100,6 +109,7 @@ class BedrockStub(LocalEndpoint):
         self.max_concurrent = max_concurrent  # 0 = no limit
         self.quota_rpm = quota_rpm  # 0 = no limit
         self.down = False  # answer 503 ServiceUnavailable to everything
+        self.cohere_input_types: list[str] = []  # input_type of each Cohere request answered
         self.requests = 0
         self.throttled = 0
         self.max_in_flight = 0  # most requests being answered at once (throttled ones too)
@@ -142,8 +152,8 @@ class BedrockStub(LocalEndpoint):
                 # delayed ACKs add ~40 ms to every call, which no real endpoint does
                 self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
-            def _send(self, status: int, body: dict, error_type: str = "") -> None:
-                send_json(self, status, body, error_type)
+            def _send(self, status: int, body: dict, error_type: str = "", **headers) -> None:
+                send_json(self, status, body, error_type, headers)
 
             def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
                 length = int(self.headers.get("Content-Length", 0))
@@ -188,6 +198,8 @@ class BedrockStub(LocalEndpoint):
                     self._send(
                         404, {"message": f"unknown path {self.path}"}, "ResourceNotFoundException"
                     )
+                elif "cohere." in match.group(1):
+                    self._answer_cohere(match.group(1), raw)
                 else:
                     try:
                         body = json.loads(raw)
@@ -199,6 +211,28 @@ class BedrockStub(LocalEndpoint):
                         text, int(body.get("dimensions", 1024)), bool(body.get("normalize", True))
                     )
                     self._send(200, {"embedding": vector, "inputTextTokenCount": token_count(text)})
+
+            def _answer_cohere(self, model_id: str, raw: bytes) -> None:
+                """Cohere Embed v3 / v4: up to 96 `texts`, an `input_type`, floats back."""
+                try:
+                    body = json.loads(raw)
+                    texts, input_type = body["texts"], body["input_type"]
+                except (ValueError, KeyError):
+                    message = {"message": "texts and input_type are required"}
+                    self._send(400, message, "ValidationException")
+                    return
+                if not 0 < len(texts) <= 96 or input_type not in COHERE_INPUT_TYPES:
+                    message = {"message": "1 to 96 texts and a known input_type"}
+                    self._send(400, message, "ValidationException")
+                    return
+                stub.cohere_input_types.append(input_type)
+                v4 = "embed-v4" in model_id
+                size = int(body.get("output_dimension", 1536)) if v4 else 1024
+                vectors = [hashed_vector(t, size) for t in texts]
+                embeddings = {"float": vectors} if body.get("embedding_types") else vectors
+                answer = {"id": "stub", "embeddings": embeddings, "texts": texts}
+                tokens = str(sum(token_count(t) for t in texts))
+                self._send(200, answer, **{"X-Amzn-Bedrock-Input-Token-Count": tokens})
 
         return Handler
 

@@ -72,6 +72,8 @@ class BedrockEmbedder(Embedder):
             batch: batch inference for large calls, used when `batch_min_chunks` > 0.
             batch_min_chunks: texts in one `embed` call from which `batch` is used.
         """
+        if "titan-embed-text-v2" in model_id and dimensions not in (256, 512, 1024):
+            raise ValueError("Titan v2 offers 256, 512 or 1024 dimensions (BEDROCK_DIMENSIONS)")
         self.client = client
         self.batch = batch if batch_min_chunks > 0 else None
         self.batch_min_chunks = batch_min_chunks
@@ -121,6 +123,20 @@ class BedrockEmbedder(Embedder):
 
     def _invoke(self, text: str) -> tuple[list[float], int]:
         body = {"inputText": text, "dimensions": self.dimensions, "normalize": self.normalize}
+        payload, tokens = self._invoke_json(body)
+        try:
+            return payload["embedding"], int(payload.get("inputTextTokenCount", tokens))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise EmbeddingUnavailable(f"Bedrock sent an unexpected answer: {exc!r}") from exc
+
+    def _invoke_json(self, body: dict) -> tuple[dict, int]:
+        """One InvokeModel call: the JSON answer, and the input tokens Bedrock counted (its
+        `x-amzn-bedrock-input-token-count` header; 0 when absent).
+
+        Raises:
+            EmbeddingThrottled: Bedrock asked to slow down.
+            EmbeddingUnavailable: any other failure, or an answer that is not JSON.
+        """
         try:
             response = self.client.invoke_model(
                 modelId=self.model_id,
@@ -129,7 +145,8 @@ class BedrockEmbedder(Embedder):
                 accept="application/json",
             )
             payload = json.loads(response["body"].read())
-            return payload["embedding"], int(payload.get("inputTextTokenCount", 0))
+            headers = response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+            return payload, int(headers.get("x-amzn-bedrock-input-token-count") or 0)
         except ClientError as exc:
             error = exc.response.get("Error", {})
             code = error.get("Code", "error")
