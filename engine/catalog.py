@@ -18,7 +18,7 @@ from pathlib import Path
 
 from engine import db
 from engine.ingest.scan import path_for_key, path_key
-from engine.util import utc_now
+from engine.util import sha256_file, utc_now
 
 
 @dataclass
@@ -166,26 +166,41 @@ class Catalog:
     def adopt_paths(self, inbox: Path) -> int:
         """Store full paths of an older database relative to `inbox`; returns how many.
 
-        A row is adopted when its path lies under today's inbox, or when the data dir moved
-        before this version: the path lies under an old inbox (`…/<grade>/<subject>/…`), is
-        gone there, and the same relative file exists in today's inbox. Anything else (files
-        ingested from outside the inbox) keeps its full path.
+        A row is adopted when its path lies under today's inbox, or when the data dir was
+        moved or copied before this version: the path lies under another inbox
+        (`…/<grade>/<subject>/…`) and today's inbox holds the same relative file, either with
+        the old one gone or with the very content the row recorded (a copy whose original
+        is still there). Anything else (files ingested from outside the inbox) keeps its
+        full path.
         """
         adopted = []
-        for path, grade, subject in self.conn.execute(
-            "SELECT path, grade, subject FROM documents WHERE path LIKE '/%'"
+        for path, grade, subject, sha256 in self.conn.execute(
+            "SELECT path, grade, subject, sha256 FROM documents WHERE path LIKE '/%'"
         ).fetchall():
             relative = self._stored(path)
             if relative == path:
-                marker = path.rfind(f"/{grade}/{subject}/")
-                candidate = path[marker + 1 :] if marker >= 0 else ""
-                if not candidate or os.path.lexists(path_for_key(path)):
+                relative = self._moved_here(path, grade, subject, sha256)
+                if relative is None:
                     continue
-                if not os.path.lexists(path_for_key(self._full(candidate))):
-                    continue
-                relative = candidate
             adopted.append((relative, path))
         if adopted:
             with self.db.write() as conn:
                 conn.executemany("UPDATE OR IGNORE documents SET path = ? WHERE path = ?", adopted)
         return len(adopted)
+
+    def _moved_here(self, path: str, grade: str, subject: str, sha256: str) -> str | None:
+        """The relative key of a document catalogued under another inbox whose file is in
+        today's inbox, or None."""
+        marker = path.rfind(f"/{grade}/{subject}/")
+        if marker < 0:
+            return None
+        candidate = path[marker + 1 :]
+        here = path_for_key(self._full(candidate))
+        if not here.is_file() or here.is_symlink():
+            return None
+        if not os.path.lexists(path_for_key(path)):
+            return candidate
+        try:
+            return candidate if sha256_file(here) == sha256 else None
+        except OSError:
+            return None

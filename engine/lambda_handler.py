@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import secrets
 from pathlib import Path
 from urllib.parse import unquote_plus
 
@@ -94,7 +95,14 @@ def handler(event: dict, context: object = None, settings: Settings | None = Non
             engine.publisher.load_export(grade, subject, inbox)
             engine.records.sync_lexical()
             target.parent.mkdir(parents=True, exist_ok=True)
-            s3.download_file(bucket, key, str(target))
+            # a short temporary name (ignored by the watcher): boto3 adds a suffix of its own
+            # to the name it downloads to, which a 255-byte file name has no room for
+            partial = target.parent / f".s3-{secrets.token_hex(8)}.part"
+            try:
+                s3.download_file(bucket, key, str(partial))
+                os.replace(partial, target)
+            finally:
+                partial.unlink(missing_ok=True)
             outcome = engine.ingestor.run(
                 [target], inbox, job_type="lambda", input_dir=f"s3://{bucket}/{key}"
             )

@@ -145,9 +145,10 @@ def read_secret(path: Path, *, max_bytes: int, valid: Callable[[bytes], bool], w
         raise
     except OSError as exc:
         raise SecretError(f"{what} at {path} cannot be read ({exc.strerror})") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise SecretError(f"{what} at {path} is not a regular file")
     with os.fdopen(fd, "rb") as fh:
-        if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
-            raise SecretError(f"{what} at {path} is not a regular file")
         data = fh.read(max_bytes + 1)
     if len(data) > max_bytes or not valid(data):
         raise SecretError(
@@ -155,6 +156,14 @@ def read_secret(path: Path, *, max_bytes: int, valid: Callable[[bytes], bool], w
             "(see README, Security) or restore it from a backup"
         )
     return data
+
+
+def looks_random(data: bytes, min_distinct: int = 8) -> bool:
+    """Could `data` be random bytes (or hex digits) as the engine makes them? A file of zeros,
+    a sparse file left by a crash, or one character repeated is not: a key anyone can guess.
+    32 random bytes have ~30 distinct values, 64 hex digits ~16; 8 is never missed by chance
+    in practice (odds below 1e-20)."""
+    return len(set(data)) >= min_distinct
 
 
 def read_or_make_secret(

@@ -502,3 +502,30 @@ def test_an_older_engines_database_is_compared_with_the_schema_of_its_version(tm
     with pytest.raises(BackupError, match="schema"):
         _check_schema(older, tmp_path)
     assert len(MIGRATIONS) > 6
+
+
+@pytest.mark.parametrize("name", ["sqlitex_freeze", "SQLITEXwipe", "sqlite_freeze"])
+def test_a_trigger_is_refused_whatever_its_name(backup, settings, name):
+    """`NOT LIKE 'sqlite_%'` would let `sqlitex_…` through (`_` matches any character), and
+    writable_schema can plant an exact `sqlite_` name."""
+    import sqlite3
+
+    trigger = (
+        f"CREATE TRIGGER {name} BEFORE INSERT ON vkp_installed"
+        " BEGIN SELECT RAISE(ABORT, 'frozen by backup'); END"
+    )
+    with sqlite3.connect(backup / "nexus.db") as conn:
+        if name.startswith("sqlite_"):
+            conn.execute("PRAGMA writable_schema = ON")
+            conn.execute(
+                "INSERT INTO sqlite_master VALUES ('trigger', ?, 'vkp_installed', 0, ?)",
+                (name, trigger),
+            )
+        else:
+            conn.execute(trigger)
+    conn.close()
+    rewrite_manifest(backup)
+    before = tree(settings.data_dir)
+    with pytest.raises(BackupError):
+        restore(backup, settings, force=True)
+    assert tree(settings.data_dir) == before

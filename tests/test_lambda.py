@@ -281,3 +281,21 @@ def test_deploy_lambda_with_a_container_image(aws, monkeypatch):
     assert function["Code"]["ImageUri"] == uri + "-2"
     env = function["Configuration"]["Environment"]["Variables"]
     assert env["DYNAMODB_LOCKS_TABLE"] == "NexusLocks"
+
+
+def test_an_upload_whose_name_fills_the_file_system_limit_is_processed(aws, bedrock, tmp_path):
+    """255 bytes of UTF-8: boto3's own temporary name would not fit, so the handler downloads
+    to a short name first; no OSError ever leaves the handler."""
+    from engine.lambda_handler import handler
+
+    setup(Settings())
+    name = "漢" * 83 + "xx.pdf"
+    assert len(name.encode()) == 255
+    key = f"raw-curriculum/kelas_10/informatika/{name}"
+    pdf = pdfs.text_pdf(tmp_path / "src" / "bab.pdf", ["Algoritma adalah urutan langkah."])
+    boto3.client("s3", region_name="us-east-1").upload_file(str(pdf), BUCKET, key)
+    settings = Settings(NEXUS_DATA_DIR=str(tmp_path / "lambda"))
+    [result] = handler(_event(key), None, settings=settings)["files"]
+    assert result["status"] == "ingested", result
+    folder = settings.data_dir / "inbox" / "kelas_10" / "informatika"
+    assert [p.name for p in folder.iterdir()] == [name]  # no partial download left behind

@@ -93,6 +93,25 @@ def test_an_older_database_with_full_paths_is_adopted_after_a_move(library, tmp_
     ]
 
 
+def test_an_older_database_copied_while_the_original_stays_is_adopted(
+    library, tmp_path, monkeypatch
+):
+    """A copy to a new disk (or a second instance) with the original still in place."""
+    old_inbox = str((library / "inbox").resolve())
+    with sqlite3.connect(library / "nexus.db") as conn:
+        conn.execute("UPDATE documents SET path = ? || '/' || path", (old_inbox,))
+    copy = tmp_path / "copy"
+    shutil.copytree(library, copy, symlinks=True)
+    monkeypatch.setenv("NEXUS_DATA_DIR", str(copy))
+    settings = Settings()
+    engine = build_engine(settings, embedder=FakeEmbedder())
+    outcome = engine.ingestor.run([settings.inbox_dir], settings.inbox_dir)
+    assert [f.reason for f in outcome.files] == ["unchanged since last ingest"] * 2
+    assert stored_paths(copy) == ["kelas_10/ipa/bab2/sel.pdf", "kelas_10/ipa/fotosintesis.pdf"]
+    # the original data dir, still in use, is left as it was
+    assert stored_paths(library)[0].startswith(old_inbox)
+
+
 def test_catalogue_keys_outside_the_inbox_and_of_packages_stay_whole(settings):
     from engine.db import Database
 

@@ -50,11 +50,22 @@ def test_an_empty_link_secret_refuses_links_instead_of_accepting_forged_ones(eng
     assert "pdf_links.secret" in answer.json()["detail"]
     with pytest.raises(SecretError, match="link secret"):
         check_pdf_token(keys, doc_id, forged_token(doc_id))
-    # a short secret is refused the same way; deleting it makes a new, whole one
-    (keys / "pdf_links.secret").write_bytes(b"abc")
+    # a short secret, one of zeros (or a sparse file left by a crash) and a folder are
+    # refused the same way; deleting it makes a new, whole one
+    secret = keys / "pdf_links.secret"
+    for damaged in (b"abc", b"\0" * 32, b"ab" * 16):
+        secret.write_bytes(damaged)
+        with pytest.raises(SecretError):
+            pdf_token(keys, doc_id)
+    secret.unlink()
+    with secret.open("wb") as fh:
+        fh.truncate(32)  # sparse: size set, nothing written
     with pytest.raises(SecretError):
-        pdf_token(keys, doc_id)
-    (keys / "pdf_links.secret").unlink()
+        check_pdf_token(keys, doc_id, forged_token(doc_id))
+    secret.unlink()
+    secret.mkdir()
+    assert client.get(f"/v1/documents/{doc_id}/pdf?t={forged_token(doc_id)}").status_code == 503
+    secret.rmdir()
     token = pdf_token(keys, doc_id)
     assert len((keys / "pdf_links.secret").read_bytes()) == 32
     assert check_pdf_token(keys, doc_id, token) and not check_pdf_token(

@@ -17,7 +17,7 @@ import secrets
 import time
 from pathlib import Path
 
-from engine.util import read_or_make_secret
+from engine.util import looks_random, read_or_make_secret
 
 LINK_TTL_S = 15 * 60
 _SECRET_BYTES = 32
@@ -34,7 +34,7 @@ def _secret(keys_dir: Path) -> bytes:
         keys_dir / "pdf_links.secret",
         lambda: secrets.token_bytes(_SECRET_BYTES),
         max_bytes=_SECRET_BYTES,
-        valid=lambda data: len(data) == _SECRET_BYTES,
+        valid=lambda data: len(data) == _SECRET_BYTES and looks_random(data),
         what="the PDF link secret",
     )
 

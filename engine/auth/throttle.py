@@ -48,6 +48,9 @@ _SLOT_WAIT_S = 2.0
 # The row that counts the whole installation's tries of the current minute (client ids are
 # "local", "forwarded" or "ip:…", so it cannot collide with one).
 _INSTALLATION = "*installation*"
+# The bucket of clients on this machine (loopback, an SSH tunnel): never held by the ceiling,
+# so an attack from outside cannot keep the admin out.
+LOCAL_CLIENT = "local"
 _WINDOW_S = 60.0
 
 
@@ -127,74 +130,60 @@ class LoginThrottle:
             return 0, 0.0
         return row[0], row[1] + _WINDOW_S - now
 
-    def _count_try(self, client: str, now: float) -> LoginResult | None:
-        """Count one try of `client` (and of the installation); a refusal if either is locked."""
+    def _count_try(self, client: str, now: float) -> tuple[LoginResult | None, int]:
+        """Count one try of `client` (and of the installation, unless the client is on this
+        machine): (a refusal if either is locked, the client's failures so far)."""
         with self._db() as conn:
             failures, locked_until = self._row(conn, client, now)
             if locked_until > now:
-                return LoginResult(ok=False, wait_s=locked_until - now)
-            tries, window_left = self._installation_wait(conn, now)
-            if tries >= self.max_failures_per_min:
-                log.warning("admin logins paused: %d failed in the last minute", tries)
-                return LoginResult(ok=False, wait_s=window_left)
-            window_start = now - (_WINDOW_S - window_left) if tries else now
+                return LoginResult(ok=False, wait_s=locked_until - now), failures
             failures += 1
-            conn.executemany(
-                "INSERT OR REPLACE INTO login_attempts VALUES (?, ?, ?, ?)",
-                [
-                    (client, failures, now, now + self.delay_after(failures)),
-                    (_INSTALLATION, tries + 1, window_start, 0.0),
-                ],
-            )
-        return None
+            rows = [(client, failures, now, now + self.delay_after(failures))]
+            if client != LOCAL_CLIENT:  # an attack from outside never locks out this machine
+                tries, window_left = self._installation_wait(conn, now)
+                if tries >= self.max_failures_per_min:
+                    log.warning("admin logins paused: %d failed in the last minute", tries)
+                    return LoginResult(ok=False, wait_s=window_left), failures - 1
+                window_start = now - (_WINDOW_S - window_left) if tries else now
+                rows.append((_INSTALLATION, tries + 1, window_start, 0.0))
+            conn.executemany("INSERT OR REPLACE INTO login_attempts VALUES (?, ?, ?, ?)", rows)
+        return None, failures
 
     def login(self, client: str, password: str, stored: str) -> LoginResult:
         """Check `password` for `client` unless it is locked out; count the try.
 
         A malformed `stored` hash refuses every login (`malformed` says why) without counting.
-        When every check slot stays busy for a while, the try is refused (and not counted)
-        with a short wait.
+        When every check slot stays busy for a while, the try is refused, not counted, with a
+        short wait.
         """
         try:
             parse_hash(stored)
         except MalformedHash as exc:
             log.error("admin login refused: %s", exc)
             return LoginResult(ok=False, malformed=str(exc))
-        refused = self._count_try(client, self._now())
-        if refused is not None:
-            return refused
         if not _CHECK_SLOTS.acquire(timeout=_SLOT_WAIT_S):
-            self._uncount(client)
             return LoginResult(ok=False, wait_s=1.0)
         try:
+            refused, failures = self._count_try(client, self._now())
+            if refused is not None:
+                return refused
             correct = verify_password(password, stored)
         finally:
             _CHECK_SLOTS.release()
         if correct:
-            self._uncount(client, forget_client=True)
+            self._forget(client)
             return LoginResult(ok=True)
-        failures = self._row_failures(client)
         log.warning("failed admin login from %s (%d in a row)", client, failures)
         return LoginResult(ok=False, wait_s=self.delay_after(failures))
 
-    def _row_failures(self, client: str) -> int:
+    def _forget(self, client: str) -> None:
+        """After a right password: the client starts afresh and its try is not a failure."""
         with self._db() as conn:
-            return self._row(conn, client, self._now())[0]
-
-    def _uncount(self, client: str, *, forget_client: bool = False) -> None:
-        """Take back a counted try that was not a failure (right password, or never checked)."""
-        with self._db() as conn:
-            conn.execute(
-                "UPDATE login_attempts SET failures = max(failures - 1, 0) WHERE client = ?",
-                (_INSTALLATION,),
-            )
-            if forget_client:
-                conn.execute("DELETE FROM login_attempts WHERE client = ?", (client,))
-            else:
+            conn.execute("DELETE FROM login_attempts WHERE client = ?", (client,))
+            if client != LOCAL_CLIENT:
                 conn.execute(
-                    "UPDATE login_attempts SET failures = max(failures - 1, 0), locked_until = 0"
-                    " WHERE client = ?",
-                    (client,),
+                    "UPDATE login_attempts SET failures = max(failures - 1, 0) WHERE client = ?",
+                    (_INSTALLATION,),
                 )
 
     def reset(self, client: str | None = None) -> None:
@@ -225,7 +214,7 @@ def throttle_client(address: str | None, headers: dict[str, str], trusted_proxie
     if not trusted_proxies.strip() and any(name in headers for name in _FORWARDING_HEADERS):
         return "forwarded"
     if not isinstance(address, str) or not address:
-        return "local"
+        return LOCAL_CLIENT
     try:
         parsed = ipaddress.ip_address(address.strip("[]"))
     except ValueError:

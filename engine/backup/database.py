@@ -60,13 +60,19 @@ def check_contents(staging: Path, manifest: dict) -> None:
             ) from exc
 
 
+# SQLite's own tables that a database may gain by itself (ANALYZE, AUTOINCREMENT); any other
+# object, whatever its name (`sqlite_x` can be planted with writable_schema), is compared.
+_SQLITE_TABLES = {"sqlite_sequence", "sqlite_stat1", "sqlite_stat2", "sqlite_stat3", "sqlite_stat4"}
+
+
 def _schema(conn: sqlite3.Connection) -> set[tuple[str, str, str, str]]:
     """Every schema object as (type, name, table, SQL with its spacing folded)."""
-    rows = conn.execute(
-        "SELECT type, name, tbl_name, coalesce(sql, '') FROM sqlite_master"
-        " WHERE name NOT LIKE 'sqlite_%'"
-    )
-    return {(kind, name, table, " ".join(sql.split())) for kind, name, table, sql in rows}
+    rows = conn.execute("SELECT type, name, tbl_name, coalesce(sql, '') FROM sqlite_master")
+    return {
+        (kind, name, table, " ".join(sql.split()))
+        for kind, name, table, sql in rows
+        if not (kind == "table" and name in _SQLITE_TABLES)
+    }
 
 
 def _reference_schema(staging: Path, version: int) -> set[tuple[str, str, str, str]]:

@@ -29,7 +29,8 @@ def _stopwords() -> frozenset[str]:
 def _stemmer():
     from Sastrawi.Stemmer.StemmerFactory import StemmerFactory
 
-    return StemmerFactory().create_stemmer()
+    # the factory wraps the stemmer in a cache of every word ever seen; ours is the bounded one
+    return StemmerFactory().create_stemmer().delegatedStemmer
 
 
 @lru_cache(maxsize=STEM_CACHE_SIZE)

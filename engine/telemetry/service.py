@@ -28,7 +28,7 @@ from engine.aws.clients import aws_errors
 from engine.db import Database
 from engine.telemetry.pii import METRICS, check_payload, model_label
 from engine.telemetry.sinks import TelemetrySink
-from engine.util import every, read_or_make_secret, utc_now
+from engine.util import every, looks_random, read_or_make_secret, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,9 @@ class Telemetry:
             self.salt_file,
             lambda: secrets.token_hex(32).encode(),
             max_bytes=65,
-            valid=lambda data: re.fullmatch(rb"[0-9a-f]{64}\n?", data) is not None,
+            valid=lambda data: (
+                re.fullmatch(rb"[0-9a-f]{64}\n?", data) is not None and looks_random(data)
+            ),
             what="the telemetry salt",
         )
         return salt.decode().strip()
