@@ -11,17 +11,23 @@ from engine.settings import Settings
 
 
 def test_a_new_data_dir_gets_the_multilingual_default_and_keeps_it(settings):
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    assert not settings.data_dir.exists()  # the engine builds its embedder before the data dir
     assert DEFAULT_LOCAL_MODEL == USE
     assert local_model(settings) == USE
     assert recorded_model(settings.data_dir) == USE
+    _add_chunks(settings)  # documents ingested with it: still USE, not "built before the record"
+    assert local_model(Settings()) == USE
+
+
+def _add_chunks(settings) -> None:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(settings.db_path) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS lexical (id INTEGER PRIMARY KEY, text TEXT)")
+        conn.execute("INSERT INTO lexical (text) VALUES ('Fotosintesis')")
 
 
 def test_a_data_dir_built_before_the_record_keeps_minilm(settings):
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    with sqlite3.connect(settings.db_path) as conn:  # an older engine's database, with chunks
-        conn.execute("CREATE TABLE lexical (id INTEGER PRIMARY KEY, text TEXT)")
-        conn.execute("INSERT INTO lexical (text) VALUES ('Fotosintesis')")
+    _add_chunks(settings)  # an older engine's database, with chunks and no record
     assert local_model(settings) == MINILM
     assert recorded_model(settings.data_dir) == MINILM
 

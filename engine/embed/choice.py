@@ -50,8 +50,7 @@ def recorded_model(data_dir: Path) -> str | None:
 def record_model(data_dir: Path, model: str) -> None:
     """Record `model` as the data dir's local model (atomically; never through a link)."""
     path = record_path(data_dir)
-    if not path.parent.is_dir():
-        return  # nothing built yet; the first real use records it
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{RECORD_NAME}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
@@ -91,5 +90,8 @@ def local_model(settings) -> str:
     if chosen != recorded:
         if recorded is not None:
             log.info("local embedding model %s replaces %s in this data dir", chosen, recorded)
-        record_model(settings.data_dir, chosen)
+        try:
+            record_model(settings.data_dir, chosen)
+        except OSError as exc:  # a read-only data dir still searches; it is told once here
+            log.warning("could not record the embedding model in %s: %s", settings.data_dir, exc)
     return chosen
