@@ -529,3 +529,28 @@ def test_a_trigger_is_refused_whatever_its_name(backup, settings, name):
     with pytest.raises(BackupError):
         restore(backup, settings, force=True)
     assert tree(settings.data_dir) == before
+
+
+def test_the_embedding_model_record_travels_with_the_backup_but_never_a_path(
+    installed, settings, tmp_path
+):
+    """A restored server searches with the model its collections were built with; a record
+    naming a folder (any model files, pickles included) is not restored."""
+    from engine.embed.choice import record_model, recorded_model
+
+    record_model(settings.data_dir, "use-multilingual-v3")
+    folder = Path(run_backup(Settings(), str(tmp_path / "backups"))["location"])
+    restored = Settings(NEXUS_DATA_DIR=str(tmp_path / "restored"))
+    restore(folder, restored)
+    assert recorded_model(restored.data_dir) == "use-multilingual-v3"
+
+    (folder / "embedding-model.json").write_text('{"local_embedding_model": "/tmp/evil"}')
+    rewrite_manifest(folder)
+    elsewhere = Settings(NEXUS_DATA_DIR=str(tmp_path / "elsewhere"))
+    restore(folder, elsewhere)
+    assert recorded_model(elsewhere.data_dir) != "/tmp/evil"  # the engine picks its own
+
+    (folder / "embedding-model.json").write_text("[1, 2")
+    rewrite_manifest(folder)
+    with pytest.raises(BackupError, match="model record"):
+        restore(folder, Settings(NEXUS_DATA_DIR=str(tmp_path / "third")))

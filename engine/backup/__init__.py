@@ -33,13 +33,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from engine.backup.copy import confined, copy_keys, copy_tree, filesystem_message, place
-from engine.backup.database import check_contents
+from engine.backup.database import check_contents, restored_model
 from engine.backup.staging import (
     BackupError,
     private_folder,
     stage_folder,
     stage_s3,
 )
+from engine.embed.choice import RECORD_NAME, recorded_model
 from engine.locking import writer_lock
 from engine.settings import Settings
 from engine.util import sha256_file
@@ -128,6 +129,7 @@ def _snapshot(engine, folder: Path, include_secrets: bool, progress: Progress | 
             if path.is_dir():
                 copy_tree(path, folder / name)
         copy_keys(settings.data_dir / "keys", folder / "keys", include_secrets)
+        _save_model_record(settings.data_dir, folder)
     files = sorted(p for p in folder.rglob("*") if p.is_file())
     manifest = {
         "format": 1,
@@ -291,7 +293,18 @@ def _plan(staging: Path, manifest: dict, settings: Settings) -> list[tuple]:
             mode = 0o600 if area == "keys" else -1
             plan.append((staging / name, root, confined(base / rest, root), mode))
     plan.append((staging / "nexus.db", data_root, confined(settings.db_path, data_root), -1))
+    if restored_model(staging) is not None:
+        relative = confined(settings.data_dir / RECORD_NAME, data_root)
+        plan.append((staging / RECORD_NAME, data_root, relative, -1))
     return plan
+
+
+def _save_model_record(data_dir: Path, folder: Path) -> None:
+    """The data dir's embedding-model record (which model its collections were built with),
+    so a restored server goes on searching with it."""
+    model = recorded_model(data_dir)
+    if model is not None:
+        (folder / RECORD_NAME).write_text(json.dumps({"local_embedding_model": model}))
 
 
 def _install(plan: list, staging: Path, settings: Settings, progress) -> None:

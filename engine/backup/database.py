@@ -9,10 +9,13 @@ must load and be the collection its meta.json says.
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 from pathlib import Path, PurePosixPath
 
 from engine.backup.staging import META_CAP, BackupError, show
+
+log = logging.getLogger(__name__)
 
 
 def check_contents(staging: Path, manifest: dict) -> None:
@@ -164,3 +167,30 @@ def _check_document_path(path: object) -> None:
     parts = PurePosixPath(rest).parts
     if ".." in parts or (rest != path and rest.startswith("/")):
         raise ValueError(f"document path {show(path)} climbs out of its folder")
+
+
+def restored_model(staging: Path) -> str | None:
+    """The model named by the backup's embedding-model record, when it is one this engine
+    ships (a name, never a path: a path in a backup could load any model files); None when
+    there is no record or it names something else (the restored server then follows
+    LOCAL_EMBEDDING_MODEL, and a warning says so)."""
+    from engine.embed.choice import MINILM, RECORD_NAME
+    from engine.embed.packaged import PACKAGED
+
+    path = staging / RECORD_NAME
+    if not path.is_file() or path.is_symlink():
+        return None
+    if path.stat().st_size > META_CAP:
+        raise BackupError(f"{RECORD_NAME} in the backup is too large: refused")
+    try:
+        model = json.loads(path.read_bytes()).get("local_embedding_model")
+    except (ValueError, AttributeError):
+        raise BackupError(f"{RECORD_NAME} in the backup is not a model record") from None
+    if model in (MINILM, *PACKAGED):
+        return model
+    log.warning(
+        "the backup's data dir used embedding model %s, which is not restored: set"
+        " LOCAL_EMBEDDING_MODEL on this server to search its collections",
+        show(str(model))[:200],
+    )
+    return None

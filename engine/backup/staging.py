@@ -79,9 +79,10 @@ def safe_relative(name: object) -> PurePosixPath:
 
 
 def _check_area(path: PurePosixPath) -> None:
-    """Refuse names outside the areas a backup has (nexus.db, chroma, inbox, text, vkp, keys)."""
+    """Refuse names outside the areas a backup has (nexus.db, the embedding-model record,
+    chroma, inbox, text, vkp, keys)."""
     parts = path.parts
-    if parts == ("nexus.db",):
+    if parts in (("nexus.db",), ("embedding-model.json",)):
         return
     if parts[0] in TREE_AREAS and len(parts) >= 2:
         return
