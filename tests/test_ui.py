@@ -31,9 +31,10 @@ PAGES = {
     "telemetry.py": "nav.telemetry",
     "upload.py": "nav.upload",
     "search.py": "nav.search",
+    "evaluate.py": "nav.evaluate",
 }
 NOT_YET_TRANSLATED: set[str] = set()
-INDONESIAN_NAV = ["Ikhtisar", "Pekerjaan", "Biaya", "Paket", "Telemetri", "Unggah", "Cari"]
+INDONESIAN_NAV = "Ikhtisar Pekerjaan Biaya Paket Telemetri Unggah Cari Evaluasi".split()
 
 
 @pytest.fixture(autouse=True)
@@ -363,3 +364,37 @@ def test_search_asks_the_running_engine_when_there_is_one(populated, api_server)
         k for k in api_key_store(populated.settings.data_dir).list() if k.name == LOCAL_KEY_NAME
     ]
     assert local.last_used_at  # the answer came from the engine, not from a second model
+
+
+EVAL_QUESTIONS = (
+    "question\texpected\tkind\n"
+    "algoritma langkah logis\tkelas_10/informatika/bab1.pdf\tkeyword\n"
+    "resep nasi goreng\tkelas_10/informatika/lain.pdf\tparaphrase\n"
+)
+
+
+@pytest.mark.parametrize("lang", ["en", "id"])
+def test_evaluation_page_scores_pasted_questions_and_lists_misses(populated, monkeypatch, lang):
+    monkeypatch.setenv("UI_LANGUAGE", lang)
+    at = app(logged_in=True)
+    at.switch_page("evaluate.py").run()
+    at.text_area[0].input(EVAL_QUESTIONS)
+    at.selectbox[0].select("lexical")
+    at = at.button[0].click().run()
+    assert not at.exception, at.exception
+    figures = table(at, "eval.hit1", lang=lang)
+    kinds, hits = figures[t("eval.kind", lang=lang)], figures[t("eval.hit1", lang=lang)]
+    by_kind = dict(zip(kinds, hits, strict=True))
+    assert by_kind["keyword"] == 1.0 and by_kind["paraphrase"] == 0.0
+    misses = table(at, "eval.first", lang=lang)
+    assert list(misses[t("eval.question", lang=lang)]) == ["resep nasi goreng"]
+    assert len(at.get("plotly_chart")) == 1
+
+
+def test_evaluation_page_says_why_a_file_cannot_be_used(populated, english):
+    at = app(logged_in=True)
+    at.switch_page("evaluate.py").run()
+    at.text_area[0].input("q\tfile\nwhat\tx.pdf\n")
+    at = at.button[0].click().run()
+    assert not at.exception
+    assert "cannot be used" in texts(at) and "`expected`" in texts(at)

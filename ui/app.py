@@ -18,5 +18,6 @@ if login_gate():
             st.Page("telemetry.py", title=t("nav.telemetry")),
             st.Page("upload.py", title=t("nav.upload")),
             st.Page("search.py", title=t("nav.search")),
+            st.Page("evaluate.py", title=t("nav.evaluate")),
         ]
     ).run()

@@ -31,3 +31,12 @@ def lines(x: list, series: dict[str, list], title: str, y_title: str) -> go.Figu
     )
     figure.update_layout(title=title, yaxis_title=y_title, **_LAYOUT)
     return figure
+
+
+def grouped_bars(x: list, series: dict[str, list], title: str, y_title: str) -> go.Figure:
+    """Bars side by side per x value, one per series (name → values, in the order of x)."""
+    figure = go.Figure([go.Bar(x=x, y=values, name=name) for name, values in series.items()])
+    figure.update_layout(
+        title=title, yaxis_title=y_title, barmode="group", legend={"orientation": "h"}, **_LAYOUT
+    )
+    return figure
