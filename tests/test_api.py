@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 
 from engine.api.app import create_app
 from engine.api.auth import api_key_store
+from engine.api.documents import document_id
 from engine.app import build_engine
 from engine.catalog import Document
 from engine.cli.main import main as nexus
@@ -409,3 +410,40 @@ def test_the_running_engine_publishes_a_loopback_url_when_it_listens_everywhere(
             assert answer.status == 200
     finally:
         server.stop()
+
+
+def test_a_hit_names_a_document_added_after_earlier_searches(client, engine, inbox, book, key):
+    """The document map is kept between searches and rebuilt when the catalogue changes."""
+    first = client.get("/v1/search?q=jaringan", headers=auth(key)).json()["results"]
+    assert first and first[0]["document_id"]
+    pdfs.text_pdf(inbox / "kelas_10" / "biologi" / "sel.pdf", ["Mitokondria menghasilkan ATP."])
+    engine.ingestor.run([inbox], inbox)
+    [hit] = client.get(
+        "/v1/search?q=mitokondria ATP&k=1&subject=biologi", headers=auth(key)
+    ).json()["results"]
+    [document] = [d for d in engine.catalog.all() if d.file_name == "sel.pdf"]
+    assert hit["source"] == "sel.pdf" and hit["document_id"] == document_id(document)
+
+
+def test_a_class_of_concurrent_searches_all_get_their_answers(engine, book, key, settings):
+    """16 clients at once over a real socket: no engine-wide lock, no mixed-up answers."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from engine.api.local import ApiServer
+
+    server = ApiServer(settings, lambda: engine, port=free_port())
+    url = server.start()
+    try:
+
+        def ask(n: int) -> tuple[int, str]:
+            request = urllib.request.Request(
+                f"{url}/v1/search?q=jaringan&k=3&grade=kelas_10", headers=auth(key)
+            )
+            with urllib.request.urlopen(request, timeout=60) as answer:
+                return answer.status, json.loads(answer.read())["results"][0]["source"]
+
+        with ThreadPoolExecutor(16) as pool:
+            answers = list(pool.map(ask, range(48)))
+    finally:
+        server.stop()
+    assert answers == [(200, "bab1.pdf")] * 48

@@ -1,9 +1,12 @@
 """What every router depends on: the engine (built on first use), the key check, the limits.
 
-`ApiContext` lives on `app.state.nexus`. Engine parts (SQLite connection, Chroma client,
-embedder) are shared by the server's worker threads, so every call into the engine holds
-`ApiContext.lock`: one search or catalogue read at a time, as in the CLI. Key checks and the
-health probe do not take it, so a long search never makes the server look dead.
+`ApiContext` lives on `app.state.nexus`. Engine parts are shared by the server's worker
+threads, and searches run side by side: every encoder serialises its own model calls, SQLite
+reads go through a connection per thread (`engine.db.Database`), the Chroma client is
+thread-safe, and writes stay single-writer. The watcher of `nexus up` uses the same engine from
+its own thread. `ApiContext.lock` now only keeps the rarer catalogue and package listings one
+at a time. A hit names its document from `document_ids()`, a map rebuilt only when the
+catalogue changes (its row count and newest update), never read whole per search.
 
 `Grade` and `Subject` are the query parameters shared by the routers, checked with
 `engine.names.check_name` so a bad name gets a 422 that says what to write instead.
@@ -46,7 +49,8 @@ class ApiContext:
         self._build_lock = threading.Lock()
         self._keys: ApiKeyStore | None = None
         self._limiter: RateLimiter | None = None
-        self.lock = threading.Lock()  # held around every call into the engine
+        self.lock = threading.Lock()  # held around catalogue and package listings
+        self._ids: tuple[tuple, dict] = ((), {})
 
     @property
     def engine(self) -> Engine:
@@ -71,6 +75,21 @@ class ApiContext:
                         self.engine.settings.api_rate_per_min, clock=self._clock
                     )
         return self._limiter
+
+    def document_ids(self) -> dict[tuple[str, str, str], str]:
+        """Document id by (grade, subject, chunk-id prefix), rebuilt when the catalogue has
+        changed since the last call (one small query per search otherwise)."""
+        from engine.api.documents import content_ids
+
+        catalog = self.engine.catalog
+        version = tuple(
+            catalog.conn.execute("SELECT count(*), max(updated_at) FROM documents").fetchone()
+        )
+        cached_version, ids = self._ids
+        if version != cached_version:
+            ids = content_ids(catalog.all())
+            self._ids = (version, ids)
+        return ids
 
 
 def get_context(request: Request) -> ApiContext:

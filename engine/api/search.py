@@ -19,7 +19,6 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import AfterValidator, BaseModel
 
 from engine.api.deps import Context, Grade, Subject, require_key
-from engine.api.documents import content_ids
 from engine.search import MAX_QUESTION_CHARS, Mode, SearchHit
 
 log = logging.getLogger(__name__)
@@ -71,9 +70,10 @@ def search(
 ) -> SearchResponse:
     engine = ctx.engine
     mode = mode or engine.settings.search_mode
-    with ctx.lock:
-        hits = engine.searcher.search(q, grade=grade, subject=subject, k=k, mode=mode)
-        ids = content_ids(engine.catalog.all()) if hits else {}
+    # no engine-wide lock: searches run side by side (each encoder serialises its own model
+    # calls, SQLite reads use a connection per thread, the Chroma client is thread-safe)
+    hits = engine.searcher.search(q, grade=grade, subject=subject, k=k, mode=mode)
+    ids = ctx.document_ids() if hits else {}
     return SearchResponse(results=[_result(hit, ids) for hit in hits])
 
 
