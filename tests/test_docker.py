@@ -16,6 +16,7 @@ import re
 import shutil
 import sqlite3
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.parse
@@ -124,7 +125,7 @@ def test_compose_file_has_the_services_volumes_healthchecks_and_gpu_profile():
 def test_runtime_requirements_leave_out_torch_but_keep_every_other_dependency():
     def part(name: str) -> list[str]:
         proc = subprocess.run(
-            ["python", "docker/project_deps.py", "--part", name],
+            [sys.executable, "docker/project_deps.py", "--part", name],
             cwd=REPO,
             capture_output=True,
             text=True,
@@ -133,7 +134,7 @@ def test_runtime_requirements_leave_out_torch_but_keep_every_other_dependency():
         return proc.stdout.split()
 
     everything, runtime, model = part("all"), part("runtime"), part("model")
-    assert not any(re.match(r"(torch|sentence-transformers|onnx)\b(?!runtime)", r) for r in runtime)
+    assert not any(re.match(r"(torch|sentence-transformers|onnx)\b", r) for r in runtime)
     assert any(r.startswith("onnxruntime") for r in runtime)
     left_out = set(everything) - set(runtime) - set(model)
     assert {re.split(r"[<>=]", r)[0] for r in left_out} == {
