@@ -6,6 +6,10 @@ so nothing is ever downloaded from a model hub; its files are checked against di
 engine normally uses the torch-free ONNX encoder (`engine.embed.onnx`); this one is for CUDA
 and for `LOCAL_EMBEDDING_BACKEND=torch`.
 
+Models whose sentence-transformers config defines prompts (E5's "query: " / "passage: ", a
+BGE query instruction) get them: questions through `embed_queries`, chunks through
+`embed_batch`; all-MiniLM-L6-v2 defines none.
+
 The GPU path: fp16 weights, batches of at least `GPU_BATCH_SIZE` texts sorted by length (little
 padding), and the next batch tokenised on a CPU thread while the GPU runs the current one
 (`_encode_overlapped`, mean pooling and L2 normalisation done on the device, as the model's
@@ -28,6 +32,9 @@ log = logging.getLogger(__name__)
 DEFAULT_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
 GPU_BATCH_SIZE = 256  # texts per forward pass on a GPU (EMBEDDING_BATCH_SIZE, if larger, wins)
 GPU_BATCHES_PER_CALL = 16
+# prompt names a sentence-transformers model may define (config_sentence_transformers.json)
+QUERY_PROMPTS = ("query",)
+PASSAGE_PROMPTS = ("passage", "document")
 
 
 class LocalEmbedder(Embedder):
@@ -92,7 +99,18 @@ class LocalEmbedder(Embedder):
         return len(self.load().tokenizer(text, add_special_tokens=True, verbose=False)["input_ids"])
 
     def embed_batch(self, texts: Sequence[str]) -> EmbeddingResult:
+        return self._encode(texts, PASSAGE_PROMPTS)
+
+    def embed_queries(self, texts: Sequence[str]) -> EmbeddingResult:
+        """Questions with the model's own query prompt (E5's "query: ", BGE's instruction)
+        when its sentence-transformers config defines one; like passages otherwise."""
+        return self._encode(texts, QUERY_PROMPTS)
+
+    def _encode(self, texts: Sequence[str], prompt_names: tuple[str, ...]) -> EmbeddingResult:
         model = self.load()
+        prompts = getattr(model, "prompts", None) or {}
+        prefix = next((prompts[name] for name in prompt_names if prompts.get(name)), "")
+        texts = [prefix + text for text in texts] if prefix else list(texts)
         if self.overlap and _mean_pooled_and_normalised(model):
             vectors = self._encode_overlapped(model, list(texts))
         else:
