@@ -42,10 +42,26 @@ def build_embedder(settings: Settings) -> Embedder:
 
 
 def _local(settings: Settings) -> Embedder:
-    from engine.embed.choice import MINILM, local_model
-    from engine.embed.packaged import PACKAGED, packaged_embedder
+    """The local model of this data dir; during a switch, with the previous one for queries."""
+    from engine.embed.choice import local_model, previous_model
 
     model = local_model(settings)
+    embedder = _local_model(settings, model)
+    previous = previous_model(settings.data_dir)
+    if previous and previous != model:
+        from engine.embed.switching import SwitchingEmbedder
+
+        try:
+            return SwitchingEmbedder(embedder, _local_model(settings, previous))
+        except (ModuleNotFoundError, ValueError) as exc:
+            log.warning("the previous model %s cannot answer for its chunks: %s", previous, exc)
+    return embedder
+
+
+def _local_model(settings: Settings, model: str) -> Embedder:
+    from engine.embed.choice import MINILM
+    from engine.embed.packaged import PACKAGED, packaged_embedder
+
     if model in PACKAGED:
         if settings.local_embedding_backend != "auto":
             raise ValueError(

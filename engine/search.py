@@ -190,7 +190,7 @@ class Searcher:
 
     def _query_vector(self, question: str, model_key: str, cache: dict) -> list[float] | None:
         if model_key not in cache:
-            embedder = self.embedder.for_model(model_key)
+            embedder = self.embedder.query_embedder(model_key)
             if embedder is None:
                 log.info("no embedder configured for collections of model %s; skipped", model_key)
                 cache[model_key] = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 
+from engine.app import build_engine
 from engine.embed.choice import DEFAULT_LOCAL_MODEL, MINILM, local_model, recorded_model
 from engine.embed.packaged import USE
 from engine.settings import Settings
@@ -61,3 +62,23 @@ def test_the_engine_builds_the_recorded_model(settings):
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     assert build_embedder(settings).model.key == USE
+
+
+def test_switching_models_keeps_every_file_searchable_until_it_is_embedded_again(
+    settings, inbox, monkeypatch
+):
+    from tests.pdfs import lesson_pages, text_pdf
+
+    text_pdf(inbox / "kelas_10" / "biologi" / "sel.pdf", lesson_pages("mitokondria", 1))
+    monkeypatch.setenv("LOCAL_EMBEDDING_MODEL", MINILM)
+    build_engine(Settings()).ingestor.run([inbox], inbox)
+
+    monkeypatch.setenv("LOCAL_EMBEDDING_MODEL", USE)  # the admin switches
+    switched = build_engine(Settings())
+    (hit,) = switched.searcher.search("mitokondria", mode="vector", k=1)
+    assert hit.source == "sel.pdf"  # the old chunks answer, by meaning, through MiniLM
+
+    switched.ingestor.run([inbox], inbox)  # the next ingest embeds the file again
+    assert {c.model_key for c in switched.store.collections() if c.count} == {USE}
+    (hit,) = switched.searcher.search("mitokondria", mode="vector", k=1)
+    assert hit.source == "sel.pdf"

@@ -194,6 +194,12 @@ class Embedder(ABC):
         """The embedder able to embed queries for a collection of model `key`, if any."""
         return self if key == self.model.key else None
 
+    def query_embedder(self, key: str) -> Embedder | None:
+        """The embedder a search uses for a collection of model `key`: `for_model`'s, or, while
+        a local model switch is under way, the previous model for its not yet re-embedded
+        chunks (engine.embed.switching). Ingestion asks `for_model`, so those are re-embedded."""
+        return self.for_model(key)
+
     def status(self) -> dict:
         """What the panel and `nexus aws status` show about this embedder."""
         status = {"model": self.model.model_id, "key": self.model.key}

@@ -80,6 +80,9 @@ class HybridEmbedder(Embedder):
     def for_model(self, key: str) -> Embedder | None:
         return self.primary.for_model(key) or self.fallback.for_model(key)
 
+    def query_embedder(self, key: str) -> Embedder | None:
+        return self.primary.query_embedder(key) or self.fallback.query_embedder(key)
+
     def status(self) -> dict:
         return self.primary.status() | {
             "fallback": self.fallback.status(),
