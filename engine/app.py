@@ -297,7 +297,7 @@ class Engine:
             self.store,
             self.catalog,
             self.lexical,
-            trusted_keys(self.settings),
+            partial(trusted_keys, self.settings),  # read when a package is checked
             self.settings.vkp_dir / "installed",
             lock=partial(writer_lock, self.settings.run_dir),
         )

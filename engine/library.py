@@ -329,7 +329,7 @@ def pdf_api_link(settings: Settings, document: Document, page: int) -> str | Non
     document for 15 minutes, in place of the API key a browser link cannot send.
     """
     try:
-        from engine.api.documents import document_id
+        from engine.api.ids import document_id
         from engine.api.links import pdf_token
     except ImportError:  # the API's extra (fastapi) is not installed
         return None

@@ -6,6 +6,7 @@ running up the layers.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import os
@@ -107,9 +108,7 @@ def write_private(path: Path, data: bytes, *, exclusive: bool = False) -> bool:
             fh.flush()
             os.fsync(fh.fileno())
         if exclusive:
-            try:
-                os.link(temp, path)  # fails if the name exists, and never follows a link
-            except FileExistsError:
+            if not link_new(temp, path, mode=0o600):
                 return False
         else:
             os.replace(temp, path)
@@ -117,6 +116,36 @@ def write_private(path: Path, data: bytes, *, exclusive: bool = False) -> bool:
         return True
     finally:
         temp.unlink(missing_ok=True)
+
+
+# errno values of file systems that have no hard links (vfat, exFAT, some network mounts)
+_NO_HARD_LINKS = (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV)
+
+
+def link_new(source: Path, target: Path, mode: int = 0o666) -> bool:
+    """Give `source`'s bytes the name `target` unless that name exists (then False).
+
+    A hard link fails atomically when the name is taken, so a file that appeared meanwhile is
+    never overwritten; file systems without hard links get an exclusive create (`mode`, never
+    through a link) of a copy, fsynced.
+    """
+    try:
+        os.link(source, target)
+        return True
+    except FileExistsError:
+        return False
+    except OSError as exc:
+        if exc.errno not in _NO_HARD_LINKS:
+            raise
+    try:
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "wb") as out:
+        out.write(source.read_bytes())
+        out.flush()
+        os.fsync(out.fileno())
+    return True
 
 
 def _fsync_folder(folder: Path) -> None:

@@ -426,7 +426,8 @@ def test_a_hit_names_a_document_added_after_earlier_searches(client, engine, inb
 
 
 def test_a_class_of_concurrent_searches_all_get_their_answers(engine, book, key, settings):
-    """16 clients at once over a real socket: no engine-wide lock, no mixed-up answers."""
+    """16 clients at once over a real socket, searches running side by side: every one gets
+    its own right answer."""
     from concurrent.futures import ThreadPoolExecutor
 
     from engine.api.local import ApiServer

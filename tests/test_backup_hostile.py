@@ -544,11 +544,27 @@ def test_the_embedding_model_record_travels_with_the_backup_but_never_a_path(
     restore(folder, restored)
     assert recorded_model(restored.data_dir) == "use-multilingual-v3"
 
+    # a path, in the model field or in any other field the engine may read later
+    (folder / "embedding-model.json").write_text(
+        '{"local_embedding_model": "use-multilingual-v3", "previous": "/tmp/evil"}'
+    )
+    rewrite_manifest(folder)
+    again = Settings(NEXUS_DATA_DIR=str(tmp_path / "again"))
+    restore(folder, again)
+    assert "/tmp/evil" not in (again.data_dir / "embedding-model.json").read_text()
     (folder / "embedding-model.json").write_text('{"local_embedding_model": "/tmp/evil"}')
     rewrite_manifest(folder)
     elsewhere = Settings(NEXUS_DATA_DIR=str(tmp_path / "elsewhere"))
     restore(folder, elsewhere)
     assert recorded_model(elsewhere.data_dir) != "/tmp/evil"  # the engine picks its own
+
+    # an older backup, without a record, restored over a data dir that has one: the target's
+    # record does not stay to name a model the restored collections were not built with
+    (folder / "embedding-model.json").unlink()
+    rewrite_manifest(folder)
+    record_model(elsewhere.data_dir, "use-e5-ensemble")
+    restore(folder, elsewhere, force=True)
+    assert recorded_model(elsewhere.data_dir) != "use-e5-ensemble"
 
     (folder / "embedding-model.json").write_text("[1, 2")
     rewrite_manifest(folder)

@@ -47,7 +47,7 @@ def test_questions_of_random_words_do_not_grow_memory_without_bound():
         analyzer.stem("".join(rng.choices(string.ascii_lowercase, k=12)))
     assert analyzer.stem.cache_info().currsize == 3_000  # each word once, nothing else kept
     assert not hasattr(analyzer._stemmer(), "cache")  # and no unbounded cache underneath
-    assert analyze("pembelajaran") == ["ajar"]  # still correct after eviction
+    assert analyze("pembelajaran") == ["ajar"]  # and stemming still works
 
 
 def test_index_follows_add_replace_and_delete(engine, inbox):

@@ -187,3 +187,29 @@ def test_a_link_secret_of_the_wrong_length_is_refused_too(tmp_path, monkeypatch)
     (keys / "pdf_links.secret").write_bytes(b"\0" * 33)  # too long: not one of ours
     with pytest.raises(SecretError):
         pdf_token(keys, "0123456789abcdef")
+
+
+def test_secrets_are_made_on_file_systems_without_hard_links(tmp_path, monkeypatch):
+    """A data dir on a USB disk (vfat, exFAT) or some network mounts cannot hard-link."""
+    import errno
+
+    def no_links(source, target):
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    target = tmp_path / "keys" / "pdf_links.secret"
+    assert write_private(target, b"k" * 32, exclusive=True)
+    assert target.read_bytes() == b"k" * 32 and stat.S_IMODE(target.stat().st_mode) == 0o600
+    assert not write_private(target, b"z" * 32, exclusive=True)  # the first writer still wins
+    assert sorted(p.name for p in target.parent.iterdir()) == ["pdf_links.secret"]
+
+
+def test_a_damaged_trusted_key_stops_installs_but_never_searches(engine, inbox, settings):
+    pdfs.text_pdf(inbox / "kelas_10" / "ipa" / "bab1.pdf", ["Fotosintesis terjadi di daun."])
+    engine.ingestor.run([inbox], inbox)
+    keys = settings.data_dir / "keys"
+    keys.mkdir(parents=True, exist_ok=True)
+    (keys / "ministry.pub").write_text("garbage")
+    assert engine.searcher.search("fotosintesis daun", k=1)[0].source == "bab1.pdf"
+    with pytest.raises(SecretError, match="ministry.pub"):
+        _ = engine.installer.trusted_keys

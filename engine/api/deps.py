@@ -6,7 +6,7 @@ reads go through a connection per thread (`engine.db.Database`), the Chroma clie
 thread-safe, and writes stay single-writer. The watcher of `nexus up` uses the same engine from
 its own thread. `ApiContext.lock` now only keeps the rarer catalogue and package listings one
 at a time. A hit names its document from `document_ids()`, a map rebuilt only when the
-catalogue changes (its row count and newest update), never read whole per search.
+catalogue changes (its row count, newest update and newest row), never read whole per search.
 
 `Grade` and `Subject` are the query parameters shared by the routers, checked with
 `engine.names.check_name` so a bad name gets a 422 that says what to write instead.
@@ -26,6 +26,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AfterValidator
 
 from engine.api.auth import ApiKeyStore, RateLimiter, api_key_store
+from engine.api.ids import content_ids
 from engine.app import Engine
 from engine.names import MAX_NAME_LENGTH, check_name
 
@@ -57,7 +58,9 @@ class ApiContext:
         if self._engine is None:
             with self._build_lock:
                 if self._engine is None:
-                    self._engine = self._factory()
+                    engine = self._factory()
+                    _ = engine.searcher  # built once here, not by each first request
+                    self._engine = engine
         return self._engine
 
     @property
@@ -79,11 +82,11 @@ class ApiContext:
     def document_ids(self) -> dict[tuple[str, str, str], str]:
         """Document id by (grade, subject, chunk-id prefix), rebuilt when the catalogue has
         changed since the last call (one small query per search otherwise)."""
-        from engine.api.documents import content_ids
-
         catalog = self.engine.catalog
         version = tuple(
-            catalog.conn.execute("SELECT count(*), max(updated_at) FROM documents").fetchone()
+            catalog.conn.execute(
+                "SELECT count(*), max(updated_at), max(rowid) FROM documents"
+            ).fetchone()
         )
         cached_version, ids = self._ids
         if version != cached_version:

@@ -14,7 +14,6 @@ Anything else is a 404.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from collections.abc import Iterator
@@ -29,6 +28,7 @@ from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel
 
 from engine.api.deps import Context, Grade, Subject, bearer, require_key
+from engine.api.ids import document_id
 from engine.api.links import check_pdf_token
 from engine.catalog import Document
 from engine.ingest.scan import Refused, open_inbox_file
@@ -38,11 +38,6 @@ log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1", tags=["documents"])
 
 _CHUNK = 256 * 1024
-
-
-def document_id(doc: Document) -> str:
-    """The API's id of a catalogued document."""
-    return hashlib.sha256(doc.path.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
 @dataclass
@@ -84,16 +79,6 @@ class DocumentList(BaseModel):
 def _under(key: str, inbox: Path) -> bool:
     """Is catalogue key `key` lexically below the inbox (a file teachers dropped)?"""
     return key.startswith(os.fspath(inbox.resolve()).rstrip("/") + "/")
-
-
-def content_ids(documents: list[Document]) -> dict[tuple[str, str, str], str]:
-    """Document id by (grade, subject, chunk-id prefix) of ingested documents, so a search
-    hit (whose chunk id starts with its file's sha256) can name the document it came from."""
-    found: dict[tuple[str, str, str], str] = {}
-    for doc in sorted(documents, key=lambda d: d.path):
-        if doc.status == "ingested":
-            found.setdefault((doc.grade, doc.subject, doc.sha256[:24]), document_id(doc))
-    return found
 
 
 @router.get(

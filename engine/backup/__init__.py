@@ -40,7 +40,7 @@ from engine.backup.staging import (
     stage_folder,
     stage_s3,
 )
-from engine.embed.choice import RECORD_NAME, recorded_model
+from engine.embed.choice import RECORD_NAME, record_model, record_path, recorded_model
 from engine.locking import writer_lock
 from engine.settings import Settings
 from engine.util import sha256_file
@@ -293,10 +293,17 @@ def _plan(staging: Path, manifest: dict, settings: Settings) -> list[tuple]:
             mode = 0o600 if area == "keys" else -1
             plan.append((staging / name, root, confined(base / rest, root), mode))
     plan.append((staging / "nexus.db", data_root, confined(settings.db_path, data_root), -1))
-    if restored_model(staging) is not None:
-        relative = confined(settings.data_dir / RECORD_NAME, data_root)
-        plan.append((staging / RECORD_NAME, data_root, relative, -1))
     return plan
+
+
+def _restore_model_record(data_dir: Path, model: str | None) -> None:
+    """A fresh record of the backup's model (never the staged file's bytes: no field of it
+    but the checked model name is kept), or none: then the engine's own rule picks the model
+    of the restored collections, not a record left in the target by another installation."""
+    if model is None:
+        record_path(data_dir).unlink(missing_ok=True)
+    else:
+        record_model(data_dir, model)
 
 
 def _save_model_record(data_dir: Path, folder: Path) -> None:
@@ -316,6 +323,7 @@ def _install(plan: list, staging: Path, settings: Settings, progress) -> None:
             for suffix in ("-wal", "-shm"):
                 (root / f"{relative}{suffix}").unlink(missing_ok=True)
         place(source, root, relative, mode)
+    _restore_model_record(settings.data_dir, restored_model(staging))
     engine = build_engine(settings)
     folders = sorted((staging / "chroma").iterdir()) if (staging / "chroma").exists() else []
     for number, path in enumerate(folders, start=1):

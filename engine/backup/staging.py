@@ -31,6 +31,7 @@ import stat
 from collections.abc import Iterable, Iterator
 from pathlib import Path, PurePosixPath
 
+from engine.embed.choice import RECORD_NAME
 from engine.util import is_sha256_hex
 
 MANIFEST = "manifest.json"
@@ -82,7 +83,7 @@ def _check_area(path: PurePosixPath) -> None:
     """Refuse names outside the areas a backup has (nexus.db, the embedding-model record,
     chroma, inbox, text, vkp, keys)."""
     parts = path.parts
-    if parts in (("nexus.db",), ("embedding-model.json",)):
+    if parts in (("nexus.db",), (RECORD_NAME,)):
         return
     if parts[0] in TREE_AREAS and len(parts) >= 2:
         return

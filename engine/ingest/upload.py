@@ -8,14 +8,13 @@ capped, and the write is confined to `<inbox>/<grade>/<subject>/`.
 
 from __future__ import annotations
 
-import errno
 import logging
-import os
 import secrets
 from pathlib import Path
 
 from engine.ingest.layout import is_candidate, is_ignored
 from engine.names import NAME_MAX_BYTES, BadName, check_file_name, check_grade_subject
+from engine.util import link_new
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +32,8 @@ def check_upload_name(name: str) -> str:
     except BadName as exc:
         raise UploadRefused(f"{exc} (upload the file itself)") from None
     shown = repr(name[:80])
+    if ".." in name:
+        raise UploadRefused(f"{shown} contains '..': rename the file")
     if is_ignored(Path(name)):
         raise UploadRefused(
             f"{shown} looks like a temporary, lock or hidden file (the engine ignores names "
@@ -95,7 +96,8 @@ def save_upload(
                 raise UploadRefused(f"{name[:80]!r} leads outside the inbox")
             if _same_file(target, data):
                 return target
-            if _link_new(partial, target):
+            if link_new(partial, target):
+                partial.unlink()  # at once: a file with two names is not read (hard links)
                 log.info("upload saved as %s", target)
                 return target
         raise UploadRefused(f"{name[:80]!r}: 999 files of that name already; rename the file")
@@ -107,26 +109,4 @@ def _same_file(path: Path, data: bytes) -> bool:
     try:
         return path.is_file() and path.stat().st_size == len(data) and path.read_bytes() == data
     except OSError:
-        return False
-
-
-def _link_new(partial: Path, target: Path) -> bool:
-    """Give `partial`'s bytes the name `target` unless that name exists (then False).
-
-    A hard link fails atomically when the name is taken, so a file that appeared since we
-    looked is never overwritten. File systems without hard links get an exclusive create.
-    """
-    try:
-        os.link(partial, target)
-        return True
-    except FileExistsError:
-        return False
-    except OSError as exc:
-        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
-            raise
-    try:
-        with target.open("xb") as out:
-            out.write(partial.read_bytes())
-        return True
-    except FileExistsError:
         return False

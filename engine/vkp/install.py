@@ -58,7 +58,7 @@ class PackageInstaller:
         store: ChunkStore,
         catalog: Catalog,
         lexical: LexicalIndex,
-        trusted_keys: list,
+        trusted_keys: list | Callable[[], list],
         folder: Path,
         lock: Callable[[], AbstractContextManager] = nullcontext,
     ):
@@ -67,7 +67,14 @@ class PackageInstaller:
         self.store = store
         self.catalog = catalog
         self.lexical = lexical
-        self.trusted_keys = trusted_keys
+        self._trusted_keys = trusted_keys
+
+    @property
+    def trusted_keys(self) -> list:
+        """The keys packages must be signed with; read only when a package or catalogue is
+        checked, so a damaged key file stops installs, never searches of what is installed."""
+        keys = self._trusted_keys
+        return keys() if callable(keys) else keys
 
     def installed(self) -> dict[str, Installed]:
         """Installed packages by `<grade>__<subject>` (rows stored under the old
