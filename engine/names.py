@@ -27,7 +27,12 @@ SEPARATOR = "__"
 
 
 class BadName(ValueError):
-    """A grade or subject name that breaks the naming rule; the message says how to fix it."""
+    """A grade or subject name that breaks the naming rule; the message says how to fix it
+    (and `kind`, `name`, `hint` say it as data, where the rule was about characters)."""
+
+    def __init__(self, message: str, *, kind: str = "", name: str = "", hint: str = ""):
+        super().__init__(message)
+        self.kind, self.name, self.hint = kind, name, hint
 
 
 def check_file_name(name: object, max_bytes: int = NAME_MAX_BYTES) -> str:
@@ -75,7 +80,10 @@ def check_name(name: str, kind: str = "name") -> str:
         fix = f" (for example {hint!r})" if hint else ""
         raise BadName(
             f"{kind} {name!r} is not allowed: use lowercase letters and digits joined by single"
-            f" underscores{fix}"
+            f" underscores{fix}",
+            kind=kind,
+            name=name,
+            hint=hint,
         )
     return name
 

@@ -211,5 +211,17 @@ def test_reasons_are_recorded_as_codes_and_shown_in_the_panels_language(engine, 
     assert copy.reason_code == "duplicate" and copy.reason.startswith("same content as")
     shown = reason(copy.reason_code, copy.reason_params, copy.reason, lang="id")
     assert shown.startswith("isinya sama dengan") and copy.reason_params["path"] in shown
+    # where a file sits: the commonest refusal a teacher sees
+    pdfs.text_pdf(inbox / "Kelas 10" / "ipa" / "bab2.pdf", ["Respirasi."])
+    pdfs.text_pdf(inbox / "lepas.pdf", ["Tanpa folder."])
+    placed = engine.ingestor.run([inbox], inbox)
+    by_name = {r.path.rsplit("/", 1)[-1]: r for r in placed.files}
+    folder, loose = by_name["bab2.pdf"], by_name["lepas.pdf"]
+    assert (folder.reason_code, loose.reason_code) == ("bad_folder_name", "not_in_subject_folder")
+    assert "rename the folder" in folder.reason  # the CLI's sentence is unchanged
+    assert reason(folder.reason_code, folder.reason_params, folder.reason, lang="id") == (
+        "ganti nama folder 'Kelas 10': gunakan huruf kecil dan angka yang digabung garis bawah"
+        " tunggal (misalnya 'kelas_10')"
+    )
     # a code the catalogue does not know shows the engine's sentence
     assert reason("new_in_a_later_engine", {}, "some English", lang="id") == "some English"

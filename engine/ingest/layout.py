@@ -17,6 +17,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.jobs.reasons import sentence
 from engine.names import BadName, check_grade_subject, check_name
 
 # Names that are still being written or are editor/OS droppings.
@@ -26,7 +27,11 @@ _IGNORED_PREFIXES = (".", "~$", "~lock.")
 
 class BadLocation(ValueError):
     """The file is not inside a `<grade>/<subject>/` folder, or those folders' names are not
-    allowed grade/subject names."""
+    allowed grade/subject names (`code` and `params`: the reason, `engine.jobs.reasons`)."""
+
+    def __init__(self, message: str, code: str = "", **params: object):
+        super().__init__(message)
+        self.code, self.params = code, params
 
 
 @dataclass(frozen=True)
@@ -62,13 +67,20 @@ def place(path: Path, root: Path) -> Placement:
     except ValueError as exc:
         raise BadLocation(f"{path} is not under {root}") from exc
     if len(parts) < 3:
+        found = "/".join(parts)
         raise BadLocation(
-            "file must be inside <grade>/<subject>/ (for example kelas_10/informatika/bab1.pdf),"
-            f" found at {'/'.join(parts)}"
+            sentence("not_in_subject_folder", {"found": found}),
+            "not_in_subject_folder",
+            found=found,
         )
     try:
         grade, subject = check_grade_subject(parts[0], parts[1])
     except BadName as exc:
+        if exc.hint:
+            params = {"kind": exc.kind, "name": exc.name, "hint": exc.hint}
+            raise BadLocation(
+                sentence("bad_folder_name", params), "bad_folder_name", **params
+            ) from exc
         raise BadLocation(f"rename the folder: {exc}") from exc
     return Placement(grade=grade, subject=subject)
 

@@ -247,6 +247,7 @@ class Ingestor:
             return
         except BadLocation as exc:
             result.status, result.reason = FileStatus.BAD_LOCATION, str(exc)
+            result.reason_code, result.reason_params = exc.code, exc.params
             return
         result.grade, result.subject = plan.placement.grade, plan.placement.subject
         try:
@@ -266,9 +267,7 @@ class Ingestor:
                 return
             if plan.before.st_size > limit_mb * 2**20:
                 result.status = FileStatus.TOO_LARGE
-                result.because(
-                    "too_large", size_mb=plan.before.st_size / 2**20, limit_mb=limit_mb
-                )
+                result.because("too_large", size_mb=plan.before.st_size / 2**20, limit_mb=limit_mb)
                 return
             result.sha256 = sha256_stream(fh)
         plan.previous = self.catalog.get(result.path)

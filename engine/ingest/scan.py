@@ -218,8 +218,12 @@ def regular_source(path: Path, root: Path) -> Path:
     st = os.lstat(path)
     if not stat.S_ISLNK(st.st_mode):
         if not stat.S_ISREG(st.st_mode):
+            what = _kind(st.st_mode)
             raise Refused(
-                FileStatus.NOT_A_FILE, f"{_kind(st.st_mode)} with a PDF name, not a PDF file"
+                FileStatus.NOT_A_FILE,
+                sentence("special_entry", {"what": what}),
+                "special_entry",
+                what=what,
             )
         return path
     try:
@@ -230,18 +234,17 @@ def regular_source(path: Path, root: Path) -> Path:
             FileStatus.NOT_A_FILE,
             f"a broken link: it points to {pointed}, which cannot be opened"
             f" ({exc.strerror or type(exc).__name__})",
+            "broken_link",
+            target=pointed,
         ) from exc
     target = Path(os.path.realpath(path))
     if not target.is_relative_to(root):
+        params = {"target": path_key(target)}
         raise Refused(
-            FileStatus.OUTSIDE_INBOX,
-            f"a link to {path_key(target)}, outside the inbox; links are followed only to"
-            " files inside the inbox: copy the file in instead",
+            FileStatus.OUTSIDE_INBOX, sentence("link_outside", params), "link_outside", **params
         )
     if stat.S_ISDIR(target_st.st_mode):
-        raise Refused(
-            FileStatus.NOT_A_FILE, "a link to a folder; links to folders are not followed"
-        )
+        raise Refused(FileStatus.NOT_A_FILE, sentence("link_to_folder", {}), "link_to_folder")
     if not stat.S_ISREG(target_st.st_mode):
         raise Refused(FileStatus.NOT_A_FILE, f"a link to {_kind(target_st.st_mode)}, not a PDF")
     return target

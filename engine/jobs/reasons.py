@@ -20,6 +20,21 @@ REASONS: dict[str, str] = {
     "damaged": "damaged PDF: its structure cannot be read",
     "no_pages": "the PDF has no pages",
     "no_text": "no text found on any page",
+    "not_in_subject_folder": (
+        "file must be inside <grade>/<subject>/ (for example kelas_10/informatika/bab1.pdf),"
+        " found at {found}"
+    ),
+    "bad_folder_name": (
+        "rename the folder: {kind} {name!r} is not allowed: use lowercase letters and digits"
+        " joined by single underscores (for example {hint!r})"
+    ),
+    "special_entry": "{what} with a PDF name, not a PDF file",
+    "broken_link": "a broken link: it points to {target}, which cannot be opened",
+    "link_outside": (
+        "a link to {target}, outside the inbox; links are followed only to files inside the"
+        " inbox: copy the file in instead"
+    ),
+    "link_to_folder": "a link to a folder; links to folders are not followed",
     "hard_link": (
         "{path} has {names} names (a hard link); only files with one name are read: copy the "
         "file into the inbox instead"
