@@ -14,7 +14,7 @@ import streamlit as st
 from engine.evaluation import MAX_QUESTIONS, QuestionFileError, evaluate, load_questions
 from engine.search import MODES
 from ui.charts import grouped_bars
-from ui.common import get_engine, header
+from ui.common import get_engine, header, uploader_in_language
 from ui.i18n import num, t
 
 MAX_FILE_BYTES = 2 << 20  # 5,000 questions fit well within this
@@ -54,6 +54,7 @@ def _misses(report) -> pd.DataFrame:
 
 def render() -> None:
     header(t("nav.evaluate"), t("eval.caption"))
+    uploader_in_language(t("eval.browse"))
     with st.form("evaluate"):
         upload = st.file_uploader(t("eval.upload"), type=["tsv", "txt", "csv"])
         pasted = st.text_area(t("eval.paste"), help=t("eval.help"))

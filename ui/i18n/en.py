@@ -268,6 +268,7 @@ MESSAGES: dict[str, str] = {
     "packages.rolled_back": "{package} is back at v{version}",
     # --- evaluation (Evaluasi) ---
     "eval.caption": "Measure search on your own questions: how often the file that answers comes first, per kind of question and mode.",
+    "eval.browse": "Choose a question file",
     "eval.upload": "Question file (TSV)",
     "eval.paste": "…or paste the file's contents here",
     "eval.mode": "Modes",

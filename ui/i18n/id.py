@@ -278,6 +278,7 @@ MESSAGES: dict[str, str] = {
     "packages.rolled_back": "{package} kembali ke v{version}",
     # --- evaluation (Evaluasi) ---
     "eval.caption": "Ukur pencarian dengan pertanyaan Anda sendiri: seberapa sering berkas yang menjawab muncul pertama, per jenis pertanyaan dan mode.",
+    "eval.browse": "Pilih berkas pertanyaan",
     "eval.upload": "Berkas pertanyaan (TSV)",
     "eval.paste": "…atau tempel isi berkasnya di sini",
     "eval.mode": "Mode",
