@@ -66,7 +66,7 @@ def plain_file_name(name: object) -> str:
     except BadName:
         raise TransferError(f"{str(name)[:80]!r} is not a plain file name: refused") from None
     if name.startswith("."):
-        raise TransferError(f"{str(name)[:80]!r} is a hidden file name: refused")
+        raise TransferError(f"{str(name)[:80]!r} is not a plain file name (hidden): refused")
     return name
 
 
