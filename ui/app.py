@@ -1,5 +1,14 @@
-"""The admin panel's router: the login gate, then navigation. Pages live in their own modules."""
+"""The admin panel's router: the login gate, then navigation. Pages live in their own modules.
 
+numpy and pandas are imported here, first, on purpose: with Streamlit's fast reruns a page can
+start while the previous run's thread is still importing, and two threads importing numpy at
+once can leave it half-initialised ("cannot import name 'NDArray' from partially initialized
+module", seen once in Chromium when a page was left mid-load). Imported by the first run (the
+login form, where nothing else runs), that cannot happen.
+"""
+
+import numpy  # noqa: F401  (see the docstring)
+import pandas  # noqa: F401
 import streamlit as st
 
 from ui.common import login_gate, logout_button
