@@ -237,8 +237,9 @@ def http_get(url: str, key: str | None = None, timeout_s: float = 10) -> tuple[i
         return 0, b""
 
 
-def search_hits(api: str, key: str) -> list[dict]:
-    status, body = http_get(f"{api}/v1/search?{urllib.parse.urlencode(SEARCH)}", key)
+def search_hits(api: str, key: str, **narrower: str) -> list[dict]:
+    query = urllib.parse.urlencode(SEARCH | narrower)
+    status, body = http_get(f"{api}/v1/search?{query}", key)
     return json.loads(body)["results"] if status == 200 else []
 
 
@@ -368,7 +369,9 @@ def test_cpu_image_runs_as_an_admin_runs_it(cpu_image, container_name, tmp_path)
     drop_lesson(data / "inbox", subject="ipa")  # the data dir stays usable from the host
     wait_for(
         "a lesson dropped after the restart searchable",
-        lambda: {h["subject"] for h in search_hits(api, key)} >= {"informatika", "ipa"},
+        # asked within its subject: the two lessons are identical, so an unfiltered top 3 may
+        # hold only the first one's chunks (a tie), which made this check flaky
+        lambda: any(h["subject"] == "ipa" for h in search_hits(api, key, subject="ipa")),
         180,
     )
     docker("stop", container_name, timeout=GRACE_S + 30)
