@@ -111,3 +111,10 @@ def bedrock(monkeypatch):
         monkeypatch.setenv("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", stub.url)
         monkeypatch.setenv("BEDROCK_MAX_RPM", "0")  # the stub has no quota
         yield stub
+
+
+@pytest.fixture(params=["id", "en"])
+def lang(request, monkeypatch):
+    """The panel's language, once in Indonesian and once in English (the browser tests)."""
+    monkeypatch.setenv("UI_LANGUAGE", request.param)
+    return request.param

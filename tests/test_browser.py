@@ -43,12 +43,6 @@ def wait_http(url: str, timeout: float = 90) -> None:
 JOB_DONE = {"id": "selesai, 1 berhasil", "en": "completed, 1 ingested"}
 
 
-@pytest.fixture(params=["id", "en"])
-def lang(request, monkeypatch):
-    monkeypatch.setenv("UI_LANGUAGE", request.param)
-    return request.param
-
-
 @pytest.fixture
 def running_nexus(lang, bedrock, monkeypatch, tmp_path):
     ui_port = free_port()

@@ -49,12 +49,6 @@ TRUNCATED_METRICS = """() => [...document.querySelectorAll('[data-testid="stMetr
     .map(m => m.innerText)"""
 
 
-@pytest.fixture(params=["id", "en"])
-def lang(request, monkeypatch):
-    monkeypatch.setenv("UI_LANGUAGE", request.param)
-    return request.param
-
-
 @pytest.fixture
 def running_panel(lang, bedrock, monkeypatch, tmp_path):
     """`nexus up` over an inbox whose start-up job ingests one lesson, skips its copy and

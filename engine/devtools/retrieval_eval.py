@@ -16,6 +16,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.evaluation import score
+
 
 @dataclass
 class Metrics:
@@ -84,11 +86,11 @@ def score_rankings(questions: list[tuple[str, str]], rankings: list[list]) -> Me
         ranks.append(rank)
         if rank != 1:
             misses.append(f"{question} -> {found[0] if found else 'nothing'} (want {expected})")
-    n = len(ranks) or 1
+    figures = score(ranks)  # the one hit@k / MRR arithmetic (engine.evaluation)
     return Metrics(
-        questions=len(ranks),
-        hit_at_1=sum(r == 1 for r in ranks) / n,
-        hit_at_5=sum(r is not None and r <= 5 for r in ranks) / n,
-        mrr_at_10=sum(1 / r for r in ranks if r) / n,
+        questions=figures.questions,
+        hit_at_1=figures.hit_at_1,
+        hit_at_5=figures.hit_at_5,
+        mrr_at_10=figures.mrr,
         misses=misses,
     )
