@@ -3,7 +3,7 @@
     python bench/bedrock_rate.py [--latency 0.1] [--seconds 20] [--rpm 600 1500]
 
 Runs the Bedrock embedder (real boto3 over HTTP, built like the engine builds it) against the
-local InvokeModel endpoint (`engine.devtools.bedrock_stub`) with injected latency, embedding
+local InvokeModel endpoint (`devtools.bedrock_stub`) with injected latency, embedding
 about `--seconds` worth of texts at each limit, file by file as ingestion does (100 chunks a
 file). Three conditions per limit:
 
@@ -29,8 +29,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from devtools.bedrock_stub import BedrockStub  # noqa: E402
 from engine.app import _bedrock  # noqa: E402
-from engine.devtools.bedrock_stub import BedrockStub  # noqa: E402
 from engine.embed.base import EmbeddingUnavailable  # noqa: E402
 from engine.settings import Settings  # noqa: E402
 

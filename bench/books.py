@@ -3,7 +3,7 @@
     python bench/books.py [--chapters 4] [--scans 1] [--dpi 150,200,300] [--no-retrieval]
                           [--model use-multilingual-v3]
 
-Builds three textbooks with tests/books.py (two columns drawn row by row, running header and
+Builds three textbooks with devtools/books.py (two columns drawn row by row, running header and
 footer, table of contents, ruled tables, hyphenation, ligatures, chapter headings, page labels)
 and scanned copies of some of them (grey JPEG pages at 150 dpi, no text layer), then prints:
 
@@ -35,8 +35,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
-from engine.ingest.extract import PdfExtractor  # noqa: E402
-from tests.books import Book, chapters_from, make_book, scan_copy  # noqa: E402
+from devtools.books import Book, chapters_from, make_book, scan_copy  # noqa: E402
+from engine.pdf.extract import PdfExtractor  # noqa: E402
 
 HEADER = re.compile(r"informatika untuk smp|ilmu pengetahuan alam untuk|kelas\s*[79]\b", re.I)
 

@@ -32,8 +32,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.corpus import LESSONS, sentences  # noqa: E402
+from devtools.retrieval_eval import evaluate, load_questions, write_lessons  # noqa: E402
 from engine.app import build_engine  # noqa: E402
-from engine.devtools.retrieval_eval import evaluate, load_questions, write_lessons  # noqa: E402
 from engine.embed.base import Embedder, EmbeddingResult, ModelInfo  # noqa: E402
 from engine.embed.onnx import OnnxEmbedder  # noqa: E402
 from engine.embed.onnx_export import export_fp32_graph, export_models  # noqa: E402

@@ -98,7 +98,7 @@ def steady(tmp: Path, inbox: Path) -> None:
 
 def bedrock(tmp: Path, inbox: Path, latency: float, concurrency: int) -> None:
     stub = subprocess.Popen(
-        [sys.executable, "-m", "engine.devtools.bedrock_stub", "--latency", str(latency)],
+        [sys.executable, "-m", "devtools.bedrock_stub", "--latency", str(latency)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,

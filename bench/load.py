@@ -61,7 +61,7 @@ def nexus(*args: str, env: dict) -> subprocess.CompletedProcess:
 
 def prepare(data: Path, env: dict) -> str:
     """Ingest the lessons into `data`; returns a fresh API key."""
-    from engine.devtools.retrieval_eval import write_lessons
+    from devtools.retrieval_eval import write_lessons
 
     write_lessons(LESSONS, data / "inbox")
     nexus("ingest", str(data / "inbox"), "--json", env=env)

@@ -2,9 +2,9 @@
 
     python bench/ocr_compare.py [--chapters 1] [--subjects 3] [--dpi 200] [--dump DIR]
 
-Builds the textbooks of bench/books.py (tests/books.py: two columns drawn row by row, running
+Builds the textbooks of bench/books.py (devtools/books.py: two columns drawn row by row, running
 header and footer, table of contents, ruled table, hyphenation, ligatures) and scanned copies
-of them (tests/books.py `scan_copy`: grey JPEG pages at 150 dpi, no text layer), then reads the
+of them (devtools/books.py `scan_copy`: grey JPEG pages at 150 dpi, no text layer), then reads the
 scans with each OCR engine and prints, over all scanned pages:
 
 - CER: character edit distance / reference length, whitespace runs made one space (the `cer`
@@ -48,8 +48,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.books import build_books, cer, levenshtein  # noqa: E402
-from engine.ingest.extract import ExtractionError, PdfExtractor  # noqa: E402
-from tests.books import scan_copy  # noqa: E402
+from devtools.books import scan_copy  # noqa: E402
+from engine.pdf.extract import ExtractionError, PdfExtractor  # noqa: E402
 
 RAPIDOCR = "rapidocr_onnxruntime"
 INSTALL_HINT = "pip install rapidocr-onnxruntime (its wheel holds the models)"
@@ -177,8 +177,8 @@ def _rapidocr_child() -> None:
     import numpy as np
     import pymupdf
 
-    from engine.ingest.extract_worker import _structure
-    from engine.ingest.layout_reading import PageLayout
+    from engine.pdf.reading_order import PageLayout
+    from engine.pdf.worker import _structure
 
     request = json.load(sys.stdin)
     with pymupdf.open(request["warm_up"]) as doc:
@@ -220,7 +220,7 @@ def _rapidocr_child() -> None:
 
 def _lines(result: list, scale: float) -> list:
     """RapidOCR's boxes ([4 corner points in pixels], text, score) as the worker's lines."""
-    from engine.ingest.pageclean import Line
+    from engine.pdf.pageclean import Line
 
     lines = []
     for box, text, _score in result:

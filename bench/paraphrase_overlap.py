@@ -2,9 +2,9 @@
 
     python bench/paraphrase_overlap.py [QUESTIONS.tsv ...] [--max-shared N]
 
-Content stems are what the lexical index sees (engine.lexical.analyzer: folding, Sastrawi
+Content stems are what the lexical index sees (engine.search.lexical.analyzer: folding, Sastrawi
 stopwords and stemmer), taken over the whole text of the answering lesson, template included
-(engine.devtools.modules). Rows whose `kind` is `paraphrase` are checked; the script lists
+(devtools.modules). Rows whose `kind` is `paraphrase` are checked; the script lists
 every offender with the stems it shares and exits 1 when there is one.
 """
 
@@ -16,9 +16,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine.devtools.modules import lesson_texts  # noqa: E402
-from engine.evaluation import load_questions  # noqa: E402
-from engine.lexical.analyzer import analyze  # noqa: E402
+from devtools.modules import lesson_texts  # noqa: E402
+from engine.search.evaluation import load_questions  # noqa: E402
+from engine.search.lexical.analyzer import analyze  # noqa: E402
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data"
 

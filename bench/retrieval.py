@@ -8,9 +8,9 @@ CORPUS is an inbox folder of `<grade>/<subject>/*.pdf`, or a lessons JSON
 Question TSVs have columns `question`, `file` (the expected `<grade>/<subject>/<file>.pdf`) and
 optionally `style` (keyword / paraphrase / english); figures are also given per style.
 
-`--variants` scores hybrid fusion variants (engine/fusion.py) on the same candidates: choose on
-the development set (questions_dev_id.tsv) only; the held-out column is for the report. Also
-prints search latency p50/p95 of each mode on this corpus (bench/search_speed.py measures a
+`--variants` scores hybrid fusion variants (engine/search/fusion.py) on the same candidates:
+choose on the development set (questions_dev_id.tsv) only; the held-out column is for the report.
+Also prints search latency p50/p95 of each mode on this corpus (bench/search_speed.py measures a
 10,000-chunk collection).
 """
 
@@ -27,15 +27,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.corpus import reference_embedder  # noqa: E402
-from engine.app import build_engine  # noqa: E402
-from engine.devtools.retrieval_eval import (  # noqa: E402
+from devtools.retrieval_eval import (  # noqa: E402
     load_styled_questions,
     score_rankings,
     write_lessons,
 )
+from engine.app import build_engine  # noqa: E402
 from engine.embed.multilingual import MODEL_NAME as MULTILINGUAL  # noqa: E402
-from engine.fusion import FusionConfig, fuse  # noqa: E402
-from engine.search import MODES  # noqa: E402
+from engine.search.fusion import FusionConfig, fuse  # noqa: E402
+from engine.search.searcher import MODES  # noqa: E402
 from engine.settings import Settings  # noqa: E402
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data"

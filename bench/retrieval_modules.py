@@ -3,7 +3,7 @@
     python bench/retrieval_modules.py [--model MODEL] [--no-heldout] [--misses] [--json OUT]
 
 The corpus is tests/data/modules_id (45 templated, multi-page modules in five grade/subject
-folders, engine.devtools.modules), written out as PDFs and ingested by the engine as a school
+folders, devtools.modules), written out as PDFs and ingested by the engine as a school
 would. Questions: tests/data/modules_dev_id.tsv (for choosing techniques) and
 modules_heldout_id.tsv (written before any tuning, only for reporting), with kinds keyword,
 paraphrase (≤ 1 content stem shared with the lesson, bench/paraphrase_overlap.py), english,
@@ -24,11 +24,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.corpus import reference_embedder  # noqa: E402
+from devtools.modules import module_lessons  # noqa: E402
+from devtools.retrieval_eval import write_lesson_pdfs  # noqa: E402
 from engine.app import build_engine  # noqa: E402
-from engine.devtools.modules import module_lessons  # noqa: E402
-from engine.devtools.retrieval_eval import write_lesson_pdfs  # noqa: E402
-from engine.evaluation import evaluate, load_questions, table  # noqa: E402
-from engine.search import MODES  # noqa: E402
+from engine.search.evaluation import evaluate, load_questions, table  # noqa: E402
+from engine.search.searcher import MODES  # noqa: E402
 from engine.settings import Settings  # noqa: E402
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data"
@@ -48,8 +48,8 @@ def build(tmp: Path, model: str, **settings):
 def print_variants(searcher, questions, model_key: str) -> None:
     """Hybrid hit@1/hit@5 (all, paraphrase) of each fusion variant on the same candidates."""
     from bench.retrieval import ranked, variants
-    from engine.evaluation import report
-    from engine.fusion import fuse
+    from engine.search.evaluation import report
+    from engine.search.fusion import fuse
 
     candidates = [
         searcher.candidates(q.question, q.grade or None, q.subject or None) for q in questions
@@ -91,9 +91,9 @@ def print_techniques(engine, questions) -> None:
     lexical mode alone too. Informal spellings are standardised for BM25 (kept): to measure
     without, or with the vector side too, see the commit that chose it (issue 23)."""
     from bench.retrieval import ranked
-    from engine.evaluation import rankings, report
-    from engine.fusion import fuse
-    from engine.lexical.boilerplate import BoilerplateShares
+    from engine.search.evaluation import rankings, report
+    from engine.search.fusion import fuse
+    from engine.search.lexical.boilerplate import BoilerplateShares
 
     searcher = engine.searcher
     searcher.boilerplate = BoilerplateShares(engine.lexical)

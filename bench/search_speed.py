@@ -26,10 +26,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.corpus import sentences  # noqa: E402
+from devtools.retrieval_eval import load_questions  # noqa: E402
 from engine.app import build_engine  # noqa: E402
-from engine.devtools.retrieval_eval import load_questions  # noqa: E402
-from engine.lexical.index import LexicalChunk  # noqa: E402
-from engine.search import MODES  # noqa: E402
+from engine.search.lexical.index import LexicalChunk  # noqa: E402
+from engine.search.searcher import MODES  # noqa: E402
 from engine.settings import Settings  # noqa: E402
 from engine.store.chroma import StoredChunk, chunk_id  # noqa: E402
 

@@ -16,8 +16,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.corpus import make_corpus  # noqa: E402
+from devtools.bedrock_stub import hashed_vector  # noqa: E402
 from engine.app import build_engine  # noqa: E402
-from engine.devtools.bedrock_stub import hashed_vector  # noqa: E402
 from engine.embed.base import Embedder, EmbeddingResult, ModelInfo  # noqa: E402
 from engine.settings import Settings  # noqa: E402
 from engine.vkp.keys import keygen  # noqa: E402

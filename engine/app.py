@@ -13,7 +13,7 @@ from functools import cached_property
 from pathlib import Path
 
 from engine.blobs import BlobStore, FolderStore, NullStore
-from engine.catalog import Catalog
+from engine.documents.catalog import Catalog
 from engine.embed.base import Embedder
 from engine.jobs.base import JobTracker
 from engine.settings import Settings
@@ -214,7 +214,7 @@ class Engine:
     @cached_property
     def records(self):
         """Catalogue, lexical index and recovery: what ingestion writes besides chunks."""
-        from engine.ingest.records import DocumentRecords
+        from engine.documents.records import DocumentRecords
 
         return DocumentRecords(
             self.settings, self.embedder, self.store, self.catalog, self.tracker, self.lexical
@@ -222,8 +222,8 @@ class Engine:
 
     @cached_property
     def publisher(self):
-        from engine.aws.publish import Publisher
         from engine.aws.s3 import Outbox
+        from engine.publish.exports import Publisher
 
         return Publisher(
             self.settings,
@@ -242,7 +242,7 @@ class Engine:
     @cached_property
     def catalogue(self):
         """The VKP catalogue publisher: the publish folder, and S3 through the outbox."""
-        from engine.vkp.publish import CataloguePublisher
+        from engine.publish.packages import CataloguePublisher
 
         return CataloguePublisher(self.settings, self.publisher, store=self.stores.publish)
 
@@ -258,20 +258,20 @@ class Engine:
 
     def get_cost_summary(self, days: int = 7) -> dict:
         """Totals and per-day/per-subject cost series of the last `days` days (for the panel)."""
-        from engine.costs import get_cost_summary
+        from engine.jobs.costs import get_cost_summary
 
         return get_cost_summary(self.tracker, self.settings, days)
 
     @cached_property
     def lexical(self):
-        from engine.lexical.index import LexicalIndex
+        from engine.search.lexical.index import LexicalIndex
 
         return LexicalIndex(self.database)
 
     @cached_property
     def searcher(self):
-        from engine.lexical.boilerplate import BoilerplateShares
-        from engine.search import Searcher
+        from engine.search.lexical.boilerplate import BoilerplateShares
+        from engine.search.searcher import Searcher
 
         return Searcher(
             self.embedder,

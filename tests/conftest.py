@@ -9,7 +9,7 @@ import pytest
 
 from engine.app import build_engine
 from engine.settings import Settings
-from tests.fakes import FakeEmbedder
+from tests.support.fakes import FakeEmbedder
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -104,7 +104,7 @@ def aws(moto_server, monkeypatch):
 @pytest.fixture
 def bedrock(monkeypatch):
     """Embeddings from the local InvokeModel endpoint (moto's bedrock-runtime has no body)."""
-    from engine.devtools.bedrock_stub import BedrockStub
+    from devtools.bedrock_stub import BedrockStub
 
     with BedrockStub() as stub:
         monkeypatch.setenv("EMBEDDING_STRATEGY", "bedrock")

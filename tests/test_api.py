@@ -15,17 +15,17 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from devtools.bedrock_stub import BedrockStub
 from engine.api.app import create_app
 from engine.api.auth import api_key_store
 from engine.api.documents import document_id
 from engine.app import build_engine
-from engine.catalog import Document
 from engine.cli.main import main as nexus
-from engine.devtools.bedrock_stub import BedrockStub
+from engine.documents.catalog import Document
 from engine.settings import Settings
-from tests import pdfs
-from tests.fakes import FakeEmbedder
-from tests.net import free_port
+from tests.support import pdfs
+from tests.support.fakes import FakeEmbedder
+from tests.support.net import free_port
 
 HIT_FIELDS = {
     "text",
@@ -222,8 +222,7 @@ def test_a_panel_link_opens_its_one_pdf_for_a_while_without_a_key(client, engine
     the document and expires."""
     import time as clock
 
-    from engine.api.links import LINK_TTL_S
-    from engine.library import pdf_api_link
+    from engine.api.links import LINK_TTL_S, pdf_api_link
 
     [doc] = client.get("/v1/documents", headers=auth(key)).json()["documents"]
     [document] = engine.catalog.all()
@@ -388,7 +387,7 @@ def test_nexus_serve_answers_over_a_socket_and_stops_on_sigterm(book, key, monke
     ],
 )
 def test_the_local_api_url_is_one_function_for_every_listening_address(address, url, settings):
-    from engine.library import api_url
+    from engine.runtime.probes import api_url
     from engine.util import local_url
 
     assert local_url(address, 8600) == url

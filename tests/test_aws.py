@@ -12,12 +12,12 @@ import boto3
 import pytest
 
 from engine.app import build_engine
-from engine.cloud import setup
+from engine.cloud.admin import setup
 from engine.settings import Settings
-from tests import pdfs
-from tests.aws_helpers import all_keys, create_distribution, invalidated_paths
-from tests.cli import nexus
-from tests.net import closed_port_url
+from tests.support import pdfs
+from tests.support.aws import all_keys, create_distribution, invalidated_paths
+from tests.support.cli import nexus
+from tests.support.net import closed_port_url
 
 BUCKET = "openclass-nexus-ai"
 PREFIX = "processed/informatika/kelas_10"
@@ -246,8 +246,8 @@ def test_dynamodb_tracker_round_trips_jobs_files_and_days(aws, settings):
 
 
 def test_cost_summary_prices_tokens_per_region(settings):
-    from engine.costs import get_cost_summary
     from engine.jobs.base import JobRecord
+    from engine.jobs.costs import get_cost_summary
     from engine.jobs.sqlite import SqliteJobTracker
 
     tracker = SqliteJobTracker(settings.db_path)
@@ -271,7 +271,7 @@ def test_cost_summary_prices_tokens_per_region(settings):
 
 
 def test_status_reports_each_service_and_never_hangs(aws, monkeypatch, settings):
-    from engine.cloud import status
+    from engine.cloud.admin import status
 
     setup(settings)
     monkeypatch.setenv("CLOUDFRONT_DISTRIBUTION_ID", create_distribution(BUCKET))

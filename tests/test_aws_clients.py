@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from engine.aws.clients import call_budget, client, region
-from engine.cloud import update_function
+from engine.cloud.admin import update_function
 from engine.settings import Settings
 
 

@@ -16,8 +16,8 @@ from engine.backup import BackupError, restore, verify
 from engine.backup.runs import run_backup
 from engine.settings import Settings
 from engine.vkp.keys import keygen
-from tests import pdfs
-from tests.cli import nexus
+from tests.support import pdfs
+from tests.support.cli import nexus
 
 QUESTIONS = ["topologi jaringan", "fotosintesis daun", "hukum newton gerak"]
 
@@ -143,7 +143,7 @@ def test_private_keys_only_with_include_secrets_and_retention(original, tmp_path
 
 @pytest.mark.slow
 def test_backup_to_s3_and_restore_from_it(original, aws, tmp_path):
-    from engine.cloud import setup
+    from engine.cloud.admin import setup
 
     setup(Settings())
     before = state(Settings())
@@ -169,7 +169,7 @@ def test_backup_to_s3_and_restore_from_it(original, aws, tmp_path):
 
 
 def test_the_running_engine_backs_up_on_its_schedule(original, tmp_path, monkeypatch):
-    from engine.service import EngineService
+    from engine.runtime.service import EngineService
 
     monkeypatch.setenv("BACKUP_DIR", str(tmp_path / "scheduled"))
     monkeypatch.setenv("BACKUP_EVERY", "1s")

@@ -21,7 +21,7 @@ from engine.backup.staging import check_manifest, safe_relative
 from engine.cli.main import main
 from engine.settings import Settings
 from engine.vkp.keys import keygen
-from tests import pdfs
+from tests.support import pdfs
 
 BUCKET = "openclass-nexus-ai"
 

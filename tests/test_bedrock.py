@@ -7,14 +7,14 @@ import time
 
 import pytest
 
+from devtools.bedrock_stub import BedrockStub, hashed_vector
 from engine.app import _bedrock, build_engine
-from engine.devtools.bedrock_stub import BedrockStub, hashed_vector
 from engine.embed.base import EmbeddingUnavailable
 from engine.embed.hybrid import HybridEmbedder
 from engine.settings import Settings
-from tests import pdfs
-from tests.fakes import FakeEmbedder
-from tests.net import closed_port_url
+from tests.support import pdfs
+from tests.support.fakes import FakeEmbedder
+from tests.support.net import closed_port_url
 
 
 @pytest.fixture

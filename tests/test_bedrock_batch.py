@@ -9,13 +9,13 @@ import boto3
 import pytest
 from pydantic import ValidationError
 
+from devtools import bedrock_batch_stub
+from devtools.bedrock_batch_stub import BedrockBatchStub
+from devtools.bedrock_stub import hashed_vector, token_count
 from engine.app import _bedrock, build_engine
-from engine.devtools import bedrock_batch_stub
-from engine.devtools.bedrock_batch_stub import BedrockBatchStub
-from engine.devtools.bedrock_stub import hashed_vector, token_count
 from engine.embed.base import EmbeddingUnavailable
 from engine.settings import Settings
-from tests import pdfs
+from tests.support import pdfs
 
 BUCKET = "openclass-nexus-ai"
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
+from devtools.bedrock_stub import BedrockStub, hashed_vector, token_count
 from engine.app import _bedrock, build_engine
-from engine.costs import bedrock_cost
-from engine.devtools.bedrock_stub import BedrockStub, hashed_vector, token_count
+from engine.jobs.costs import bedrock_cost
 from engine.settings import Settings
-from tests import pdfs
+from tests.support import pdfs
 
 
 @pytest.fixture

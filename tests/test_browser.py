@@ -16,9 +16,9 @@ import urllib.request
 
 import pytest
 
-from tests import pdfs
 from tests.conftest import REPO
-from tests.net import free_port
+from tests.support import pdfs
+from tests.support.net import free_port
 from ui.i18n import t
 
 CHROMIUM = "/usr/bin/chromium"

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from engine.devtools.bedrock_stub import BedrockStub
-from tests import pdfs
-from tests.cli import nexus
-from tests.net import free_port
+from devtools.bedrock_stub import BedrockStub
+from tests.support import pdfs
+from tests.support.cli import nexus
+from tests.support.net import free_port
 
 pytestmark = pytest.mark.slow
 

@@ -16,10 +16,10 @@ import pytest
 
 from engine.cli.main import main
 from engine.cli.vkp_cmds import PULL_KEYS, pull_failures
-from engine.ingest.layout import LayoutRefused, Placement, layout_for
+from engine.inbox.layout import LayoutRefused, Placement, layout_for
 from engine.jobs.base import FileResult, JobRecord
-from tests import pdfs
-from tests.cli import nexus as run_nexus
+from tests.support import pdfs
+from tests.support.cli import nexus as run_nexus
 
 JOB_KEYS = {f.name for f in fields(JobRecord)}
 FILE_KEYS = {f.name for f in fields(FileResult)}
@@ -181,7 +181,7 @@ def test_aws_flush_exits_1_while_objects_wait_and_0_once_delivered(capsys, engin
 @pytest.mark.slow
 def test_aws_flush_reports_counts_and_keys(capsys, aws, settings):
     from engine.app import build_engine
-    from engine.cloud import setup
+    from engine.cloud.admin import setup
 
     setup(settings)
     engine = build_engine(settings)

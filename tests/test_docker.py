@@ -29,10 +29,10 @@ import pytest
 import yaml
 
 from tests.conftest import REPO
-from tests.net import free_port
-from tests.pdfs import text_pdf
 from tests.support import docker_host
 from tests.support.docker_host import docker
+from tests.support.net import free_port
+from tests.support.pdfs import text_pdf
 
 DOCKERFILES = ["Dockerfile.cpu", "Dockerfile.gpu"]
 IMAGE = "openclass-nexus:cpu-test"

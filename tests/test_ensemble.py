@@ -9,7 +9,7 @@ import pytest
 
 from engine.embed.ensemble import EnsembleEmbedder
 from engine.embed.model_files import ModelIntegrityError
-from tests.fakes import FakeEmbedder
+from tests.support.fakes import FakeEmbedder
 
 
 def _cos(a, b) -> float:

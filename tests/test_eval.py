@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from engine.cli.main import main
-from tests.pdfs import text_pdf
+from tests.support.pdfs import text_pdf
 
 QUESTIONS = (
     "question\texpected\tgrade\tsubject\tkind\n"

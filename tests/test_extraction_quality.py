@@ -10,13 +10,14 @@ import sys
 
 import pytest
 
-from engine.ingest.chunk import PageText, Paragraph, chunk_pages
-from engine.ingest.extract import PdfExtractor
-from engine.ingest.layout_reading import reading_order
-from engine.ingest.pageclean import Line, furniture, is_toc_page
-from engine.ingest.textclean import normalize
-from tests import pdfs
+from engine.ingest.chunk import chunk_pages
+from engine.pdf.extract import PdfExtractor
+from engine.pdf.pageclean import Line, furniture, is_toc_page
+from engine.pdf.pages import PageText, Paragraph
+from engine.pdf.reading_order import reading_order
+from engine.pdf.textclean import normalize
 from tests.conftest import REPO
+from tests.support import pdfs
 
 HEADER = "Informatika untuk SMP/MTs Kelas IX"
 
@@ -206,7 +207,7 @@ def test_stored_chunks_carry_section_label_and_kind_without_furniture(engine, in
 
 def test_the_worker_imports_nothing_heavy_from_the_engine():
     code = (
-        "import sys, engine.ingest.extract_worker\n"
+        "import sys, engine.pdf.worker\n"
         "print(' '.join(sorted(m for m in sys.modules if m.split('.')[0] in"
         " ('engine', 'pydantic', 'numpy', 'chromadb', 'torch', 'pymupdf'))))"
     )
@@ -215,17 +216,17 @@ def test_the_worker_imports_nothing_heavy_from_the_engine():
     ).stdout.split()
     assert set(loaded) <= {
         "engine",
-        "engine.ingest",
-        "engine.ingest.extract_worker",
-        "engine.ingest.layout_reading",
-        "engine.ingest.pageclean",
-        "engine.ingest.textclean",
+        "engine.pdf",
+        "engine.pdf.worker",
+        "engine.pdf.reading_order",
+        "engine.pdf.pageclean",
+        "engine.pdf.textclean",
     }
 
 
 def test_sections_reach_the_lexical_index_and_the_toc_is_not_indexed(engine, inbox):
     """The heading a chunk sits under is searchable by words; a table of contents is not."""
-    from tests.pdfs import small_book
+    from tests.support.pdfs import small_book
 
     small_book(inbox / "kelas_9" / "informatika" / "buku.pdf")
     outcome = engine.ingestor.run([inbox], inbox)

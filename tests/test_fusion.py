@@ -1,4 +1,4 @@
-"""Hybrid fusion (engine/fusion.py) on hand-made candidates: no model, no database."""
+"""Hybrid fusion (engine/search/fusion.py) on hand-made candidates: no model, no database."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from engine.fusion import DEFAULT, Candidate, FusionConfig, fuse, minmax, zscore
+from engine.search.fusion import DEFAULT, Candidate, FusionConfig, fuse, minmax, zscore
 
 
 def best(candidates: list[Candidate], config: FusionConfig = DEFAULT) -> int:

@@ -10,8 +10,8 @@ from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 
+from engine.documents.summary import ACTIONS
 from engine.jobs.base import FileStatus
-from engine.library import ACTIONS
 from tests.conftest import REPO
 from ui.i18n import CATALOGUES, LANGUAGES, en, t
 from ui.i18n import id as indonesian
@@ -192,7 +192,7 @@ def test_reasons_are_recorded_as_codes_and_shown_in_the_panels_language(engine, 
     """The CLI keeps the engine's English sentence; the panel translates the reason's code."""
     import shutil
 
-    from tests import pdfs
+    from tests.support import pdfs
     from ui.i18n import reason
 
     folder = inbox / "kelas_10" / "ipa"
@@ -201,9 +201,10 @@ def test_reasons_are_recorded_as_codes_and_shown_in_the_panels_language(engine, 
     pdfs.encrypted_pdf(folder / "terkunci.pdf")
     outcome = engine.ingestor.run([inbox], inbox)
     stored = {r.path.rsplit("/", 1)[-1]: r for r in engine.tracker.job_files(outcome.job.job_id)}
-    locked, copy = stored["terkunci.pdf"], stored[
-        "salinan.pdf" if stored["salinan.pdf"].reason_code else "bab1.pdf"
-    ]
+    locked, copy = (
+        stored["terkunci.pdf"],
+        stored["salinan.pdf" if stored["salinan.pdf"].reason_code else "bab1.pdf"],
+    )
     assert locked.reason_code == "encrypted" and "password-protected" in locked.reason
     assert reason(locked.reason_code, locked.reason_params, locked.reason, lang="id") == (
         "PDF dilindungi kata sandi; simpan ulang tanpa kata sandi"

@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from engine.ingest.scan import NotRegularFile, open_regular, path_for_key, path_key
-from engine.ingest.watch import InboxWatcher, StabilityGate
+from engine.inbox.scan import NotRegularFile, open_regular
+from engine.inbox.watch import InboxWatcher, StabilityGate
 from engine.jobs.base import FileStatus
-from tests import pdfs
+from engine.paths import path_for_key, path_key
+from tests.support import pdfs
 
 BAD_NAME = os.fsdecode(b"bab\xe9.pdf")  # Latin-1 é: not UTF-8, so Python hands over "\udce9"
 

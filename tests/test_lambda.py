@@ -8,11 +8,11 @@ import json
 import boto3
 import pytest
 
-from engine.cloud import setup
+from engine.cloud.admin import setup
 from engine.settings import Settings
-from tests import pdfs
-from tests.aws_helpers import all_keys
-from tests.cli import nexus
+from tests.support import pdfs
+from tests.support.aws import all_keys
+from tests.support.cli import nexus
 
 BUCKET = "openclass-nexus-ai"
 
@@ -64,7 +64,7 @@ def sns_to_sqs(monkeypatch) -> str:
 
 @pytest.mark.slow
 def test_handler_processes_uploads_from_real_s3_events(aws, bedrock, monkeypatch, tmp_path):
-    from engine.lambda_handler import handler
+    from engine.cloud.lambda_handler import handler
 
     setup(Settings())
     events_queue = capture_s3_events()
@@ -113,7 +113,7 @@ def test_handler_processes_uploads_from_real_s3_events(aws, bedrock, monkeypatch
 
 
 def test_handler_refuses_keys_outside_the_layout(aws, bedrock):
-    from engine.lambda_handler import handler
+    from engine.cloud.lambda_handler import handler
 
     event = {
         "Records": [
@@ -154,7 +154,7 @@ def test_deploy_lambda_creates_then_updates_and_wires_the_bucket(aws, monkeypatc
         FunctionName="nexus-processor"
     )
     assert (config["Timeout"], config["MemorySize"]) == (900, 3008)
-    assert config["Handler"] == "engine.lambda_handler.handler"
+    assert config["Handler"] == "engine.cloud.lambda_handler.handler"
     assert config["Environment"]["Variables"]["EMBEDDING_STRATEGY"] == "bedrock"
     notification = boto3.client(
         "s3", region_name="us-east-1"
@@ -178,7 +178,7 @@ def test_concurrent_uploads_to_one_subject_all_end_up_published(aws, bedrock, tm
     per-subject lease serialises each subject, so no publish drops another's document."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from engine.lambda_handler import handler
+    from engine.cloud.lambda_handler import handler
 
     setup(Settings())
     s3 = boto3.client("s3", region_name="us-east-1")
@@ -231,7 +231,7 @@ def test_concurrent_uploads_to_one_subject_all_end_up_published(aws, bedrock, tm
     ],
 )
 def test_handler_refuses_keys_that_escape_the_inbox_or_break_the_names(aws, bedrock, key):
-    from engine.lambda_handler import handler
+    from engine.cloud.lambda_handler import handler
 
     [result] = handler(_event(key))["files"]
     assert result["status"] == "bad_location", result
@@ -262,7 +262,7 @@ def test_a_lease_is_exclusive_until_released_or_expired(aws):
 
 
 def test_deploy_lambda_with_a_container_image(aws, monkeypatch):
-    from engine.cloud import deploy_lambda
+    from engine.cloud.admin import deploy_lambda
 
     iam = boto3.client("iam", region_name="us-east-1")
     role = iam.create_role(RoleName="nexus-image", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
@@ -286,7 +286,7 @@ def test_deploy_lambda_with_a_container_image(aws, monkeypatch):
 def test_an_upload_whose_name_fills_the_file_system_limit_is_processed(aws, bedrock, tmp_path):
     """255 bytes of UTF-8: boto3's own temporary name would not fit, so the handler downloads
     to a short name first; no OSError ever leaves the handler."""
-    from engine.lambda_handler import handler
+    from engine.cloud.lambda_handler import handler
 
     setup(Settings())
     name = "漢" * 83 + "xx.pdf"

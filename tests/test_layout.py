@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.ingest.layout import BadLocation, is_candidate, is_ignored, place
+from engine.inbox.layout import BadLocation, is_candidate, is_ignored, place
 
 
 @pytest.mark.parametrize(

@@ -9,12 +9,12 @@ import shutil
 import pytest
 
 from engine.app import build_engine
-from engine.lexical.analyzer import analyze
-from engine.lexical.index import LexicalChunk
+from engine.search.lexical.analyzer import analyze
+from engine.search.lexical.index import LexicalChunk
 from engine.settings import Settings
-from tests import pdfs
-from tests.cli import nexus
-from tests.fakes import FakeEmbedder
+from tests.support import pdfs
+from tests.support.cli import nexus
+from tests.support.fakes import FakeEmbedder
 
 
 def lexical_sources(engine) -> dict[str, int]:
@@ -38,7 +38,7 @@ def test_questions_of_random_words_do_not_grow_memory_without_bound():
     import random
     import string
 
-    from engine.lexical import analyzer
+    from engine.search.lexical import analyzer
 
     assert analyzer.stem.cache_info().maxsize == analyzer.STEM_CACHE_SIZE <= 100_000
     analyzer.stem.cache_clear()
@@ -181,7 +181,7 @@ def test_unknown_mode_is_refused(engine):
 
 @pytest.mark.slow
 def test_cli_search_modes_and_scores(inbox, monkeypatch):
-    from engine.devtools.bedrock_stub import BedrockStub
+    from devtools.bedrock_stub import BedrockStub
 
     pdfs.text_pdf(inbox / "kelas_10" / "ipa" / "a.pdf", ["Fotosintesis terjadi di kloroplas daun."])
     pdfs.text_pdf(inbox / "kelas_10" / "ipa" / "b.pdf", ["Respirasi menghasilkan energi."])

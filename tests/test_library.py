@@ -1,4 +1,5 @@
-"""engine.library: what the overview and search pages show, from a real ingest."""
+"""What the overview and search pages show (documents.summary, .download, runtime.probes),
+from a real ingest."""
 
 from __future__ import annotations
 
@@ -11,23 +12,20 @@ from pathlib import Path
 
 import pytest
 
-from engine.catalog import Document
-from engine.jobs.base import FileResult, FileStatus, JobRecord
-from engine.library import (
+from engine.documents.catalog import Document
+from engine.documents.download import find_document, pdf_download
+from engine.documents.summary import (
     FAILURE_STATUSES,
     action_for,
-    api_status,
-    chroma_status,
-    find_document,
     inbox_place,
     ingest_activity,
     library_summary,
     needs_attention,
-    pdf_download,
-    probe_http,
 )
-from tests import pdfs
-from tests.net import closed_port_url
+from engine.jobs.base import FileResult, FileStatus, JobRecord
+from engine.runtime.probes import api_status, chroma_status, probe_http
+from tests.support import pdfs
+from tests.support.net import closed_port_url
 
 
 @pytest.fixture

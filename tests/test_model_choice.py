@@ -67,7 +67,7 @@ def test_the_engine_builds_the_recorded_model(settings):
 def test_switching_models_keeps_every_file_searchable_until_it_is_embedded_again(
     settings, inbox, monkeypatch
 ):
-    from tests.pdfs import lesson_pages, text_pdf
+    from tests.support.pdfs import lesson_pages, text_pdf
 
     text_pdf(inbox / "kelas_10" / "biologi" / "sel.pdf", lesson_pages("mitokondria", 1))
     monkeypatch.setenv("LOCAL_EMBEDDING_MODEL", MINILM)

@@ -132,9 +132,9 @@ def test_minilm_keeps_its_own_fusion(settings, fake_embedder):
 
 def test_a_package_ranks_with_its_models_weights_whatever_the_engine_embeds_with(settings, inbox):
     from engine.embed.hybrid import HybridEmbedder
-    from engine.search import Searcher
-    from tests import pdfs
-    from tests.fakes import FakeEmbedder
+    from engine.search.searcher import Searcher
+    from tests.support import pdfs
+    from tests.support.fakes import FakeEmbedder
 
     multilingual_like = FakeEmbedder(key=MODEL_NAME)
     engine = build_engine(settings, embedder=multilingual_like)
@@ -155,8 +155,8 @@ def test_a_package_ranks_with_its_models_weights_whatever_the_engine_embeds_with
 
 
 def test_a_pasted_book_as_a_question_is_cut_before_it_reaches_the_model(engine, inbox):
-    from engine.search import MAX_QUESTION_CHARS
-    from tests import pdfs
+    from engine.search.searcher import MAX_QUESTION_CHARS
+    from tests.support import pdfs
 
     pdfs.text_pdf(inbox / "kelas_10" / "informatika" / "a.pdf", ["Algoritma adalah langkah."])
     engine.ingestor.run([inbox], inbox)

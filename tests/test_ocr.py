@@ -8,9 +8,9 @@ import shutil
 
 import pytest
 
-from engine.ingest.extract import ExtractionError, PdfExtractor
 from engine.jobs.base import FileStatus
-from tests import pdfs
+from engine.pdf.extract import ExtractionError, PdfExtractor
+from tests.support import pdfs
 
 pytestmark = pytest.mark.skipif(
     shutil.which("tesseract") is None, reason="needs tesseract-ocr with ind and eng"
@@ -87,8 +87,8 @@ def test_a_page_that_ocrs_too_long_is_left_out_with_the_reason(tmp_path):
 def test_an_english_question_finds_the_page_of_a_scanned_indonesian_book(
     settings, inbox, multilingual
 ):
+    from devtools.books import scan_copy
     from engine.app import build_engine
-    from tests.books import scan_copy
 
     book = pdfs.small_book(settings.data_dir / "asli" / "informatika.pdf")
     scan_copy(book.path, inbox / "kelas_9" / "informatika" / "pindaian.pdf")

@@ -12,7 +12,7 @@ import pytest
 
 from engine.auth import set_password
 from engine.settings import Settings
-from tests.net import free_port
+from tests.support.net import free_port
 from tests.test_browser import CHROMIUM, PASSWORD, wait_http
 
 pytestmark = pytest.mark.slow

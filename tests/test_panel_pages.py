@@ -15,8 +15,8 @@ import pytest
 
 from engine.auth import set_password
 from engine.settings import Settings
-from tests import pdfs
-from tests.net import free_port
+from tests.support import pdfs
+from tests.support.net import free_port
 from tests.test_browser import ARTIFACTS, CHROMIUM, PASSWORD, wait_http
 from ui.i18n import t
 

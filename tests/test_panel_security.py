@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 from engine.auth import LoginThrottle, hash_password, set_password
 from engine.cli.main import main as nexus
-from engine.ingest.upload import UploadRefused, save_upload
+from engine.inbox.upload import UploadRefused, save_upload
 from engine.jobs.base import JobRecord
 from engine.settings import Settings
 from tests.conftest import REPO

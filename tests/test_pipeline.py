@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 from engine.jobs.base import FileStatus
-from tests import pdfs
+from tests.support import pdfs
 
 
 def ingest(engine, inbox: Path, *paths: Path):

@@ -17,12 +17,12 @@ from engine.api.app import create_app
 from engine.api.auth import api_key_store
 from engine.api.documents import document_id
 from engine.app import build_engine
-from engine.catalog import Catalog
+from engine.documents.catalog import Catalog
 from engine.settings import Settings
-from tests import pdfs
-from tests.cli import nexus
-from tests.fakes import FakeEmbedder
-from tests.net import free_port
+from tests.support import pdfs
+from tests.support.cli import nexus
+from tests.support.fakes import FakeEmbedder
+from tests.support.net import free_port
 
 
 def stored_paths(data) -> list[str]:

@@ -21,13 +21,13 @@ from pathlib import Path
 
 import pytest
 
-from engine.app import build_engine
-from engine.devtools.retrieval_eval import (
+from devtools.retrieval_eval import (
     evaluate,
     load_questions,
     load_styled_questions,
     write_lessons,
 )
+from engine.app import build_engine
 from engine.settings import Settings
 
 DATA = Path(__file__).parent / "data"

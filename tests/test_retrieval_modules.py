@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from devtools.modules import module_lessons
+from devtools.retrieval_eval import write_lesson_pdfs
 from engine.app import build_engine
-from engine.devtools.modules import module_lessons
-from engine.devtools.retrieval_eval import write_lesson_pdfs
-from engine.evaluation import evaluate, load_questions
+from engine.search.evaluation import evaluate, load_questions
 
 DEV = Path(__file__).parent / "data" / "modules_dev_id.tsv"
 FOLDER = "kelas_7/ipa"

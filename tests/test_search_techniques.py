@@ -4,11 +4,11 @@ spellings read as standard words."""
 from __future__ import annotations
 
 from engine.app import build_engine
-from engine.fusion import FusionConfig
-from engine.lexical.boilerplate import BoilerplateShares, boilerplate_shares
-from engine.search import Searcher
+from engine.search.fusion import FusionConfig
+from engine.search.lexical.boilerplate import BoilerplateShares, boilerplate_shares
+from engine.search.searcher import Searcher
 from engine.settings import Settings
-from tests.pdfs import text_pdf
+from tests.support.pdfs import text_pdf
 
 TEMPLATE = (
     "Kegiatan pendahuluan: guru membuka pelajaran dengan salam dan doa bersama. "

@@ -21,8 +21,8 @@ from engine.auth import login_throttle, set_password, stored_hash
 from engine.settings import Settings
 from engine.util import SecretError, write_private
 from engine.vkp.keys import keygen, private_key, trusted_keys
-from tests import pdfs
-from tests.cli import nexus
+from tests.support import pdfs
+from tests.support.cli import nexus
 
 PASSWORD = "kunci-rahasia-123"
 

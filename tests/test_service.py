@@ -5,9 +5,9 @@ from __future__ import annotations
 import threading
 import time
 
-from engine.service import EngineService
-from engine.state import read_state, request_rerun
-from tests import pdfs
+from engine.runtime.service import EngineService
+from engine.runtime.state import read_state, request_rerun
+from tests.support import pdfs
 
 
 def _wait(condition, timeout_s: float = 30.0) -> bool:

@@ -6,8 +6,8 @@ import json
 import threading
 from datetime import datetime, timedelta
 
-from engine import state
-from engine.state import read_state, start_heartbeat, state_file, write_state
+from engine.runtime import state
+from engine.runtime.state import read_state, start_heartbeat, state_file, write_state
 
 
 def test_a_fresh_heartbeat_from_another_container_means_running(settings):

@@ -15,12 +15,12 @@ from hypothesis import settings as hyp_settings
 from hypothesis import strategies as st
 
 from engine.app import build_engine
-from engine.cloud import setup
+from engine.cloud.admin import setup
 from engine.settings import Settings
 from engine.telemetry.pii import check_payload
-from tests import pdfs
-from tests.cli import nexus
-from tests.net import closed_port_url
+from tests.support import pdfs
+from tests.support.cli import nexus
+from tests.support.net import closed_port_url
 
 TEN_AM = datetime(2026, 11, 2, 10, 15, tzinfo=UTC)
 
@@ -218,7 +218,7 @@ def test_disabled_telemetry_counts_and_sends_nothing(aws, monkeypatch, inbox):
     monkeypatch.setenv("TELEMETRY_ENABLED", "false")
     monkeypatch.setenv("DYNAMODB_TELEMETRY_TABLE", "NexusTelemetry")
     setup(Settings())
-    from tests.fakes import FakeEmbedder
+    from tests.support.fakes import FakeEmbedder
 
     engine = build_engine(Settings(), embedder=FakeEmbedder())
     pdfs.text_pdf(inbox / "kelas_10" / "ipa" / "a.pdf", ["Fotosintesis di daun."])

@@ -14,11 +14,11 @@ from streamlit.testing.v1 import AppTest
 
 from engine.app import build_engine
 from engine.auth import set_password
-from engine.ingest.upload import save_upload
+from engine.inbox.upload import save_upload
 from engine.settings import Settings
-from tests import pdfs
 from tests.conftest import REPO
-from tests.net import closed_port_url
+from tests.support import pdfs
+from tests.support.net import closed_port_url
 from ui.i18n import t
 
 APP = str(REPO / "ui" / "app.py")
@@ -207,7 +207,7 @@ def api_server(monkeypatch):
     from engine.api.local import ApiServer
     from engine.app import build_engine
     from engine.settings import Settings
-    from tests.net import free_port
+    from tests.support.net import free_port
 
     port = free_port()
     monkeypatch.setenv("API_PORT", str(port))
@@ -254,7 +254,7 @@ def test_search_links_the_pdf_at_its_page_when_the_api_runs(populated, api_serve
 
 
 def test_overview_answers_the_first_questions(populated, monkeypatch):
-    from engine.state import write_state
+    from engine.runtime.state import write_state
 
     monkeypatch.setenv("API_PORT", closed_port_url().rsplit(":", 1)[1])
 
@@ -354,7 +354,7 @@ def test_search_asks_the_running_engine_when_there_is_one(populated, api_server)
     panel's search goes through the engine's local API."""
     from engine.api.auth import api_key_store
     from engine.api.local import LOCAL_KEY_NAME
-    from engine.state import write_state
+    from engine.runtime.state import write_state
 
     write_state(populated.settings, watching="/inbox")  # a fresh heartbeat: the engine runs
     at = search(app(logged_in=True), "algoritma langkah")

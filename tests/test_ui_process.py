@@ -12,7 +12,7 @@ import urllib.request
 
 import pytest
 
-from tests.net import free_port
+from tests.support.net import free_port
 
 pytestmark = pytest.mark.slow
 

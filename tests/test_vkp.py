@@ -11,16 +11,16 @@ from pathlib import Path
 import pytest
 
 from engine.app import build_engine
+from engine.publish.packages import CataloguePublisher
 from engine.settings import Settings
 from engine.vkp.build import NothingToBuild
 from engine.vkp.keys import keygen
 from engine.vkp.package import PackageError
-from engine.vkp.publish import CataloguePublisher
 from engine.vkp.pull import pull
 from engine.vkp.transfer import RangeRequestHandler, Source, TransferError
-from tests import pdfs
-from tests.cli import nexus
-from tests.fakes import FakeEmbedder
+from tests.support import pdfs
+from tests.support.cli import nexus
+from tests.support.fakes import FakeEmbedder
 
 QUESTIONS = ["topologi jaringan bintang", "basis data kunci primer", "algoritma diagram alir"]
 
@@ -386,7 +386,7 @@ def test_cli_build_verify_install_list_rollback(tmp_path, bedrock, monkeypatch):
 def test_publishing_to_s3_puts_packages_and_catalogue_in_the_bucket(admin, aws, monkeypatch):
     import boto3
 
-    from engine.cloud import setup
+    from engine.cloud.admin import setup
 
     setup(Settings())
     publisher = build_engine(Settings(NEXUS_DATA_DIR=admin.settings.data_dir)).publisher

@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from engine.publish.packages import CataloguePublisher
 from engine.settings import Settings
 from engine.vkp.catalogue import (
     MAX_VERSION,
@@ -35,7 +36,6 @@ from engine.vkp.catalogue import (
 )
 from engine.vkp.deadline import Limits
 from engine.vkp.keys import CATALOGUE, key_id, private_key
-from engine.vkp.publish import CataloguePublisher
 from engine.vkp.pull import pull
 from engine.vkp.serve import PackageServer, RangeRequestHandler
 from engine.vkp.transfer import Source, TransferError, TransferTimeout, serve
@@ -82,7 +82,7 @@ def test_a_restored_catalogue_with_a_huge_version_is_not_signed_again(admin, tmp
     index_path(admin).write_text(json.dumps(envelope))
 
     change_one_lesson(admin)
-    with caplog.at_level(logging.WARNING, logger="engine.vkp.publish"):
+    with caplog.at_level(logging.WARNING, logger="engine.publish.packages"):
         result = publish(admin)
 
     assert "is not a catalogue this installation signed" in caplog.text
@@ -116,7 +116,7 @@ def test_a_catalogue_this_key_signed_far_ahead_of_the_clock_is_not_continued(adm
         sign_catalogue(old["packages"], ahead, old["published_at"], key.sign)
     )
     change_one_lesson(admin)
-    with caplog.at_level(logging.WARNING, logger="engine.vkp.publish"):
+    with caplog.at_level(logging.WARNING, logger="engine.publish.packages"):
         version = publish(admin)["version"]
     assert "far ahead of the clock" in caplog.text
     assert version < ahead and abs(version - time.time()) < 5

@@ -23,14 +23,14 @@ from pathlib import Path
 import pytest
 
 from engine.app import build_engine
+from engine.publish.packages import CataloguePublisher
 from engine.settings import Settings
 from engine.vkp.keys import keygen, trusted_keys
 from engine.vkp.package import PackageError
-from engine.vkp.publish import CataloguePublisher
 from engine.vkp.pull import pull
 from engine.vkp.transfer import Source, TransferError
-from tests import pdfs
-from tests.fakes import FakeEmbedder
+from tests.support import pdfs
+from tests.support.fakes import FakeEmbedder
 from tests.test_vkp import built_file, change_one_lesson, make_admin, school
 
 MiB = 1024**2

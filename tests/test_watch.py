@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.ingest.watch import InboxWatcher, StabilityGate
-from tests import pdfs
+from engine.inbox.watch import InboxWatcher, StabilityGate
+from tests.support import pdfs
 
 
 class FakeClock:

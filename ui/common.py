@@ -1,4 +1,4 @@
-"""Shared panel helpers: the engine (one per server process), the login gate, page set-up."""
+"""Shared panel helpers: the login gate, the session, page set-up and shared widgets."""
 
 from __future__ import annotations
 
@@ -10,20 +10,9 @@ from collections.abc import Callable
 
 import streamlit as st
 
-from engine.app import Engine, build_engine
 from engine.auth import login_throttle, stored_hash, throttle_client, upgrade_hash
-from engine.settings import Settings
 from ui.i18n import t
-
-
-@st.cache_resource
-def get_engine() -> Engine:
-    """One engine per panel process: clients, the model and databases stay warm."""
-    return build_engine(Settings())
-
-
-def settings() -> Settings:
-    return get_engine().settings
+from ui.resources import settings
 
 
 def _timeout_s() -> float:

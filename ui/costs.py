@@ -5,8 +5,9 @@ from __future__ import annotations
 import streamlit as st
 
 from ui.charts import bars
-from ui.common import get_engine, header
+from ui.common import header
 from ui.i18n import day, money, num, t
+from ui.resources import get_engine
 
 
 def render() -> None:

@@ -1,6 +1,6 @@
 """Evaluasi: run `nexus eval` on an uploaded (or pasted) question file and chart the result.
 
-The page only reads the file, hands it to `engine.evaluation` with the panel's engine, and
+The page only reads the file, hands it to `engine.search.evaluation` with the panel's engine, and
 shows the figures: a table per mode and kind, hit@1 charted per kind, and the misses with what
 came first. A file is outside input: `load_questions` caps its rows and refuses one without the
 needed columns, and the page says why.
@@ -11,11 +11,12 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from engine.evaluation import MAX_QUESTIONS, QuestionFileError, evaluate, load_questions
-from engine.search import MODES
+from engine.search.evaluation import MAX_QUESTIONS, QuestionFileError, evaluate, load_questions
+from engine.search.searcher import MODES
 from ui.charts import grouped_bars
-from ui.common import get_engine, header, uploader_in_language
+from ui.common import header, uploader_in_language
 from ui.i18n import num, t
+from ui.resources import get_engine
 
 MAX_FILE_BYTES = 2 << 20  # 5,000 questions fit well within this
 

@@ -8,10 +8,11 @@ from datetime import date, timedelta
 import pandas as pd
 import streamlit as st
 
-from engine.library import FAILURE_STATUSES, inbox_place
-from engine.state import read_state, request_rerun
-from ui.common import get_engine, header, session_fragment, settings
+from engine.documents.summary import FAILURE_STATUSES, inbox_place
+from engine.runtime.state import read_state, request_rerun
+from ui.common import header, session_fragment
 from ui.i18n import money, num, reason, t, when
+from ui.resources import get_engine, settings
 
 FAILED = {str(s) for s in FAILURE_STATUSES}
 

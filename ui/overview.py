@@ -2,27 +2,22 @@
 
 Is everything up (engine, Chroma, the HTTP API, AWS)? What is in the library? Which files need
 attention, and what to do about each? What happened lately? The data comes from
-`engine.library`; this page only lays it out.
+`engine.documents.summary` and `engine.runtime.probes`; this page only lays it out.
 """
 
 from __future__ import annotations
 
 import streamlit as st
 
-from engine.cloud import status as aws_status
-from engine.library import (
-    api_status,
-    api_url,
-    chroma_status,
-    ingest_activity,
-    library_summary,
-    needs_attention,
-)
-from engine.state import read_state
+from engine.cloud.admin import status as aws_status
+from engine.documents.summary import ingest_activity, library_summary, needs_attention
+from engine.runtime.probes import api_status, api_url, chroma_status
+from engine.runtime.state import read_state
 from engine.util import folder_mb
 from ui.charts import stacked_bars
-from ui.common import get_engine, header, settings, status_metric
+from ui.common import header, status_metric
 from ui.i18n import day, num, reason, t, when
+from ui.resources import get_engine, settings
 
 
 @st.cache_data(ttl=60, show_spinner=False)

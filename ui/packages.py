@@ -10,14 +10,15 @@ from __future__ import annotations
 import streamlit as st
 
 from engine.names import BadName
+from engine.publish.packages import CataloguePublisher
 from engine.vkp.build import NothingToBuild
 from engine.vkp.manifest import package_key
 from engine.vkp.package import PackageError
-from engine.vkp.publish import CataloguePublisher
 from engine.vkp.pull import pull, read_catalogue
 from engine.vkp.transfer import TransferError
-from ui.common import get_engine, header, settings
+from ui.common import header
 from ui.i18n import num, t
+from ui.resources import get_engine, settings
 
 
 @st.cache_data(ttl=60, show_spinner=False)

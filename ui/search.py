@@ -16,11 +16,14 @@ from dataclasses import fields
 
 import streamlit as st
 
+from engine.api.links import pdf_api_link
 from engine.api.local import search_running_engine
-from engine.library import api_status, api_url, find_document, pdf_api_link, pdf_download
-from engine.search import MAX_QUESTION_CHARS, MODES, SearchHit
-from ui.common import get_engine, header, settings
+from engine.documents.download import find_document, pdf_download
+from engine.runtime.probes import api_status, api_url
+from engine.search.searcher import MAX_QUESTION_CHARS, MODES, SearchHit
+from ui.common import header
 from ui.i18n import num, t
+from ui.resources import get_engine, settings
 
 
 @st.cache_data(ttl=15, show_spinner=False)

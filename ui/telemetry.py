@@ -5,8 +5,9 @@ from __future__ import annotations
 import streamlit as st
 
 from ui.charts import lines
-from ui.common import get_engine, header
+from ui.common import header
 from ui.i18n import num, t, when
+from ui.resources import get_engine
 
 
 def _privacy(status: dict) -> None:

@@ -6,10 +6,11 @@ from typing import Protocol
 
 import streamlit as st
 
-from engine.ingest.upload import UploadRefused, save_upload
+from engine.inbox.upload import UploadRefused, save_upload
 from engine.names import BadName, check_grade_subject
-from ui.common import get_engine, header, settings, uploader_in_language
+from ui.common import header, uploader_in_language
 from ui.i18n import t
+from ui.resources import get_engine, settings
 
 NEW = "\x00new"  # the "new folder" choice; no folder name can contain NUL
 

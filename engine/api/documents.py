@@ -5,7 +5,7 @@ stays the same across restarts and re-ingests and says nothing about the server'
 
 Serving a PDF follows "confine reads" in CONVENTIONS.md: the id is only ever looked up in the
 catalogue (nothing from the request becomes a path), the catalogued file is resolved by the
-inbox's symlink policy (`engine.ingest.scan.regular_source`), must lie inside the inbox and be
+inbox's symlink policy (`engine.inbox.scan.regular_source`), must lie inside the inbox and be
 a regular file with one name when opened (`open_regular`: O_NOFOLLOW, O_NONBLOCK, fstat; a
 hard link could be any file of the data dir), hold the bytes the catalogue recorded (sha256),
 and on Linux the opened file's real path is checked once more through `/proc/self/fd`.
@@ -30,8 +30,8 @@ from pydantic import BaseModel
 from engine.api.deps import Context, Grade, Subject, bearer, require_key
 from engine.api.ids import document_id
 from engine.api.links import check_pdf_token
-from engine.catalog import Document
-from engine.ingest.scan import Refused, open_inbox_file
+from engine.documents.catalog import Document
+from engine.inbox.scan import Refused, open_inbox_file
 
 log = logging.getLogger(__name__)
 

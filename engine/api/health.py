@@ -1,8 +1,8 @@
 """`GET /v1/health`: is the API up, and what is the engine doing (no key needed).
 
-Only a summary of the engine's state file (`engine.state.read_state`) is shown, without paths,
-process ids, host names or the model (a local model is named by its path, which can hold a
-user name), since anyone who can reach the port may ask.
+Only a summary of the engine's state file (`engine.runtime.state.read_state`) is shown,
+without paths, process ids, host names or the model (a local model is named by its path, which
+can hold a user name), since anyone who can reach the port may ask.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pydantic import BaseModel
 
 from engine import __version__
 from engine.api.deps import Context
-from engine.state import read_state
+from engine.runtime.state import read_state
 
 router = APIRouter(prefix="/v1", tags=["health"])
 

@@ -6,14 +6,7 @@ it stays the same across restarts and re-ingests and says nothing about the serv
 
 from __future__ import annotations
 
-import hashlib
-
-from engine.catalog import Document
-
-
-def document_id(doc: Document) -> str:
-    """The API's id of a catalogued document."""
-    return hashlib.sha256(doc.path.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+from engine.documents.catalog import Document, document_id
 
 
 def content_ids(documents: list[Document]) -> dict[tuple[str, str, str], str]:

@@ -13,11 +13,17 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import secrets
 import time
 from pathlib import Path
 
-from engine.util import looks_random, read_or_make_secret
+from engine.documents.catalog import Document, document_id
+from engine.runtime.probes import api_url
+from engine.settings import Settings
+from engine.util import SecretError, looks_random, read_or_make_secret
+
+log = logging.getLogger(__name__)
 
 LINK_TTL_S = 15 * 60
 _SECRET_BYTES = 32
@@ -59,3 +65,19 @@ def check_pdf_token(keys_dir: Path, doc_id: str, token: str, *, now: float | Non
     if expiry < (now or time.time()):
         return False
     return hmac.compare_digest(mac, _mac(keys_dir, doc_id, expiry))
+
+
+def pdf_api_link(settings: Settings, document: Document, page: int) -> str | None:
+    """A link that opens the document's PDF at `page` in the browser, served by the HTTP API
+    (`…/v1/documents/{id}/pdf?t=<token>#page=N`), or None when this install has no API.
+
+    Only for people logged in to the panel: the token (`engine.api.links`) opens this one
+    document for 15 minutes, in place of the API key a browser link cannot send.
+    """
+    doc_id = document_id(document)
+    try:
+        token = pdf_token(settings.data_dir / "keys", doc_id)
+    except SecretError as exc:  # no link rather than one signed with a damaged key
+        log.error("no PDF link: %s", exc)
+        return None
+    return f"{api_url(settings)}/v1/documents/{doc_id}/pdf?t={token}#page={page}"

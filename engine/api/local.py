@@ -92,7 +92,7 @@ def search_running_engine(
     settings: Settings, params: dict, *, timeout_s: float = 5.0
 ) -> list[dict] | None:
     """Search through the running engine's API; None when there is none or it failed."""
-    from engine.state import read_state
+    from engine.runtime.state import read_state
 
     try:
         local = json.loads(api_file(settings).read_text())

@@ -1,6 +1,6 @@
 """`GET /v1/search`: the engine's search, as `nexus search --json` gives it.
 
-Results are `engine.search.SearchHit` (the CLI's JSON shape) plus two fields the API adds:
+Results are `engine.search.searcher.SearchHit` (the CLI's JSON shape) plus two fields the API adds:
 `section` (empty until the engine tracks sections; a field the same name on `SearchHit` takes
 over once it exists) and `document_id`, the id of the catalogued document the hit came from, so
 a client can open `/v1/documents/{document_id}/pdf#page={page}` (None for package chunks).
@@ -19,7 +19,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import AfterValidator, BaseModel
 
 from engine.api.deps import Context, Grade, Subject, require_key
-from engine.search import MAX_QUESTION_CHARS, Mode, SearchHit
+from engine.search.searcher import MAX_QUESTION_CHARS, Mode, SearchHit
 
 log = logging.getLogger(__name__)
 

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from engine.backup.copy import confined, copy_keys, copy_tree, filesystem_message, place
+from engine.backup.copy import copy_keys, copy_tree, destination_below, filesystem_message, place
 from engine.backup.database import check_contents, restored_model
 from engine.backup.staging import (
     BackupError,
@@ -291,8 +291,10 @@ def _plan(staging: Path, manifest: dict, settings: Settings) -> list[tuple]:
         if area in roots and name not in skipped:
             base, root = roots[area]
             mode = 0o600 if area == "keys" else -1
-            plan.append((staging / name, root, confined(base / rest, root), mode))
-    plan.append((staging / "nexus.db", data_root, confined(settings.db_path, data_root), -1))
+            plan.append((staging / name, root, destination_below(base / rest, root), mode))
+    plan.append(
+        (staging / "nexus.db", data_root, destination_below(settings.db_path, data_root), -1)
+    )
     return plan
 
 

@@ -21,6 +21,7 @@ import stat
 from pathlib import Path, PurePosixPath
 
 from engine.backup.staging import BackupError
+from engine.paths import Outside, confined
 
 log = logging.getLogger(__name__)
 
@@ -96,17 +97,17 @@ def copy_tree(source: Path, target: Path) -> None:
             shutil.copy2(path, destination)
 
 
-def confined(target: Path, root: Path) -> PurePosixPath:
+def destination_below(target: Path, root: Path) -> PurePosixPath:
     """`target` as a path below `root` (resolved), refused unless its folder resolves inside.
 
     This is the early check, before anything is written; `_place` then walks the returned parts
     from `root` without following a link at any of them, so a folder swapped for a link while
     the restore waited for the ingestion lock cannot redirect a write.
     """
-    parent = target.parent.resolve()  # resolved before any mkdir: no folder made through a link
-    if not parent.is_relative_to(root):
-        raise BackupError(f"refused to write {target}: it resolves outside {root}")
-    destination = parent / target.name
+    try:  # resolved before any mkdir: no folder made through a link
+        destination = confined(root, target, follow_final_link=False)
+    except Outside:
+        raise BackupError(f"refused to write {target}: it resolves outside {root}") from None
     if destination.is_dir() and not destination.is_symlink():
         raise BackupError(f"refused to write {destination}: a folder is in the way")
     return PurePosixPath(destination.relative_to(root).as_posix())

@@ -42,7 +42,7 @@ def register_costs(jobs_sub: argparse._SubParsersAction) -> None:
 
 def cmd_setup(args: argparse.Namespace, settings: Settings) -> int:
     from engine.aws.clients import AwsUnavailable, aws_errors
-    from engine.cloud import setup
+    from engine.cloud.admin import setup
 
     try:
         for line in setup(settings):
@@ -54,7 +54,7 @@ def cmd_setup(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
-    from engine.cloud import status
+    from engine.cloud.admin import status
 
     services = status(settings, build_engine(settings))
     if args.json:
@@ -107,7 +107,7 @@ def cmd_flush(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_deploy_lambda(args: argparse.Namespace, settings: Settings) -> int:
     from engine.aws.clients import AwsUnavailable, aws_errors
-    from engine.cloud import deploy_lambda
+    from engine.cloud.admin import deploy_lambda
 
     try:
         result = deploy_lambda(settings, image_uri=args.image)
@@ -122,7 +122,7 @@ def cmd_deploy_lambda(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_costs(args: argparse.Namespace, settings: Settings) -> int:
-    from engine.costs import get_cost_summary
+    from engine.jobs.costs import get_cost_summary
 
     summary = get_cost_summary(build_engine(settings).tracker, settings, args.days)
     if args.json:

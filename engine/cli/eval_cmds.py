@@ -4,7 +4,7 @@ The file is tab-separated with a header row: `question`, `expected` (the file th
 `<grade>/<subject>/<file>.pdf` or just `<file>.pdf`), and optionally `grade`, `subject` (the
 search is filtered by them) and `kind` (any label; figures are given per kind). The engine
 answers each question in each mode asked for and reports hit@1, hit@5 and MRR@10 per kind and
-mode, and every question whose file did not come first, with what did (engine.evaluation).
+mode, and every question whose file did not come first, with what did (engine.search.evaluation).
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from pathlib import Path
 
 from engine.app import build_engine
 from engine.cli.output import emit, fail
-from engine.evaluation import QuestionFileError, evaluate, load_questions, table
-from engine.search import MODES
+from engine.search.evaluation import QuestionFileError, evaluate, load_questions, table
+from engine.search.searcher import MODES
 from engine.settings import Settings
 
 

@@ -13,8 +13,8 @@ from pathlib import Path
 from engine.app import build_engine
 from engine.cli.output import delivery_json, emit, job_json, no_job_json, on_terminal
 from engine.cli.progress import BarProgress, LineProgress
-from engine.ingest.layout import LayoutRefused, layout_for
-from engine.ingest.scan import path_key
+from engine.inbox.layout import LayoutRefused, layout_for
+from engine.paths import path_key
 from engine.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -114,7 +114,7 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
 def _watch(settings: Settings, *, serve_api: bool = False) -> None:
     """Run the engine service in the foreground until SIGTERM or Ctrl-C; with `serve_api`,
     the HTTP API answers beside it from the same warm embedder."""
-    from engine.service import EngineService
+    from engine.runtime.service import EngineService
 
     service = EngineService(
         settings, progress=LineProgress(), notify=lambda line: print(line, file=sys.stderr)
@@ -193,7 +193,7 @@ def start_panel(settings: Settings) -> subprocess.Popen:
 
 
 def cmd_health(args: argparse.Namespace, settings: Settings) -> int:
-    from engine.state import read_state
+    from engine.runtime.state import read_state
 
     state = read_state(settings)
     print("running" if state["running"] else "not running")

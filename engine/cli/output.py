@@ -59,7 +59,7 @@ def no_job_json(job_type: str, input_dir: str) -> dict:
 
 
 def delivery_json(report) -> dict:
-    """An S3 delivery (`engine.aws.publish.PublishReport`): counts, keys, what still waits."""
+    """An S3 delivery (`engine.publish.exports.PublishReport`): counts, keys, what still waits."""
     return {
         "staged": len(report.staged),
         "staged_keys": list(report.staged),

@@ -9,7 +9,7 @@ from engine.app import build_engine
 from engine.cli import aws_cmds
 from engine.cli.output import emit, job_json
 from engine.cli.progress import describe
-from engine.search import MODES
+from engine.search.searcher import MODES
 from engine.settings import Settings
 
 

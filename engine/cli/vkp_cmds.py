@@ -103,8 +103,8 @@ def cmd_keygen(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_build(args: argparse.Namespace, settings: Settings) -> int:
     from engine.names import BadName
+    from engine.publish.packages import CataloguePublisher
     from engine.vkp.build import NothingToBuild
-    from engine.vkp.publish import CataloguePublisher
 
     engine = build_engine(settings)
     try:
@@ -169,7 +169,7 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
 def _warn_about_models(engine, warned: set[str] | None = None) -> None:
     """Say (once per package in `warned`) which installed packages this engine's embedding
     model cannot search by meaning. Never fails the command it follows."""
-    from engine.library import packages_without_vectors
+    from engine.documents.summary import packages_without_vectors
 
     warned = set() if warned is None else warned
     try:

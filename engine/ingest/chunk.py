@@ -19,36 +19,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from engine.ingest.textclean import normalize, one_line
+from engine.pdf.pages import PageText, Paragraph
+from engine.pdf.textclean import normalize, one_line
 
 _PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
 # A sentence ends at . ! ? (optionally followed by a closing quote/bracket) before whitespace.
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"'”’)\]]*\s+")
-
-
-@dataclass(frozen=True)
-class Paragraph:
-    """A paragraph of a page; a table is one paragraph whose lines are rows "a | b | c"."""
-
-    text: str
-    section: str = ""  # "Bab 3 Jaringan Komputer › Graf Berarah"
-    kind: str = "text"  # "text" | "table"
-
-
-@dataclass(frozen=True)
-class PageText:
-    """One page as the PDF reader found it."""
-
-    paragraphs: list[Paragraph] = field(default_factory=list)
-    label: str = ""  # the printed page label ("iv", "41"), "" when the PDF has none
-    kind: str = "text"  # "text" | "toc" (a table of contents)
-    ocr: bool = False  # the text was read by OCR
-
-    @property
-    def text(self) -> str:
-        return "\n\n".join(p.text for p in self.paragraphs)
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ A kill between any two steps leaves either a file the catalogue does not mark as
 processed again on restart) or chunks no catalogue row refers to (`reconcile` deletes them).
 The teacher's file is only ever opened for reading.
 
-Every entry of the inbox is hostile (see `engine.ingest.scan`): each one gets a result, every
+Every entry of the inbox is hostile (see `engine.inbox.scan`): each one gets a result, every
 error of one file becomes that file's `failed` status, and a job is always finished.
 """
 
@@ -23,25 +23,19 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
-from engine.catalog import Catalog
-from engine.costs import bedrock_cost
+from engine.documents.catalog import Catalog
+from engine.documents.records import DocumentRecords, lexical_chunk
 from engine.embed.base import Embedder, EmbeddingUnavailable
+from engine.inbox.layout import BadLocation, Placement, place
+from engine.inbox.scan import NotRegularFile, Refused, open_regular, regular_source
 from engine.ingest.chunk import chunk_pages
-from engine.ingest.extract import ExtractionError, PdfExtractor
-from engine.ingest.layout import BadLocation, Placement, place
-from engine.ingest.records import DocumentRecords, lexical_chunk
-from engine.ingest.scan import (
-    NotRegularFile,
-    Refused,
-    clean_text,
-    open_regular,
-    path_key,
-    regular_source,
-)
 from engine.ingest.work import FileWork, JobOutcome, Progress, Silent, stored_chunks
 from engine.jobs.base import FileResult, FileStatus, JobRecord, JobTracker
-from engine.lexical.index import LexicalIndex
+from engine.jobs.costs import bedrock_cost
 from engine.locking import writer_lock
+from engine.paths import clean_text, path_key
+from engine.pdf.extract import ExtractionError, PdfExtractor
+from engine.search.lexical.index import LexicalIndex
 from engine.settings import Settings
 from engine.store.chroma import ChunkStore
 from engine.util import sha256_stream

@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from engine.catalog import Document
+from engine.documents.catalog import Document
 from engine.embed.base import EmbeddingResult
+from engine.inbox.layout import Placement
 from engine.ingest.chunk import Chunk
-from engine.ingest.layout import Placement
 from engine.jobs.base import FileResult, JobRecord
 from engine.store.chroma import StoredChunk, chunk_id
 

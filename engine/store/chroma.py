@@ -38,8 +38,25 @@ def vkp_collection_name(grade: str, subject: str, model_key: str, version: str) 
     return f"{collection_name(grade, subject, model_key)}__vkp-{version.replace('.', '-')}"
 
 
+CONTENT_PREFIX = 24  # hex digits of the file's sha256 that start each of its chunk ids
+
+
 def chunk_id(sha256: str, index: int) -> str:
-    return f"{sha256[:24]}-{index:05d}"
+    """The id of chunk `index` of the file whose content hashes to `sha256`:
+    `<sha256[:24]>-<index:05d>`. The only place that writes the format; `content_of` and
+    `index_of` are the only places that read it."""
+    return f"{sha256[:CONTENT_PREFIX]}-{index:05d}"
+
+
+def content_of(chunk_id: str) -> str:
+    """The sha256 prefix a chunk id starts with (which file content it came from)."""
+    return chunk_id.rpartition("-")[0]
+
+
+def index_of(chunk_id: str) -> int:
+    """The chunk's position in its document, or -1 for an id not in the format."""
+    tail = chunk_id.rpartition("-")[2]
+    return int(tail) if tail.isdigit() else -1
 
 
 @dataclass

@@ -28,6 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from engine.names import BadName, check_file_name
+from engine.paths import Outside, confined
 from engine.util import sha256_file
 from engine.vkp.deadline import Deadline, Limits, TimedOut, timed_request
 from engine.vkp.serve import RangeRequestHandler, parse_range, serve
@@ -38,8 +39,9 @@ __all__ = [
     "Source",
     "TransferError",
     "TransferTimeout",
-    "confined",
+    "confined_name",
     "parse_range",
+    "package_object_key",
     "plain_file_name",
     "serve",
 ]
@@ -70,11 +72,19 @@ def plain_file_name(name: object) -> str:
     return name
 
 
-def confined(root: Path, name: str) -> Path:
+def package_object_key(file_name: str) -> str:
+    """The key of a package file or of the catalogue in a publish store or bucket:
+    `vkp/<file>` (plain names only)."""
+    return f"vkp/{plain_file_name(file_name)}"
+
+
+def confined_name(root: Path, name: str) -> Path:
     """`root/name`, refused unless it resolves to a file directly inside `root`."""
-    root = root.resolve()
-    target = (root / plain_file_name(name)).resolve()
-    if target.parent != root:
+    try:
+        target = confined(root, root / plain_file_name(name))
+    except Outside:
+        target = None
+    if target is None or target.parent != root.resolve():
         raise TransferError(f"{name!r} would be written outside {root}: refused")
     return target
 
@@ -135,7 +145,7 @@ class Source:
         except the `.part` of a download stopped as too slow (`TransferTimeout`)."""
         name, size = plain_file_name(entry["file"]), entry["size"]
         downloads.mkdir(parents=True, exist_ok=True)
-        target, part = confined(downloads, name), confined(downloads, f"{name}.part")
+        target, part = confined_name(downloads, name), confined_name(downloads, f"{name}.part")
         try:
             if self.is_folder:
                 self._copy(name, size, part)

@@ -16,6 +16,7 @@ import logging
 from ui.i18n import en
 from ui.i18n import id as indonesian
 from ui.i18n.formats import day, money, num, when
+from ui.resources import settings
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +38,6 @@ __all__ = [
 
 def current_language() -> str:
     """UI_LANGUAGE of the panel's settings (`id` or `en`)."""
-    from ui.common import settings  # here, not at the top: ui.common asks t() for its words
-
     return settings().ui_language
 
 

@@ -1,0 +1,1 @@
+"""The teachers' inbox: folder layout, scanning, watching and uploads."""

@@ -1,0 +1,1 @@
+"""PDF reading: extraction (in a worker process), reading order and page/text cleaning."""

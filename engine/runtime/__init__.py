@@ -1,0 +1,1 @@
+"""The running engine: the service loop, the state file the panel reads, and the writer lock."""

@@ -1,0 +1,305 @@
+"""The lexical index: BM25 over analysed terms, scored per grade/subject, in the engine's database.
+
+Why not FTS5's `bm25()`: it takes its statistics (how many chunks hold a term, the average
+chunk length) from the whole table, so a school server with one package installed and an admin
+machine with every subject would rank the same question in the same subject differently. Here
+each (grade, subject) is its own BM25 collection: `lexical` holds one row per chunk (with its
+length), `lexical_postings` one row per (grade, subject, term, chunk) with the term frequency,
+and a search computes document frequencies and the average length from the rows of that
+grade/subject only. Same package, same question → same scores, wherever it is installed.
+
+A search without a grade/subject filter scores every grade/subject on its own statistics and
+merges the hits by score: a hit's score never depends on what else is installed, only which
+hits compete with it does. Each hit also carries `coverage`, its score divided by the score a
+chunk holding every question term once (at the average length) would get in that subject, i.e.
+how much of the question's weighted terms it explains (0..~1.5); hybrid fusion uses it.
+
+It lives in the same SQLite database as the document catalogue, and the pipeline writes both in
+one transaction, so after a crash the index and the catalogue always agree. It can be rebuilt
+from the chunks in Chroma (after a package install, a backup restore or migration 7).
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import sqlite3
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from engine import db
+from engine.search.lexical.analyzer import analyze
+from engine.search.lexical.informal import standard_words
+
+K1 = 1.2  # term-frequency saturation (the usual BM25 defaults; see bench/retrieval.py)
+B = 0.75  # length normalisation
+_MAX_SQL_VARS = 900  # stay under SQLite's bound-parameter limit
+
+
+@dataclass
+class LexicalChunk:
+    chunk_id: str
+    text: str
+    source: str
+    page: int
+    pages: str
+    section: str = ""  # heading the chunk sits under, when the extractor knows it
+    kind: str = ""  # "toc" for table-of-contents chunks (not indexed for BM25)
+
+
+@dataclass
+class LexicalHit:
+    chunk_id: str
+    grade: str
+    subject: str
+    text: str
+    source: str
+    page: int
+    pages: str
+    score: float  # BM25 within the hit's grade/subject, higher is better
+    coverage: float = 0.0  # score / score of an ideal chunk for this question in that subject
+    section: str = ""
+    kind: str = ""
+
+
+def query_terms(question: str) -> list[str]:
+    """The question's analysed terms, unique, in order; informal spellings (`knp`, `yg`,
+    `gmn`) are read as the standard words first (engine.search.lexical.informal)."""
+    return list(dict.fromkeys(analyze(standard_words(question))))
+
+
+def idf(chunks: int, df: int) -> float:
+    """BM25 inverse document frequency (Lucene's form: never negative)."""
+    return math.log(1 + (chunks - df + 0.5) / (df + 0.5))
+
+
+class LexicalIndex:
+    """BM25 over the engine database's `lexical` tables; writes go through `Database.write`."""
+
+    def __init__(
+        self,
+        database: db.Database,
+        *,
+        k1: float = K1,
+        b: float = B,
+        feedback_chunks: int = 0,
+        feedback_terms: int = 10,
+        feedback_weight: float = 0.3,
+    ):
+        self.db = database
+        self.k1 = k1
+        self.b = b
+        # pseudo-relevance feedback (measured, off): the best terms of the first pass's top
+        # `feedback_chunks` chunks join the question with `feedback_weight` each
+        self.feedback_chunks = feedback_chunks
+        self.feedback_terms = feedback_terms
+        self.feedback_weight = feedback_weight
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        return self.db.conn
+
+    # --- writing ------------------------------------------------------------------------------
+    def add(self, grade: str, subject: str, sha256: str, chunks: Iterable[LexicalChunk]) -> None:
+        """Index one document's chunks (replacing any earlier rows of the same document).
+
+        A chunk's section heading counts as part of its text; table-of-contents chunks are
+        kept (so the index mirrors the store) but get no postings, so BM25 never returns them.
+        """
+        with self.db.write():
+            self.remove(grade, subject, sha256)
+            for c in chunks:
+                section = getattr(c, "section", "") or ""
+                kind = getattr(c, "kind", "") or ""
+                terms = analyze(f"{section}\n{c.text}" if section else c.text)
+                cursor = self.conn.execute(
+                    "INSERT INTO lexical (grade, subject, sha256, chunk_id, source, page, pages,"
+                    " text, terms, length, section, kind)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        grade,
+                        subject,
+                        sha256,
+                        c.chunk_id,
+                        c.source,
+                        c.page,
+                        c.pages,
+                        c.text,
+                        " ".join(terms),
+                        len(terms),
+                        section,
+                        kind,
+                    ),
+                )
+                if kind == "toc" or not terms:
+                    continue
+                rowid = cursor.lastrowid
+                self.conn.executemany(
+                    "INSERT INTO lexical_postings (grade, subject, term, chunk, tf, length)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    [
+                        (grade, subject, term, rowid, tf, len(terms))
+                        for term, tf in Counter(terms).items()
+                    ],
+                )
+
+    def remove(self, grade: str, subject: str, sha256: str) -> None:
+        with self.db.write():
+            self.conn.execute(
+                "DELETE FROM lexical_postings WHERE chunk IN (SELECT id FROM lexical"
+                " WHERE grade = ? AND subject = ? AND sha256 = ?)",
+                (grade, subject, sha256),
+            )
+            self.conn.execute(
+                "DELETE FROM lexical WHERE grade = ? AND subject = ? AND sha256 = ?",
+                (grade, subject, sha256),
+            )
+
+    def relabel(self, grade: str, subject: str, sha256: str, source: str) -> None:
+        with self.db.write() as conn:
+            conn.execute(
+                "UPDATE lexical SET source = ? WHERE grade = ? AND subject = ? AND sha256 = ?",
+                (source, grade, subject, sha256),
+            )
+
+    # --- reading ------------------------------------------------------------------------------
+    def documents(self) -> set[tuple[str, str, str]]:
+        """Every (grade, subject, sha256) with rows in the index."""
+        rows = self.conn.execute("SELECT DISTINCT grade, subject, sha256 FROM lexical")
+        return {tuple(r) for r in rows}
+
+    def count(self) -> int:
+        return self.conn.execute("SELECT count(*) FROM lexical").fetchone()[0]
+
+    def libraries(self, grade: str | None = None, subject: str | None = None) -> dict:
+        """{(grade, subject): (indexed chunks, total terms)} — each one's BM25 statistics."""
+        sql = "SELECT grade, subject, count(*), sum(length) FROM lexical WHERE kind != 'toc'"
+        params: list = []
+        for column, value in (("grade", grade), ("subject", subject)):
+            if value:
+                sql += f" AND {column} = ?"
+                params.append(value)
+        sql += " GROUP BY grade, subject"
+        return {(g, s): (n, total or 0) for g, s, n, total in self.conn.execute(sql, params)}
+
+    def search(
+        self,
+        question: str,
+        *,
+        grade: str | None = None,
+        subject: str | None = None,
+        k: int = 5,
+        chunk_ids: list[str] | None = None,
+    ) -> list[LexicalHit]:
+        """Best BM25 matches for `question`, optionally only among `chunk_ids`.
+
+        Each grade/subject is scored with its own statistics; hits are then merged by score.
+        """
+        terms = query_terms(question)
+        if not terms or k <= 0:
+            return []
+        wanted = set(chunk_ids) if chunk_ids is not None else None
+        best: list[tuple[float, float, int]] = []  # (score, coverage, lexical.id)
+        for (g, s), (chunks, total) in self.libraries(grade, subject).items():
+            if chunks == 0:
+                continue
+            weighted = {t: 1.0 for t in terms}
+            if self.feedback_chunks:
+                first = self._score_library(g, s, weighted, chunks, total / chunks, None)
+                weighted |= self._feedback(g, s, terms, first, chunks)
+            best.extend(self._score_library(g, s, weighted, chunks, total / chunks, wanted))
+        top = heapq.nlargest(k, best)
+        if len(top) == k:  # ties at the cut are settled by chunk id, not by row order
+            top = [t for t in best if t[0] >= top[-1][0]]
+        return self._hits(top)[:k]
+
+    def _feedback(
+        self, grade: str, subject: str, terms: list[str], first: list, chunks: int
+    ) -> dict[str, float]:
+        """Expansion terms (weight each) from the best first-pass chunks: tf x idf, new only."""
+        top = [rowid for _, _, rowid in heapq.nlargest(self.feedback_chunks, first)]
+        if not top:
+            return {}
+        counts: Counter = Counter()
+        for (text,) in self.conn.execute(
+            f"SELECT terms FROM lexical WHERE id IN ({', '.join('?' * len(top))})", top
+        ):
+            counts.update(t for t in text.split() if t not in terms)
+        if not counts:
+            return {}
+        marks = ", ".join("?" * len(counts))
+        df = dict(
+            self.conn.execute(
+                "SELECT term, count(*) FROM lexical_postings WHERE grade = ? AND subject = ?"
+                f" AND term IN ({marks}) GROUP BY term",
+                (grade, subject, *counts),
+            ).fetchall()
+        )
+        ranked = sorted(counts, key=lambda t: -counts[t] * idf(chunks, df.get(t, 0)))
+        return {t: self.feedback_weight for t in ranked[: self.feedback_terms]}
+
+    def _score_library(
+        self,
+        grade: str,
+        subject: str,
+        terms: dict[str, float],
+        chunks: int,
+        average_length: float,
+        wanted: set[str] | None,
+    ) -> list[tuple[float, float, int]]:
+        """(BM25, coverage, row id) of every chunk of one grade/subject sharing a term; each
+        term counts with its weight (1 for the question's own)."""
+        postings: dict[str, list[tuple[int, int, int]]] = {t: [] for t in terms}
+        marks = ", ".join("?" * len(terms))
+        for term, chunk, tf, length in self.conn.execute(
+            "SELECT term, chunk, tf, length FROM lexical_postings"
+            f" WHERE grade = ? AND subject = ? AND term IN ({marks})",
+            (grade, subject, *terms),
+        ):
+            postings[term].append((chunk, tf, length))
+        weights = {t: terms[t] * idf(chunks, len(rows)) for t, rows in postings.items()}
+        ideal = sum(weights.values()) or 1.0  # every term once, at the average length
+        scores: dict[int, float] = {}
+        for term, rows in postings.items():
+            weight = weights[term]
+            for chunk, tf, length in rows:
+                norm = self.k1 * (1 - self.b + self.b * length / average_length)
+                scores[chunk] = scores.get(chunk, 0.0) + weight * tf * (self.k1 + 1) / (tf + norm)
+        if wanted is not None and scores:
+            allowed = self._ids_of(grade, subject, wanted)
+            scores = {c: v for c, v in scores.items() if c in allowed}
+        return [(round(v, 6), round(v / ideal, 6), c) for c, v in scores.items()]
+
+    def _ids_of(self, grade: str, subject: str, chunk_ids: set[str]) -> set[int]:
+        ids: set[int] = set()
+        listed = sorted(chunk_ids)
+        for start in range(0, len(listed), _MAX_SQL_VARS):
+            part = listed[start : start + _MAX_SQL_VARS]
+            ids.update(
+                r[0]
+                for r in self.conn.execute(
+                    "SELECT id FROM lexical WHERE grade = ? AND subject = ?"
+                    f" AND chunk_id IN ({', '.join('?' * len(part))})",
+                    (grade, subject, *part),
+                )
+            )
+        return ids
+
+    def _hits(self, top: list[tuple[float, float, int]]) -> list[LexicalHit]:
+        if not top:
+            return []
+        rows = {
+            r["id"]: r
+            for r in self.conn.execute(
+                "SELECT id, chunk_id, grade, subject, text, source, page, pages, section, kind"
+                f" FROM lexical WHERE id IN ({', '.join('?' * len(top))})",
+                [rowid for _, _, rowid in top],
+            )
+        }
+        hits = []
+        for score, coverage, rowid in top:
+            row = dict(rows[rowid])
+            del row["id"]
+            hits.append(LexicalHit(**row, score=score, coverage=coverage))
+        return sorted(hits, key=lambda h: (-h.score, h.grade, h.subject, h.chunk_id))
