@@ -283,6 +283,7 @@ class Engine:
             on_query=self.telemetry.record_query,
             active_packages=self.installer.active_collections,
             boilerplate=BoilerplateShares(self.lexical),
+            document_of=self.catalog.document_id_of,
         )
 
     @cached_property

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.documents.catalog import Document
+from engine.documents.catalog import Document, document_id
 from engine.documents.download import find_document, pdf_download
 from engine.documents.summary import (
     FAILURE_STATUSES,
@@ -185,3 +185,13 @@ def test_only_pdfs_inside_the_inbox_are_handed_out(settings, inbox, tmp_path, mo
     from engine.settings import Settings
 
     assert pdf_download(Settings(), doc(big)) is None
+
+
+def test_a_search_hit_names_its_document_by_an_index_lookup(ingested, inbox):
+    """Identical copies share chunks: the hit names the first copy by path; a chunk id that is
+    not of the engine's format names nothing."""
+    [hit] = ingested.searcher.search("Algoritma", grade="kelas_10", subject="informatika", k=1)
+    first = ingested.catalog.get(str(inbox / "kelas_10" / "informatika" / "bab1.pdf"))
+    assert hit.document_id == document_id(first)
+    assert ingested.catalog.document_id_of("kelas_10", "informatika", "zz'-00001") is None
+    assert ingested.catalog.with_content("kelas_10", "informatika", "") == []

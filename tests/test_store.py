@@ -10,6 +10,8 @@ from engine.store.chroma import (
     StoredChunk,
     chunk_id,
     collection_name,
+    content_of,
+    index_of,
     vkp_collection_name,
 )
 from engine.store.client import make_chroma_client
@@ -89,3 +91,10 @@ def test_delete_document_removes_only_its_chunks(settings):
     store.delete_document(name, "a" * 64)
     assert store.document_shas(name) == {"b" * 64}
     store.delete_document("nexus__no__such__collection", "a" * 64)  # nothing to delete: no error
+
+
+def test_the_chunk_id_format_is_read_back_by_one_pair_of_functions():
+    sha = "ab" * 32
+    assert chunk_id(sha, 7) == f"{sha[:24]}-00007"
+    assert (content_of(chunk_id(sha, 7)), index_of(chunk_id(sha, 7))) == (sha[:24], 7)
+    assert index_of("not-an-id") == -1 and content_of("plain") == ""

@@ -5,8 +5,7 @@ threads, and searches run side by side: every encoder serialises its own model c
 reads go through a connection per thread (`engine.db.Database`), the Chroma client is
 thread-safe, and writes stay single-writer. The watcher of `nexus up` uses the same engine from
 its own thread. `ApiContext.lock` now only keeps the rarer catalogue and package listings one
-at a time. A hit names its document from `document_ids()`, a map rebuilt only when the
-catalogue changes (its row count, newest update and newest row), never read whole per search.
+at a time. A hit names its document itself (`SearchHit.document_id`).
 
 `Grade` and `Subject` are the query parameters shared by the routers, checked with
 `engine.names.check_name` so a bad name gets a 422 that says what to write instead.
@@ -26,7 +25,6 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AfterValidator
 
 from engine.api.auth import ApiKeyStore, RateLimiter, api_key_store
-from engine.api.ids import content_ids
 from engine.app import Engine
 from engine.names import MAX_NAME_LENGTH, check_name
 
@@ -51,7 +49,6 @@ class ApiContext:
         self._keys: ApiKeyStore | None = None
         self._limiter: RateLimiter | None = None
         self.lock = threading.Lock()  # held around catalogue and package listings
-        self._ids: tuple[tuple, dict] = ((), {})
 
     @property
     def engine(self) -> Engine:
@@ -78,21 +75,6 @@ class ApiContext:
                         self.engine.settings.api_rate_per_min, clock=self._clock
                     )
         return self._limiter
-
-    def document_ids(self) -> dict[tuple[str, str, str], str]:
-        """Document id by (grade, subject, chunk-id prefix), rebuilt when the catalogue has
-        changed since the last call (one small query per search otherwise)."""
-        catalog = self.engine.catalog
-        version = tuple(
-            catalog.conn.execute(
-                "SELECT count(*), max(updated_at), max(rowid) FROM documents"
-            ).fetchone()
-        )
-        cached_version, ids = self._ids
-        if version != cached_version:
-            ids = content_ids(catalog.all())
-            self._ids = (version, ids)
-        return ids
 
 
 def get_context(request: Request) -> ApiContext:

@@ -28,9 +28,8 @@ from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel
 
 from engine.api.deps import Context, Grade, Subject, bearer, require_key
-from engine.api.ids import document_id
 from engine.api.links import check_pdf_token
-from engine.documents.catalog import Document
+from engine.documents.catalog import Document, document_id
 from engine.inbox.scan import Refused, open_inbox_file
 
 log = logging.getLogger(__name__)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from engine import db
 from engine.paths import path_for_key, path_key
+from engine.store.chroma import content_of
 from engine.util import sha256_file, utc_now
 
 
@@ -142,6 +143,26 @@ class Catalog:
             (grade, subject, sha256),
         )
         return [self._document(r) for r in rows]
+
+    def with_content(self, grade: str, subject: str, prefix: str) -> list[Document]:
+        """Documents of a grade/subject whose sha256 starts with `prefix` (as a chunk id does),
+        by path: a range on the (grade, subject, sha256) index, never a scan."""
+        if not prefix or prefix.strip("0123456789abcdef"):
+            return []
+        rows = self.conn.execute(
+            "SELECT * FROM documents WHERE grade = ? AND subject = ? AND sha256 >= ?"
+            " AND sha256 < ? ORDER BY path",
+            (grade, subject, prefix, prefix + "g"),
+        ).fetchall()
+        return [self._document(row) for row in rows]
+
+    def document_id_of(self, grade: str, subject: str, chunk_id: str) -> str | None:
+        """The id of the ingested document a chunk came from (identical copies share chunks:
+        the first by path), or None for a package's chunk."""
+        for document in self.with_content(grade, subject, content_of(chunk_id)):
+            if document.status == "ingested":
+                return document_id(document)
+        return None
 
     def transaction(self):
         """Group writes (catalogue and lexical index) so a crash keeps all or none."""

@@ -9,6 +9,7 @@ from engine.documents.catalog import Catalog, Document
 from engine.inbox.scan import Refused, open_inbox_file
 from engine.paths import path_for_key
 from engine.settings import Settings
+from engine.store.chroma import content_of
 
 
 def find_document(catalog: Catalog, grade: str, subject: str, chunk_id: str) -> Document | None:
@@ -16,15 +17,7 @@ def find_document(catalog: Catalog, grade: str, subject: str, chunk_id: str) -> 
 
     Identical copies share chunks; the first copy whose file is still there wins.
     """
-    prefix = chunk_id.partition("-")[0]
-    if not prefix:
-        return None
-    rows = catalog.conn.execute(  # the Catalog class has no lookup by sha256 prefix
-        "SELECT path FROM documents WHERE grade = ? AND subject = ? AND substr(sha256, 1, ?) = ?"
-        " ORDER BY path",
-        (grade, subject, len(prefix), prefix),
-    ).fetchall()
-    documents = [d for d in (catalog.get(r[0]) for r in rows) if d is not None]
+    documents = catalog.with_content(grade, subject, content_of(chunk_id))
     present = [d for d in documents if path_for_key(d.path).is_file()]
     return (present or documents or [None])[0]
 

@@ -28,7 +28,7 @@ from engine.embed.base import Embedder, EmbeddingUnavailable
 from engine.search.fusion import Candidate, FusionConfig, fuse
 from engine.search.fusion import for_model as fusion_for_model
 from engine.search.lexical.index import LexicalHit, LexicalIndex
-from engine.store.chroma import ChunkStore
+from engine.store.chroma import ChunkStore, content_of, index_of
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,7 @@ class SearchHit:
     lexical_score: float | None = None  # BM25 (0 = no term in common)
     chunk_id: str = ""
     section: str = ""  # heading the chunk sits under ("" when the document has none)
+    document_id: str | None = None  # the catalogued document it came from (None: a package's)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -69,6 +70,7 @@ class Searcher:
         on_query: Callable[[float, bool], None] | None = None,
         active_packages: Callable[[], set[str]] = set,
         boilerplate=None,
+        document_of: Callable[[str, str, str], str | None] | None = None,
     ):
         self.embedder = embedder
         self.store = store
@@ -94,6 +96,7 @@ class Searcher:
         self.on_query = on_query  # telemetry: (latency in ms, failed?) of every search
         self.active_packages = active_packages  # collections of the installed package versions
         self.boilerplate = boilerplate  # BoilerplateShares, when fusion weighs template text
+        self.document_of = document_of  # (grade, subject, chunk id) -> document id
 
     def search(
         self,
@@ -110,6 +113,9 @@ class Searcher:
         failed = True
         try:
             hits = self._search(question, grade, subject, k, mode)
+            if self.document_of is not None:
+                for hit in hits:
+                    hit.document_id = self.document_of(hit.grade, hit.subject, hit.chunk_id)
             failed = False
             return hits
         finally:
@@ -286,8 +292,8 @@ class Searcher:
                 lexical=h.lexical_score or 0.0,
                 coverage=coverage.get(key, 0.0),
                 toc=key in toc,
-                document=(h.grade, h.subject, h.chunk_id.rsplit("-", 1)[0]),
-                index=_chunk_index(h.chunk_id),
+                document=(h.grade, h.subject, content_of(h.chunk_id)),
+                index=index_of(h.chunk_id),
                 model=models.get(key, ""),
                 boilerplate=shares.get(key, 0.0),
             )
@@ -361,9 +367,3 @@ class Searcher:
                 coverage[key] = found.coverage
                 if found.kind == "toc":
                     toc.add(key)
-
-
-def _chunk_index(chunk_id: str) -> int:
-    """Position of a chunk in its document (ids are `<sha prefix>-<index>`), -1 if unknown."""
-    tail = chunk_id.rsplit("-", 1)[-1]
-    return int(tail) if tail.isdigit() else -1
