@@ -1,9 +1,12 @@
 """Fail an image build whose runtime cannot do its job offline. Run by Dockerfile.cpu.
 
 Checks, in the image being built: torch (and with it CUDA) is not installed; the local model
-that the settings choose by default embeds a sentence without torch; the shipped ONNX export
-of all-MiniLM-L6-v2 is current, whichever model is the default; Tesseract reads Indonesian and
-English. Nothing is left behind: the data dir it needs is a temporary folder.
+that the settings choose by default embeds a sentence without torch, and so does the packaged
+MiniLM under each CPU backend (OpenVINO, ONNX Runtime fp32 and int8) from the shipped ONNX
+export, which must be current (the image ships the plain fp32 graph and int8, not the fused
+fp32 graph: ONNX Runtime's fp32 runs the plain one, and its vectors must equal OpenVINO's);
+Tesseract reads Indonesian and English. Nothing is left behind: the data dirs it needs are
+temporary folders.
 """
 
 import importlib.util
@@ -13,6 +16,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+SENTENCE = "Algoritma adalah langkah-langkah."
+SHIPPED_VARIANTS = ("plain", "int8")  # engine.embed.onnx_export.VARIANT_FILES but fused fp32
+
 
 def check_no_torch() -> None:
     for module in ("torch", "nvidia", "sentence_transformers"):
@@ -20,25 +26,41 @@ def check_no_torch() -> None:
             sys.exit(f"image check: {module} is installed; the CPU image must run without it")
 
 
-def check_default_model_embeds() -> str:
+def embed(data: Path, **settings: str) -> tuple[str, list[float]]:
+    """The model key and vector of one sentence, embedded with `settings` in data dir `data`."""
     from engine.app import build_embedder
     from engine.settings import Settings
 
+    embedder = build_embedder(Settings(NEXUS_DATA_DIR=data, EMBEDDING_STRATEGY="local", **settings))
+    [vector] = embedder.embed_batch([SENTENCE]).vectors
+    if not any(vector):
+        sys.exit(f"image check: {settings or 'the default local model'} gave an empty vector")
+    if importlib.util.find_spec("torch") is not None or "torch" in sys.modules:
+        sys.exit("image check: embedding imported torch")
+    return embedder.model.key, vector
+
+
+def check_local_models_embed() -> str:
+    """The default model, then MiniLM under each CPU backend; returns what ran."""
+    ran = []
     with tempfile.TemporaryDirectory() as data:
-        settings = Settings(NEXUS_DATA_DIR=Path(data), EMBEDDING_STRATEGY="local")
-        embedder = build_embedder(settings)
-        [vector] = embedder.embed_batch(["Algoritma adalah langkah-langkah."]).vectors
-        if not any(vector):
-            sys.exit("image check: the default local model gave an empty vector")
-        if importlib.util.find_spec("torch") is not None or "torch" in sys.modules:
-            sys.exit("image check: embedding imported torch")
-        return f"{embedder.model.model_id} ({len(vector)} dimensions)"
+        key, vector = embed(Path(data))
+        ran.append(f"default {key} ({len(vector)} dimensions)")
+    minilm = {}
+    for backend in ("openvino", "onnx", "onnx-int8"):
+        with tempfile.TemporaryDirectory() as data:
+            key, minilm[backend] = embed(Path(data), LOCAL_EMBEDDING_BACKEND=backend)
+            ran.append(f"{backend} {key}")
+    cosine = sum(a * b for a, b in zip(minilm["openvino"], minilm["onnx"], strict=True))
+    if cosine < 0.9999:  # both run the plain fp32 graph (measured: 0.99997)
+        sys.exit(f"image check: ONNX Runtime fp32 and OpenVINO disagree (cosine {cosine:.5f})")
+    return ", ".join(ran)
 
 
 def check_shipped_export() -> None:
-    from engine.embed.onnx_export import SHIPPED_DIR, VARIANT_FILES, check_cache
+    from engine.embed.onnx_export import SHIPPED_DIR, check_cache
 
-    for variant in VARIANT_FILES:
+    for variant in SHIPPED_VARIANTS:
         check_cache(SHIPPED_DIR, variant)
 
 
@@ -54,9 +76,9 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     check_no_torch()
     check_shipped_export()
-    model = check_default_model_embeds()
+    models = check_local_models_embed()
     check_tesseract()
-    print(f"image check: default local model {model} runs without torch; export and OCR ready")
+    print(f"image check: {models} embed without torch; export and OCR ready")
 
 
 if __name__ == "__main__":

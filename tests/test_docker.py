@@ -37,9 +37,10 @@ from tests.support.pdfs import text_pdf
 DOCKERFILES = ["Dockerfile.cpu", "Dockerfile.gpu"]
 IMAGE = "openclass-nexus:cpu-test"
 IMAGE_USER = 10001
-# bytes the image adds to its base (python:3.11-slim-bookworm is ~0.13 GB, the local one 0.19 GB):
-# 1.25 GB measured, 3.2 GB before the torch-free runtime stage (see README, Docker)
-ADDED_SIZE_LIMIT = 1.3e9
+# the issue's target for the whole image, measured on the local base (0.19 GB; the official
+# python:3.11-slim-bookworm is smaller): 3.41 GB with torch, 1.44 GB torch-free before
+# docker/slim_venv.py's later cuts and without the fused fp32 ONNX graph (see README, Docker)
+SIZE_LIMIT = 1.2e9
 GRACE_S = 10  # `docker stop`'s default grace period
 SEARCH = {"q": "Apa fungsi register pada prosesor?", "grade": "kelas_10", "k": "3"}
 ANSWER = "Register adalah memori kecil di dalam prosesor"
@@ -280,8 +281,7 @@ def container_name():
 @pytest.mark.slow
 @pytest.mark.timeout(2400)
 def test_cpu_image_is_torch_free_and_within_the_size_limit(cpu_image):
-    added = cpu_image.size - cpu_image.base_size
-    assert added <= ADDED_SIZE_LIMIT, f"{added / 1e9:.2f} GB on top of the base image"
+    assert cpu_image.size <= SIZE_LIMIT, f"{cpu_image.size / 1e9:.2f} GB"
     proc = docker(
         "run", "--rm", "--network", "none", "--entrypoint", "python", IMAGE, "-c",
         "import importlib.util as u, glob;"
