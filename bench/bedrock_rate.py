@@ -30,8 +30,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from devtools.bedrock_stub import BedrockStub  # noqa: E402
-from engine.app import _bedrock  # noqa: E402
 from engine.embed.base import EmbeddingUnavailable  # noqa: E402
+from engine.embed.build import bedrock_embedder  # noqa: E402
 from engine.settings import Settings  # noqa: E402
 
 CHUNKS_PER_FILE = 100
@@ -53,7 +53,7 @@ def run(rpm: int, latency: float, seconds: float, condition: str, concurrency: i
         settings = Settings(
             BEDROCK_MAX_RPM=rpm, BEDROCK_CONCURRENCY=concurrency, BEDROCK_DIMENSIONS=256
         )
-        embedder = _bedrock(settings)
+        embedder = bedrock_embedder(settings)
         failed = embedded = 0
         started = time.perf_counter()
         for start in range(0, len(texts), CHUNKS_PER_FILE):

@@ -1,7 +1,9 @@
 """Composition root: the one place that turns settings into working parts.
 
-Backends are chosen here with `match` and imported lazily, so a local-only install never
-imports boto3 machinery it does not use, and tests build an engine from their own settings.
+Backends are chosen here (the embedder's in `engine.embed.build`) and imported lazily, so a
+local-only install never imports boto3 machinery it does not use, and tests build an engine
+from their own settings. Every part is typed; the types are imported for checkers only, so
+`nexus jobs` still never imports a model, Chroma or boto3.
 """
 
 from __future__ import annotations
@@ -11,141 +13,35 @@ import re
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from engine.blobs import BlobStore, FolderStore, NullStore
 from engine.documents.catalog import Catalog
 from engine.embed.base import Embedder
+from engine.embed.build import build_embedder
 from engine.jobs.base import JobTracker
 from engine.settings import Settings
 from engine.store.chroma import ChunkStore
 
+if TYPE_CHECKING:
+    from engine.aws.cloudfront import CloudFrontManager
+    from engine.aws.s3 import S3Store
+    from engine.db import Database
+    from engine.documents.records import DocumentRecords
+    from engine.ingest.pipeline import Ingestor
+    from engine.publish.exports import Publisher
+    from engine.publish.packages import CataloguePublisher
+    from engine.search.lexical.index import LexicalIndex
+    from engine.search.searcher import Searcher
+    from engine.telemetry.service import Telemetry
+    from engine.vkp.build import PackageBuilder
+    from engine.vkp.install import PackageInstaller
+    from engine.vkp.transfer import Source
+
 log = logging.getLogger(__name__)
 
 
-def build_embedder(settings: Settings) -> Embedder:
-    """The embedder for EMBEDDING_STRATEGY."""
-    match settings.embedding_strategy:
-        case "local":
-            return _local(settings)
-        case "bedrock":
-            return _bedrock(settings)
-        case "hybrid":
-            from engine.embed.hybrid import HybridEmbedder
-
-            return HybridEmbedder(
-                _bedrock(settings),
-                _local(settings),
-                fallback_enabled=settings.fallback_enabled,
-                retry_after_s=settings.bedrock_retry_after_s,
-            )
-    raise ValueError(f"unknown EMBEDDING_STRATEGY {settings.embedding_strategy!r}")
-
-
-def _local(settings: Settings) -> Embedder:
-    """The local model of this data dir; during a switch, with the previous one for queries."""
-    from engine.embed.choice import local_model, previous_model
-
-    model = local_model(settings)
-    embedder = _local_model(settings, model)
-    previous = previous_model(settings.data_dir)
-    if previous and previous != model:
-        from engine.embed.switching import SwitchingEmbedder
-
-        try:
-            return SwitchingEmbedder(embedder, _local_model(settings, previous))
-        except (ModuleNotFoundError, ValueError) as exc:
-            log.warning("the previous model %s cannot answer for its chunks: %s", previous, exc)
-    return embedder
-
-
-def _local_model(settings: Settings, model: str) -> Embedder:
-    from engine.embed.choice import MINILM
-    from engine.embed.packaged import PACKAGED, packaged_embedder
-
-    if model in PACKAGED:
-        if settings.local_embedding_backend != "auto":
-            raise ValueError(
-                f"LOCAL_EMBEDDING_MODEL={model} runs on its own CPU encoder; "
-                "leave LOCAL_EMBEDDING_BACKEND at auto"
-            )
-        if settings.local_embedding_device == "cuda":
-            log.warning("LOCAL_EMBEDDING_DEVICE=cuda: %s runs on the CPU only", model)
-        return packaged_embedder(model, batch_size=settings.embedding_batch_size)
-    custom = "" if model == MINILM else model
-
-    from engine.embed.onnx import choose_backend
-
-    backend = choose_backend(
-        settings.local_embedding_backend, settings.local_embedding_device, custom_model=custom
-    )
-    if backend != "torch":
-        if custom:
-            raise ValueError("LOCAL_EMBEDDING_BACKEND=onnx* runs only the packaged model")
-        from engine.embed.onnx import OnnxEmbedder, OpenVinoEmbedder, cache_dir_for
-
-        if backend == "openvino":
-            return OpenVinoEmbedder(
-                cache_dir_for(settings.data_dir), batch_size=settings.embedding_batch_size
-            )
-        return OnnxEmbedder(
-            cache_dir_for(settings.data_dir),
-            quantized=backend == "onnx-int8",
-            batch_size=settings.embedding_batch_size,
-        )
-    from engine.embed.local import LocalEmbedder
-
-    return LocalEmbedder(
-        custom,
-        device=settings.local_embedding_device,
-        batch_size=settings.embedding_batch_size,
-    )
-
-
-def _bedrock(settings: Settings) -> Embedder:
-    from engine.aws.clients import bedrock_client
-    from engine.embed.bedrock import BedrockEmbedder
-    from engine.embed.cohere import CohereEmbedder, is_cohere
-
-    client = bedrock_client(settings)
-    kind = CohereEmbedder if is_cohere(settings.bedrock_model_id) else BedrockEmbedder
-    return kind(
-        client,
-        model_id=settings.bedrock_model_id,
-        dimensions=settings.bedrock_dimensions,
-        normalize=settings.bedrock_normalize,
-        concurrency=settings.bedrock_concurrency,
-        max_rpm=settings.bedrock_max_rpm,
-        max_attempts=settings.bedrock_max_attempts,
-        batch=(
-            _bedrock_batch(settings)
-            if settings.bedrock_batch_min_chunks and kind is BedrockEmbedder
-            else None
-        ),
-        batch_min_chunks=settings.bedrock_batch_min_chunks,
-    )
-
-
-def _bedrock_batch(settings: Settings):
-    """Batch inference jobs (JSONL in S3_BUCKET_NAME), waited for across restarts."""
-    from engine.aws.clients import client
-    from engine.embed.bedrock_batch import BatchInference
-
-    return BatchInference(
-        client(settings, "bedrock"),
-        client(settings, "s3", transfer=True),
-        bucket=settings.s3_bucket_name,
-        prefix=settings.s3_prefix,
-        role_arn=settings.bedrock_batch_role_arn,
-        model_id=settings.bedrock_model_id,
-        dimensions=settings.bedrock_dimensions,
-        normalize=settings.bedrock_normalize,
-        state_dir=settings.data_dir / "bedrock-batch",
-        poll_s=settings.bedrock_batch_poll_s,
-        timeout_s=settings.bedrock_batch_timeout_h * 3600,
-    )
-
-
-def build_tracker(settings: Settings, database=None) -> JobTracker:
+def build_tracker(settings: Settings, database: Database | None = None) -> JobTracker:
     """SQLite, plus DynamoDB when DYNAMODB_JOBS_TABLE is set (records synced when reachable)."""
     from engine.jobs.sqlite import SqliteJobTracker
 
@@ -185,7 +81,7 @@ class Engine:
         return build_tracker(self.settings, self.database)
 
     @cached_property
-    def database(self):
+    def database(self) -> Database:
         """The engine database: one write path for catalogue, lexical index, jobs, telemetry."""
         from engine.db import Database
 
@@ -198,7 +94,7 @@ class Engine:
         return catalog
 
     @cached_property
-    def ingestor(self):
+    def ingestor(self) -> Ingestor:
         from engine.ingest.pipeline import Ingestor
 
         return Ingestor(
@@ -212,7 +108,7 @@ class Engine:
         )
 
     @cached_property
-    def records(self):
+    def records(self) -> DocumentRecords:
         """Catalogue, lexical index and recovery: what ingestion writes besides chunks."""
         from engine.documents.records import DocumentRecords
 
@@ -221,7 +117,7 @@ class Engine:
         )
 
     @cached_property
-    def publisher(self):
+    def publisher(self) -> Publisher:
         from engine.aws.s3 import Outbox
         from engine.publish.exports import Publisher
 
@@ -240,8 +136,9 @@ class Engine:
         return build_stores(self.settings)
 
     @cached_property
-    def catalogue(self):
-        """The VKP catalogue publisher: the publish folder, and S3 through the outbox."""
+    def package_catalogue(self) -> CataloguePublisher:
+        """Publishes built packages in the signed VKP catalogue: the publish folder, and S3
+        through the outbox (not to be confused with `catalog`, the documents ingested here)."""
         from engine.publish.packages import CataloguePublisher
 
         return CataloguePublisher(self.settings, self.publisher, store=self.stores.publish)
@@ -263,13 +160,13 @@ class Engine:
         return get_cost_summary(self.tracker, self.settings, days)
 
     @cached_property
-    def lexical(self):
+    def lexical(self) -> LexicalIndex:
         from engine.search.lexical.index import LexicalIndex
 
         return LexicalIndex(self.database)
 
     @cached_property
-    def searcher(self):
+    def searcher(self) -> Searcher:
         from engine.search.lexical.boilerplate import BoilerplateShares
         from engine.search.searcher import Searcher
 
@@ -287,7 +184,7 @@ class Engine:
         )
 
     @cached_property
-    def installer(self):
+    def installer(self) -> PackageInstaller:
         from functools import partial
 
         from engine.locking import writer_lock
@@ -303,7 +200,7 @@ class Engine:
             lock=partial(writer_lock, self.settings.run_dir),
         )
 
-    def vkp_source(self, location: str):
+    def vkp_source(self, location: str) -> Source:
         """Where `nexus vkp pull` reads: a URL, a folder, or "cloudfront" (signed URLs)."""
         from engine.vkp.transfer import Source, TransferError
 
@@ -319,7 +216,7 @@ class Engine:
         return Source(location)
 
     @cached_property
-    def builder(self):
+    def builder(self) -> PackageBuilder:
         from engine.vkp.build import PackageBuilder
         from engine.vkp.keys import signer
 
@@ -328,7 +225,7 @@ class Engine:
         )
 
     @cached_property
-    def telemetry(self):
+    def telemetry(self) -> Telemetry:
         import socket
 
         from engine.telemetry.service import Telemetry
@@ -381,7 +278,7 @@ def build_stores(settings: Settings) -> Stores:
     )
 
 
-def build_s3(settings: Settings):
+def build_s3(settings: Settings) -> S3Store | None:
     """The bucket as an `S3Store` under S3_PREFIX, or None when S3_BUCKET_NAME is not set
     (the engine then uses a `NullStore`; `restore` takes this for s3:// sources)."""
     if not settings.configured("S3_BUCKET_NAME"):
@@ -397,7 +294,7 @@ def build_s3(settings: Settings):
     )
 
 
-def build_cloudfront(settings: Settings):
+def build_cloudfront(settings: Settings) -> CloudFrontManager | None:
     """The CloudFront manager, or None when CLOUDFRONT_DISTRIBUTION_ID is not set."""
     if not settings.cloudfront_distribution_id:
         return None

@@ -9,6 +9,8 @@ real path. Keys of ordinary names are the names themselves. Limitation: a file l
 `bab%E9.pdf` and one whose raw name is `bab<0xE9>.pdf` in the same folder share one key; the
 literal name wins.
 
+Layout. `DataDirLayout` names the data dir's folders (inbox, database, Chroma, outbox, ...).
+
 Confinement. `confined(root, target)` resolves first, then checks: a write goes only where the
 resolved path lies inside the resolved root, so `..` or a planted link cannot lead it out.
 """
@@ -101,3 +103,53 @@ def path_for_key(key: str) -> Path:
     if "%" not in key or os.path.lexists(literal):
         return literal
     return Path(os.fsdecode(_unescape(key)))
+
+
+class DataDirLayout:
+    """Where each part of the data dir lives, mixed into `Settings` (which holds `data_dir`,
+    `inbox_dir_override` and `backup_dir_override`)."""
+
+    data_dir: Path
+    inbox_dir_override: Path | None
+    backup_dir_override: Path | None
+
+    @property
+    def inbox_dir(self) -> Path:
+        return self.inbox_dir_override or self.data_dir / "inbox"
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "nexus.db"
+
+    @property
+    def chroma_dir(self) -> Path:
+        return self.data_dir / "chroma"
+
+    @property
+    def run_dir(self) -> Path:
+        """Runtime files (server pid/port files) of a running `nexus up`."""
+        return self.data_dir / "run"
+
+    @property
+    def outbox_dir(self) -> Path:
+        """Publishes waiting for AWS (survives restarts)."""
+        return self.data_dir / "outbox"
+
+    @property
+    def text_dir(self) -> Path:
+        """Extracted text of each ingested document, by sha256 (published to S3)."""
+        return self.data_dir / "text"
+
+    @property
+    def vkp_dir(self) -> Path:
+        """Built packages (`built/`), the local publish folder (`publish/`), downloads."""
+        return self.data_dir / "vkp"
+
+    @property
+    def backup_dir(self) -> Path:
+        """Where `nexus backup` writes by default (under the data dir, writable in Docker)."""
+        return self.backup_dir_override or self.data_dir / "backups"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.data_dir / "logs"

@@ -13,26 +13,13 @@ from typing import Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-
-def parse_duration(text: str) -> float:
-    """Seconds in "90", "30s", "15m", "1h" or "2d".
-
-    Raises:
-        ValueError: anything else.
-    """
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    text = text.strip().lower()
-    try:
-        seconds = float(text[:-1]) * units[text[-1]] if text[-1:] in units else float(text)
-    except (ValueError, IndexError) as exc:
-        raise ValueError(f"{text!r} is not a duration like 30m, 1h or 2d") from exc
-    if seconds <= 0:
-        raise ValueError(f"{text!r} is not a positive duration")
-    return seconds
+from engine.paths import DataDirLayout
+from engine.util import parse_duration
 
 
-class Settings(BaseSettings):
-    """All settings of the engine. Field aliases are the environment variable names."""
+class Settings(DataDirLayout, BaseSettings):
+    """All settings of the engine. Field aliases are the environment variable names; where each
+    part of the data dir lives comes from `engine.paths.DataDirLayout`."""
 
     model_config = SettingsConfigDict(
         env_file=".env",
@@ -402,48 +389,6 @@ class Settings(BaseSettings):
     backup_every: str = Field(
         "", alias="BACKUP_EVERY", description="e.g. 24h: the running engine backs up; empty = off"
     )
-
-    # --- derived paths ----------------------------------------------------------------------
-    @property
-    def inbox_dir(self) -> Path:
-        return self.inbox_dir_override or self.data_dir / "inbox"
-
-    @property
-    def db_path(self) -> Path:
-        return self.data_dir / "nexus.db"
-
-    @property
-    def chroma_dir(self) -> Path:
-        return self.data_dir / "chroma"
-
-    @property
-    def run_dir(self) -> Path:
-        """Runtime files (server pid/port files) of a running `nexus up`."""
-        return self.data_dir / "run"
-
-    @property
-    def outbox_dir(self) -> Path:
-        """Publishes waiting for AWS (survives restarts)."""
-        return self.data_dir / "outbox"
-
-    @property
-    def text_dir(self) -> Path:
-        """Extracted text of each ingested document, by sha256 (published to S3)."""
-        return self.data_dir / "text"
-
-    @property
-    def vkp_dir(self) -> Path:
-        """Built packages (`built/`), the local publish folder (`publish/`), downloads."""
-        return self.data_dir / "vkp"
-
-    @property
-    def backup_dir(self) -> Path:
-        """Where `nexus backup` writes by default (under the data dir, writable in Docker)."""
-        return self.backup_dir_override or self.data_dir / "backups"
-
-    @property
-    def log_dir(self) -> Path:
-        return self.data_dir / "logs"
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -226,3 +226,20 @@ def every(seconds: float, job: Callable[[], None], stop: threading.Event, name: 
     thread = threading.Thread(target=loop, name=name, daemon=True)
     thread.start()
     return thread
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in "90", "30s", "15m", "1h" or "2d".
+
+    Raises:
+        ValueError: anything else.
+    """
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    text = text.strip().lower()
+    try:
+        seconds = float(text[:-1]) * units[text[-1]] if text[-1:] in units else float(text)
+    except (ValueError, IndexError) as exc:
+        raise ValueError(f"{text!r} is not a duration like 30m, 1h or 2d") from exc
+    if seconds <= 0:
+        raise ValueError(f"{text!r} is not a positive duration")
+    return seconds

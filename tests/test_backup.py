@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -75,7 +76,9 @@ def test_backup_of_a_running_engine_restores_whole_on_a_fresh_dir(
         time.sleep(0.05)
     assert ingest.poll() is None, "the ingest finished before the backup started"
 
-    result = run_backup(Settings(), str(tmp_path / "backups"))  # waits for the running job
+    result = run_backup(
+        build_engine(Settings()), str(tmp_path / "backups")
+    )  # waits for the running job
 
     assert ingest.wait(timeout=120) == 0
     folder = Path(result["location"])
@@ -98,7 +101,7 @@ def test_backup_of_a_running_engine_restores_whole_on_a_fresh_dir(
 
 
 def test_restore_refuses_a_corrupt_or_partial_backup_before_writing(original, tmp_path):
-    folder = Path(run_backup(Settings(), str(tmp_path / "backups"))["location"])
+    folder = Path(run_backup(build_engine(Settings()), str(tmp_path / "backups"))["location"])
     victim = next(p for p in sorted(folder.rglob("chunks.jsonl")))
     data = bytearray(victim.read_bytes())
     data[10] ^= 1
@@ -121,23 +124,25 @@ def test_restore_refuses_a_corrupt_or_partial_backup_before_writing(original, tm
 
 
 def test_restore_into_a_non_empty_dir_needs_force(original, tmp_path):
-    folder = Path(run_backup(Settings(), str(tmp_path / "backups"))["location"])
+    folder = Path(run_backup(build_engine(Settings()), str(tmp_path / "backups"))["location"])
     with pytest.raises(BackupError, match="not empty"):
         restore(folder, Settings())  # the original's own data dir
     restore(folder, Settings(), force=True)
 
 
 def test_private_keys_only_with_include_secrets_and_retention(original, tmp_path, monkeypatch):
-    without = Path(run_backup(Settings(), str(tmp_path / "b"))["location"])
+    clock = iter(datetime(2026, 12, 1, 8, minute, tzinfo=UTC) for minute in range(3))
+    engine = build_engine(Settings())
+    without = Path(run_backup(engine, str(tmp_path / "b"), now=lambda: next(clock))["location"])
     assert sorted(p.name for p in (without / "keys").iterdir()) == ["vkp_signing.pub"]
-    time.sleep(1.1)
     with_secrets = Path(
-        run_backup(Settings(), str(tmp_path / "b"), include_secrets=True)["location"]
+        run_backup(engine, str(tmp_path / "b"), include_secrets=True, now=lambda: next(clock))[
+            "location"
+        ]
     )
     assert "vkp_signing.key" in {p.name for p in (with_secrets / "keys").iterdir()}
     monkeypatch.setenv("BACKUP_KEEP", "1")
-    time.sleep(1.1)
-    result = run_backup(Settings(), str(tmp_path / "b"))
+    result = run_backup(build_engine(Settings()), str(tmp_path / "b"), now=lambda: next(clock))
     assert sorted(p.name for p in (tmp_path / "b").iterdir()) == [Path(result["location"]).name]
 
 
@@ -147,7 +152,7 @@ def test_backup_to_s3_and_restore_from_it(original, aws, tmp_path):
 
     setup(Settings())
     before = state(Settings())
-    result = run_backup(Settings(), "s3")
+    result = run_backup(build_engine(Settings()), "s3")
     assert result["location"].startswith("s3://openclass-nexus-ai/backups/")
 
     proc = subprocess.run(
@@ -173,7 +178,8 @@ def test_the_running_engine_backs_up_on_its_schedule(original, tmp_path, monkeyp
 
     monkeypatch.setenv("BACKUP_DIR", str(tmp_path / "scheduled"))
     monkeypatch.setenv("BACKUP_EVERY", "1s")
-    service = EngineService(Settings(), original)
+    settings = Settings()  # the original's data dir, with the schedule's settings
+    service = EngineService(settings, build_engine(settings))
     service.start_schedules()
     deadline = time.monotonic() + 30
     while (
@@ -188,7 +194,7 @@ def test_the_running_engine_backs_up_on_its_schedule(original, tmp_path, monkeyp
 def test_keys_are_restored_only_when_the_admin_trusts_the_backup(original, tmp_path):
     """A backup folder is not trusted: a key found there would become a trusted package
     signer, so restore leaves keys/ out (and says which) unless asked with trust_keys."""
-    folder = Path(run_backup(Settings(), str(tmp_path / "backups"))["location"])
+    folder = Path(run_backup(build_engine(Settings()), str(tmp_path / "backups"))["location"])
     planted = folder / "keys" / "vkp_signing.pub"
     assert planted.exists()
 
@@ -209,7 +215,7 @@ def test_backup_list_and_restore_from_a_target_folder_take_the_newest(original, 
     """`nexus backup --to FOLDER` makes timestamped backups; `restore FOLDER` picks the
     newest complete one instead of saying "not a backup"."""
     target = tmp_path / "usb"
-    first = Path(run_backup(Settings(), str(target))["location"])
+    first = Path(run_backup(build_engine(Settings()), str(target))["location"])
     newest = target / "29991231T235959Z"  # a later backup, as the clock would name it
     shutil.copytree(first, newest)
     (target / "30000101T000000Z").mkdir()  # an interrupted one: no manifest

@@ -15,6 +15,7 @@ from pathlib import Path
 import boto3
 import pytest
 
+from engine.app import build_engine
 from engine.backup import BackupError, restore
 from engine.backup.runs import run_backup
 from engine.backup.staging import check_manifest, safe_relative
@@ -71,7 +72,7 @@ def installed(engine, inbox, settings):
 
 @pytest.fixture
 def backup(installed, tmp_path) -> Path:
-    return Path(run_backup(Settings(), str(tmp_path / "backups"))["location"])
+    return Path(run_backup(build_engine(Settings()), str(tmp_path / "backups"))["location"])
 
 
 # --- names and manifests ------------------------------------------------------------------------
@@ -257,7 +258,7 @@ def _private_keys(keys: Path) -> dict[str, bytes]:
 def test_no_private_key_leaves_without_include_secrets(installed, settings, tmp_path):
     secrets = _private_keys(settings.data_dir / "keys")
 
-    folder = Path(run_backup(Settings(), str(tmp_path / "b"))["location"])
+    folder = Path(run_backup(build_engine(Settings()), str(tmp_path / "b"))["location"])
 
     assert sorted(p.name for p in (folder / "keys").iterdir()) == [
         "admin.pub",
@@ -269,7 +270,7 @@ def test_no_private_key_leaves_without_include_secrets(installed, settings, tmp_
     assert not any(data in everything for data in secrets.values())
 
     with_secrets = Path(
-        run_backup(Settings(), str(tmp_path / "s"), include_secrets=True)["location"]
+        run_backup(build_engine(Settings()), str(tmp_path / "s"), include_secrets=True)["location"]
     )
     names = {p.name for p in (with_secrets / "keys").iterdir()}
     assert set(secrets) | {"vkp_signing.key", "vkp_signing.pub"} <= names
@@ -312,7 +313,7 @@ def test_a_full_disk_is_a_message_and_leaves_no_partial_backup(
 def _bucket_backup(monkeypatch) -> str:
     monkeypatch.setenv("S3_BUCKET_NAME", BUCKET)
     boto3.client("s3", region_name="us-east-1").create_bucket(Bucket=BUCKET)
-    return run_backup(Settings(), "s3")["location"]
+    return run_backup(build_engine(Settings()), "s3")["location"]
 
 
 def _put(url: str, relative: str, body: bytes) -> None:
@@ -379,7 +380,7 @@ def test_s3_restore_over_real_http_refuses_planted_keys_then_restores(
 ):
     boto3.client("s3", region_name="us-east-1", endpoint_url=aws).create_bucket(Bucket=BUCKET)
     before = sorted(p.name for p in Settings().inbox_dir.rglob("*.pdf"))
-    url = run_backup(Settings(), "s3")["location"]
+    url = run_backup(build_engine(Settings()), "s3")["location"]
     prefix = url.removeprefix(f"s3://{BUCKET}/")
     client = boto3.client("s3", region_name="us-east-1", endpoint_url=aws)
     client.put_object(Bucket=BUCKET, Key=prefix + "../planted.txt", Body=b"owned")
@@ -410,7 +411,7 @@ def test_retention_ignores_planted_folders_and_links(installed, tmp_path, monkey
     (parent / "29991231T000000Z").symlink_to(outside, target_is_directory=True)
     monkeypatch.setenv("BACKUP_KEEP", "1")
 
-    result = run_backup(Settings(), str(parent))
+    result = run_backup(build_engine(Settings()), str(parent))
 
     assert Path(result["location"]).is_dir()  # the new backup is not pushed out by planted ones
     assert (outside / "manifest.json").exists()
@@ -539,7 +540,7 @@ def test_the_embedding_model_record_travels_with_the_backup_but_never_a_path(
     from engine.embed.choice import record_model, recorded_model
 
     record_model(settings.data_dir, "use-multilingual-v3")
-    folder = Path(run_backup(Settings(), str(tmp_path / "backups"))["location"])
+    folder = Path(run_backup(build_engine(Settings()), str(tmp_path / "backups"))["location"])
     restored = Settings(NEXUS_DATA_DIR=str(tmp_path / "restored"))
     restore(folder, restored)
     assert recorded_model(restored.data_dir) == "use-multilingual-v3"

@@ -8,8 +8,9 @@ import time
 import pytest
 
 from devtools.bedrock_stub import BedrockStub, hashed_vector
-from engine.app import _bedrock, build_engine
+from engine.app import build_engine
 from engine.embed.base import EmbeddingUnavailable
+from engine.embed.build import bedrock_embedder
 from engine.embed.hybrid import HybridEmbedder
 from engine.settings import Settings
 from tests.support import pdfs
@@ -26,7 +27,7 @@ def stub(monkeypatch):
 
 
 def test_titan_vectors_dimensions_and_tokens(stub):
-    embedder = _bedrock(Settings(BEDROCK_DIMENSIONS=256, BEDROCK_CONCURRENCY=4))
+    embedder = bedrock_embedder(Settings(BEDROCK_DIMENSIONS=256, BEDROCK_CONCURRENCY=4))
     result = embedder.embed([f"kalimat nomor {i}" for i in range(40)])
 
     assert len(result.vectors) == 40 and all(len(v) == 256 for v in result.vectors)
@@ -37,7 +38,7 @@ def test_titan_vectors_dimensions_and_tokens(stub):
 
 def test_calls_run_concurrently_but_bounded(stub):
     stub.latency_s = 0.05
-    embedder = _bedrock(Settings(BEDROCK_CONCURRENCY=4))
+    embedder = bedrock_embedder(Settings(BEDROCK_CONCURRENCY=4))
     result = embedder.embed([f"teks {i}" for i in range(32)])
     assert [v[:8] for v in result.vectors] == [
         hashed_vector(f"teks {i}", 1024)[:8] for i in range(32)
@@ -48,7 +49,7 @@ def test_calls_run_concurrently_but_bounded(stub):
 
 def test_throttling_is_retried_with_backoff(stub):
     stub.throttle_remaining = 3
-    embedder = _bedrock(Settings(BEDROCK_CONCURRENCY=1, BEDROCK_MAX_ATTEMPTS=5))
+    embedder = bedrock_embedder(Settings(BEDROCK_CONCURRENCY=1, BEDROCK_MAX_ATTEMPTS=5))
     result = embedder.embed(["satu", "dua"])
     assert len(result.vectors) == 2
     assert stub.throttled == 3 and stub.requests == 5
@@ -56,7 +57,7 @@ def test_throttling_is_retried_with_backoff(stub):
 
 def test_still_throttled_after_the_last_try_fails_the_call_and_botocore_did_not_retry(stub):
     stub.throttle_remaining = 100
-    embedder = _bedrock(Settings(BEDROCK_MAX_ATTEMPTS=2))
+    embedder = bedrock_embedder(Settings(BEDROCK_MAX_ATTEMPTS=2))
     with pytest.raises(EmbeddingUnavailable, match="still throttled after 2 tries.*Throttling"):
         embedder.embed(["satu"])
     assert stub.requests == 2  # every request went through the embedder's pacer
@@ -65,7 +66,7 @@ def test_still_throttled_after_the_last_try_fails_the_call_and_botocore_did_not_
 def test_rate_reaches_max_rpm_without_failures_when_bedrock_sheds_load(stub):
     """100 ms calls at BEDROCK_MAX_RPM=1200 need 2 in flight; the endpoint throttles above 3."""
     stub.latency_s, stub.max_concurrent = 0.1, 3
-    embedder = _bedrock(Settings(BEDROCK_MAX_RPM=1200, BEDROCK_CONCURRENCY=16))
+    embedder = bedrock_embedder(Settings(BEDROCK_MAX_RPM=1200, BEDROCK_CONCURRENCY=16))
     texts = [f"kalimat nomor {i}" for i in range(80)]
 
     started = time.perf_counter()
@@ -85,7 +86,7 @@ def test_rate_reaches_max_rpm_without_failures_when_bedrock_sheds_load(stub):
 def test_aimd_holds_concurrency_where_bedrock_throttles_and_no_chunk_fails(stub):
     """A limit the account cannot serve (3 calls at once = 30/s < 50/s): AIMD finds the ceiling."""
     stub.latency_s, stub.max_concurrent = 0.1, 3
-    embedder = _bedrock(Settings(BEDROCK_MAX_RPM=3000, BEDROCK_CONCURRENCY=16))
+    embedder = bedrock_embedder(Settings(BEDROCK_MAX_RPM=3000, BEDROCK_CONCURRENCY=16))
     texts = [f"kalimat nomor {i}" for i in range(150)]
 
     started = time.perf_counter()
@@ -102,7 +103,7 @@ def test_aimd_holds_concurrency_where_bedrock_throttles_and_no_chunk_fails(stub)
 
 def test_an_unreachable_endpoint_is_reported_not_hung(monkeypatch):
     monkeypatch.setenv("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", closed_port_url())
-    embedder = _bedrock(Settings(BEDROCK_MAX_ATTEMPTS=1, BEDROCK_TIMEOUT_S=2))
+    embedder = bedrock_embedder(Settings(BEDROCK_MAX_ATTEMPTS=1, BEDROCK_TIMEOUT_S=2))
     with pytest.raises(EmbeddingUnavailable, match="unreachable"):
         embedder.embed(["halo"])
 
@@ -130,7 +131,7 @@ def test_hybrid_falls_back_to_local_and_says_why(stub, monkeypatch, settings, in
         monkeypatch.setenv("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", closed_port_url())
     settings = Settings(EMBEDDING_STRATEGY="hybrid", BEDROCK_MAX_ATTEMPTS=2, BEDROCK_TIMEOUT_S=2)
     local = FakeEmbedder("all-minilm-l6-v2")
-    engine = build_engine(settings, embedder=HybridEmbedder(_bedrock(settings), local))
+    engine = build_engine(settings, embedder=HybridEmbedder(bedrock_embedder(settings), local))
     pdfs.text_pdf(inbox / "kelas_10" / "ipa" / "a.pdf", ["Hukum Newton tentang gerak."])
     pdfs.text_pdf(inbox / "kelas_10" / "ipa" / "b.pdf", ["Hukum Ohm tentang listrik."])
 
@@ -153,7 +154,9 @@ def test_hybrid_falls_back_to_local_and_says_why(stub, monkeypatch, settings, in
 
 def test_hybrid_prefers_bedrock_when_it_works(stub, settings, inbox):
     settings = Settings(EMBEDDING_STRATEGY="hybrid")
-    engine = build_engine(settings, embedder=HybridEmbedder(_bedrock(settings), FakeEmbedder()))
+    engine = build_engine(
+        settings, embedder=HybridEmbedder(bedrock_embedder(settings), FakeEmbedder())
+    )
     pdfs.text_pdf(inbox / "kelas_10" / "ipa" / "a.pdf", ["Hukum Newton tentang gerak."])
     outcome = engine.ingestor.run([inbox], inbox)
     assert outcome.job.strategy_used == "titan-embed-text-v2-1024"
@@ -163,7 +166,7 @@ def test_hybrid_prefers_bedrock_when_it_works(stub, settings, inbox):
 def test_hybrid_without_fallback_reports_the_outage(stub, settings, inbox):
     stub.down = True
     settings = Settings(EMBEDDING_STRATEGY="hybrid", FALLBACK_ENABLED=False, BEDROCK_MAX_ATTEMPTS=1)
-    embedder = HybridEmbedder(_bedrock(settings), FakeEmbedder(), fallback_enabled=False)
+    embedder = HybridEmbedder(bedrock_embedder(settings), FakeEmbedder(), fallback_enabled=False)
     engine = build_engine(settings, embedder=embedder)
     pdfs.text_pdf(inbox / "kelas_10" / "ipa" / "a.pdf", ["Hukum Newton tentang gerak."])
     [result] = engine.ingestor.run([inbox], inbox).files

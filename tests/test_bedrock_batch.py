@@ -12,8 +12,9 @@ from pydantic import ValidationError
 from devtools import bedrock_batch_stub
 from devtools.bedrock_batch_stub import BedrockBatchStub
 from devtools.bedrock_stub import hashed_vector, token_count
-from engine.app import _bedrock, build_engine
+from engine.app import build_engine
 from engine.embed.base import EmbeddingUnavailable
+from engine.embed.build import bedrock_embedder
 from engine.settings import Settings
 from tests.support import pdfs
 
@@ -47,11 +48,11 @@ def state_files(settings: Settings) -> list:
 
 def test_a_large_call_is_one_batch_job_with_the_same_vectors_as_invoke_model(batch, bedrock):
     settings = Settings()
-    result = _bedrock(settings).embed(texts(), progress=(reported := []).append)
+    result = bedrock_embedder(settings).embed(texts(), progress=(reported := []).append)
 
     assert batch.jobs_created == 1 and bedrock.requests == 0
     assert reported == [30]
-    direct = _bedrock(Settings(BEDROCK_BATCH_MIN_CHUNKS=0)).embed(texts())
+    direct = bedrock_embedder(Settings(BEDROCK_BATCH_MIN_CHUNKS=0)).embed(texts())
     assert bedrock.requests == 30
     assert result.vectors == direct.vectors  # in input order, though the output was not
     assert result.input_tokens == direct.input_tokens == sum(map(token_count, texts()))
@@ -65,14 +66,14 @@ def test_a_large_call_is_one_batch_job_with_the_same_vectors_as_invoke_model(bat
 
 
 def test_a_small_call_stays_on_invoke_model(batch, bedrock):
-    result = _bedrock(Settings()).embed(texts(9))
+    result = bedrock_embedder(Settings()).embed(texts(9))
     assert len(result.vectors) == 9
     assert batch.jobs_created == 0 and bedrock.requests == 9
 
 
 def test_a_restart_resumes_waiting_for_the_same_job(batch):
     settings = Settings()
-    first = _bedrock(settings)
+    first = bedrock_embedder(settings)
 
     def killed(seconds: float) -> None:
         raise Killed
@@ -84,7 +85,7 @@ def test_a_restart_resumes_waiting_for_the_same_job(batch):
     assert json.loads(state.read_text())["job_arn"].startswith("arn:aws:bedrock:")
     assert batch.jobs_created == 1
 
-    result = _bedrock(settings).embed(texts())  # the next process runs the same ingest
+    result = bedrock_embedder(settings).embed(texts())  # the next process runs the same ingest
 
     assert batch.jobs_created == 1  # the same job, not a second one
     assert result.vectors[5] == hashed_vector(texts()[5], 1024)
@@ -93,7 +94,7 @@ def test_a_restart_resumes_waiting_for_the_same_job(batch):
 
 def test_a_kill_before_bedrock_answered_resends_the_same_request(batch, monkeypatch):
     settings = Settings()
-    first = _bedrock(settings)
+    first = bedrock_embedder(settings)
     create = first.batch.bedrock.create_model_invocation_job
 
     def create_then_die(**request):
@@ -106,7 +107,7 @@ def test_a_kill_before_bedrock_answered_resends_the_same_request(batch, monkeypa
     [state] = state_files(settings)
     assert "job_arn" not in json.loads(state.read_text())
 
-    result = _bedrock(settings).embed(texts())
+    result = bedrock_embedder(settings).embed(texts())
 
     assert batch.jobs_created == 1  # the client request token named the same job
     assert len(result.vectors) == 30 and state_files(settings) == []
@@ -114,7 +115,7 @@ def test_a_kill_before_bedrock_answered_resends_the_same_request(batch, monkeypa
 
 def test_failed_records_are_embedded_one_by_one(batch, bedrock):
     batch.fail_texts = {texts()[3], texts()[17]}
-    result = _bedrock(Settings()).embed(texts())
+    result = bedrock_embedder(Settings()).embed(texts())
 
     assert batch.jobs_created == 1 and bedrock.requests == 2
     assert result.vectors == [hashed_vector(t, 1024) for t in texts()]
@@ -125,14 +126,14 @@ def test_a_failed_job_is_reported_with_its_reason(batch):
     batch.fail_job = "the role cannot read the input"
     settings = Settings()
     with pytest.raises(EmbeddingUnavailable, match="failed: the role cannot read the input"):
-        _bedrock(settings).embed(texts())
+        bedrock_embedder(settings).embed(texts())
     assert state_files(settings) == []
 
 
 def test_output_of_the_wrong_shape_is_refused(batch, monkeypatch):
     monkeypatch.setattr(bedrock_batch_stub, "hashed_vector", lambda *args: [0.5] * 3)
     with pytest.raises(EmbeddingUnavailable, match="not a vector of 1024 numbers"):
-        _bedrock(Settings()).embed(texts())
+        bedrock_embedder(Settings()).embed(texts())
 
 
 def test_a_bulk_ingest_goes_through_one_job(batch, bedrock, inbox, monkeypatch):

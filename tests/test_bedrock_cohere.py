@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from devtools.bedrock_stub import BedrockStub, hashed_vector, token_count
-from engine.app import _bedrock, build_engine
+from engine.app import build_engine
+from engine.embed.build import bedrock_embedder
 from engine.jobs.costs import bedrock_cost
 from engine.settings import Settings
 from tests.support import pdfs
@@ -21,7 +22,7 @@ def stub(monkeypatch):
 
 
 def test_multilingual_v3_embeds_96_texts_a_call_and_counts_their_tokens(stub):
-    embedder = _bedrock(Settings(BEDROCK_MODEL_ID="cohere.embed-multilingual-v3"))
+    embedder = bedrock_embedder(Settings(BEDROCK_MODEL_ID="cohere.embed-multilingual-v3"))
     texts = [f"kalimat nomor {i}" for i in range(200)]
     result = embedder.embed(texts)
 
@@ -34,13 +35,17 @@ def test_multilingual_v3_embeds_96_texts_a_call_and_counts_their_tokens(stub):
 
 
 def test_v4_sizes_its_vectors_and_refuses_sizes_it_does_not_offer(stub):
-    embedder = _bedrock(Settings(BEDROCK_MODEL_ID="cohere.embed-v4:0", BEDROCK_DIMENSIONS=1536))
+    embedder = bedrock_embedder(
+        Settings(BEDROCK_MODEL_ID="cohere.embed-v4:0", BEDROCK_DIMENSIONS=1536)
+    )
     assert all(len(v) == 1536 for v in embedder.embed(["satu", "dua"]).vectors)
     assert embedder.model.key == "embed-v4-1536"
     with pytest.raises(ValueError, match="1024"):
-        _bedrock(Settings(BEDROCK_MODEL_ID="cohere.embed-multilingual-v3", BEDROCK_DIMENSIONS=512))
+        bedrock_embedder(
+            Settings(BEDROCK_MODEL_ID="cohere.embed-multilingual-v3", BEDROCK_DIMENSIONS=512)
+        )
     with pytest.raises(ValueError, match="Titan"):
-        _bedrock(Settings(BEDROCK_DIMENSIONS=1536))
+        bedrock_embedder(Settings(BEDROCK_DIMENSIONS=1536))
 
 
 def test_a_search_embeds_the_question_as_a_query_and_finds_the_passage(stub, monkeypatch, inbox):

@@ -219,6 +219,7 @@ def test_the_worker_imports_nothing_heavy_from_the_engine():
         "engine.pdf",
         "engine.pdf.worker",
         "engine.pdf.reading_order",
+        "engine.pdf.ocr",
         "engine.pdf.pageclean",
         "engine.pdf.textclean",
     }

@@ -48,11 +48,11 @@ def test_stopping_waits_for_a_scheduled_backup_under_way(engine, settings, inbox
     monkeypatch.setattr(settings, "backup_every", "0.2s")
     monkeypatch.setattr(settings, "telemetry_enabled", False)
     service = EngineService(settings, engine)
-    started, finished = threading.Event(), threading.Event()
+    started, release, finished = threading.Event(), threading.Event(), threading.Event()
 
     def slow_backup() -> None:
         started.set()
-        time.sleep(1.0)
+        release.wait(60)  # the backup goes on until the test lets it finish
         finished.set()
 
     monkeypatch.setattr(service, "_backup", slow_backup)
@@ -60,7 +60,11 @@ def test_stopping_waits_for_a_scheduled_backup_under_way(engine, settings, inbox
     runner.start()
     try:
         assert started.wait(30)
+        service.stop()
+        runner.join(timeout=0.5)
+        assert runner.is_alive() and not finished.is_set()  # the stop waits for the backup
     finally:
+        release.set()
         service.stop()
         runner.join(timeout=60)
     assert not runner.is_alive() and finished.is_set()

@@ -69,7 +69,7 @@ def test_a_copied_env_example_keeps_the_defaults(tmp_path, monkeypatch):
 
 
 def test_durations_are_parsed_once_and_nonsense_is_refused(monkeypatch):
-    from engine.settings import parse_duration
+    from engine.util import parse_duration
 
     assert [parse_duration(t) for t in ("90", "30s", "15m", "1h", "2d")] == [
         90,

@@ -16,7 +16,6 @@ import shutil
 import subprocess
 import sys
 import threading
-import time
 import zipfile
 from pathlib import Path
 
@@ -31,6 +30,7 @@ from engine.vkp.pull import pull
 from engine.vkp.transfer import Source, TransferError
 from tests.support import pdfs
 from tests.support.fakes import FakeEmbedder
+from tests.support.locks import lock_waits
 from tests.test_vkp import built_file, change_one_lesson, make_admin, school
 
 MiB = 1024**2
@@ -553,12 +553,12 @@ def test_build_waits_for_the_ingestion_lock(admin):
     from engine.locking import writer_lock
 
     built: list = []
-    with writer_lock(admin.settings.run_dir):  # an ingestion is running
+    with writer_lock(admin.settings.run_dir), lock_waits() as waiting:  # an ingestion runs
         worker = threading.Thread(
             target=lambda: built.append(admin.builder.build("informatika", "kelas_10"))
         )
         worker.start()
-        time.sleep(1.5)
+        assert waiting.wait(60)
         assert worker.is_alive() and built == []
         assert not list((admin.settings.vkp_dir / "built").glob("*.vkp"))
     worker.join(60)
@@ -572,14 +572,15 @@ def test_install_and_rollback_wait_for_the_ingestion_lock(admin, tmp_path):
     built = admin.builder.build("informatika", "kelas_10")
     school = school_trusting_its_key_folder(tmp_path, admin)
     done: list = []
-    with writer_lock(school.settings.run_dir):  # an ingestion is running on the school server
+    # an ingestion is running on the school server
+    with writer_lock(school.settings.run_dir), lock_waits() as waiting:
         worker = threading.Thread(
             target=lambda: done.append(
                 school.installer.install(admin.settings.vkp_dir / "built" / built.file)
             )
         )
         worker.start()
-        time.sleep(1.5)
+        assert waiting.wait(60)
         assert worker.is_alive() and done == []
         assert school.installer.installed() == {}
     worker.join(60)

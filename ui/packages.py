@@ -10,7 +10,6 @@ from __future__ import annotations
 import streamlit as st
 
 from engine.names import BadName
-from engine.publish.packages import CataloguePublisher
 from engine.vkp.build import NothingToBuild
 from engine.vkp.manifest import package_key
 from engine.vkp.package import PackageError
@@ -42,7 +41,7 @@ def _kib(size: int | None) -> str:
 
 def _built_here() -> None:
     engine = get_engine()
-    catalogue = CataloguePublisher(settings(), engine.publisher)
+    catalogue = engine.package_catalogue
     published = catalogue.index()["packages"]
     subjects = sorted(
         {(c.subject, c.grade) for c in engine.store.collections() if not c.vkp_version},

@@ -371,5 +371,6 @@ def prune(parent: Path, keep: int) -> list[Path]:
     return doomed
 
 
-def backup_name() -> str:
-    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+def backup_name(now: Callable[[], datetime] | None = None) -> str:
+    """`20261129T140501Z`: the backup's UTC time (`now`, a clock tests can set)."""
+    return (now() if now else datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")

@@ -9,29 +9,37 @@ folder target gets it by one rename). A backup without a manifest (an interrupte
 listed as incomplete and pruned once it is older than the oldest complete backup kept. The
 running engine's schedule, `nexus backup` and `nexus backup list` all go through here; the
 snapshot and the checked restore themselves are in `engine.backup` (a restore from S3 still
-reads the bucket through its own checked path, `engine.backup.staging.stage_s3`).
+reads the bucket through its own checked path, `engine.backup.staging.stage_s3`). The caller
+hands over the engine whose parts are backed up: the running engine its own, the CLI the one
+it built.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from engine.backup import BACKUP_NAME, BackupError, backup_name, snapshot
 from engine.backup.copy import filesystem_message
 from engine.blobs import BlobError, BlobStore, FolderStore, StoreUnavailable
-from engine.settings import Settings
+
+if TYPE_CHECKING:
+    from engine.app import Engine
 
 _MANIFEST_CAP = 32 * 2**20
 MANIFEST = "manifest.json"
 
 
 def run_backup(
-    settings: Settings,
+    engine: Engine,
     to: str | None = None,
     include_secrets: bool = False,
     progress=None,
-    engine=None,
+    *,
+    now: Callable[[], datetime] | None = None,
 ) -> dict:
     """Back up to a folder or to S3 (`to="s3"`), then keep the newest BACKUP_KEEP there.
 
@@ -39,11 +47,9 @@ def run_backup(
         BackupError: the backup or its upload failed (nothing half-made is kept in a folder;
             an upload cut short has no manifest, so it is never taken for a whole backup).
     """
-    from engine.app import build_engine
-
-    engine = engine or build_engine(settings)  # the running engine passes its own
+    settings = engine.settings
     store = _target(engine, to or str(settings.backup_dir))
-    name = backup_name()
+    name = backup_name(now)
     try:
         with store.staging() as staging:
             result = snapshot(engine, staging / name, include_secrets, progress)
@@ -57,15 +63,13 @@ def run_backup(
     return vars(result) | {"location": store.url(f"{name}/"), "pruned": pruned}
 
 
-def list_backups(settings: Settings, to: str | None = None) -> list[dict]:
+def list_backups(engine: Engine, to: str | None = None) -> list[dict]:
     """The backups at a target, oldest first: name, location, created_at, host, chunks.
 
     Only the small manifest of each is read (capped); `complete` is false when it is missing
     or unreadable. Nothing here is trusted: a restore checks everything again.
     """
-    from engine.app import build_engine
-
-    store = _target(build_engine(settings), to)
+    store = _target(engine, to)
     try:
         return _rows(store)
     except StoreUnavailable as exc:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from engine.app import build_s3
+from engine.app import build_engine, build_s3
 from engine.aws.clients import AwsUnavailable, aws_errors
 from engine.backup import BackupError, filesystem_message, restore
 from engine.backup.runs import list_backups, newest_in, run_backup
@@ -67,7 +67,7 @@ class Bars:
 def cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
     bars = Bars()
     try:
-        result = run_backup(settings, args.to, args.include_secrets, bars)
+        result = run_backup(build_engine(settings), args.to, args.include_secrets, bars)
     except (BackupError, AwsUnavailable) as exc:
         print(f"nexus backup: {exc}", file=sys.stderr)
         return 1
@@ -83,7 +83,7 @@ def cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_backup_list(args: argparse.Namespace, settings: Settings) -> int:
     try:
-        rows = list_backups(settings, args.to)
+        rows = list_backups(build_engine(settings), args.to)
     except (BackupError, *aws_errors()) as exc:
         print(f"nexus backup list: {exc}", file=sys.stderr)
         return 1

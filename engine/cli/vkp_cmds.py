@@ -16,7 +16,8 @@ from tqdm import tqdm
 
 from engine.app import build_engine
 from engine.cli.output import delivery_json, emit, on_terminal
-from engine.settings import Settings, parse_duration
+from engine.settings import Settings
+from engine.util import parse_duration
 
 DOWNGRADE_HELP = (
     "install even if it is older than the installed version (refused by default;"
@@ -103,7 +104,6 @@ def cmd_keygen(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_build(args: argparse.Namespace, settings: Settings) -> int:
     from engine.names import BadName
-    from engine.publish.packages import CataloguePublisher
     from engine.vkp.build import NothingToBuild
 
     engine = build_engine(settings)
@@ -118,9 +118,7 @@ def cmd_build(args: argparse.Namespace, settings: Settings) -> int:
         "published": None,
     }
     if args.publish:
-        published = CataloguePublisher(settings, engine.publisher).publish(
-            built, args.subject, args.grade
-        )
+        published = engine.package_catalogue.publish(built, args.subject, args.grade)
         if published.get("s3") is not None:
             published["s3"] = delivery_json(SimpleNamespace(**published["s3"]))
         result["published"] = published

@@ -1,5 +1,6 @@
-"""What the ingestion pipeline writes besides chunks: the document catalogue, the lexical
-index and extracted text, and how a crash is cleaned up (`recover`).
+"""The one owner of a document's versions: `replace` stores a new version's chunks and switches
+the catalogue, the lexical index and the extracted text to it; `remove` and `release` retire a
+version; `recover` cleans up after a crash.
 
 The order matters for crash safety: a catalogue row switches to a new version (with its
 lexical rows, in one transaction) only after that version's chunks are stored, and an old
@@ -15,7 +16,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from engine.documents.catalog import Catalog, Document
-from engine.embed.base import Embedder
+from engine.embed.base import Embedder, ModelInfo
 from engine.inbox.scan import expand
 from engine.jobs.base import FileResult, FileStatus, JobRecord, JobTracker
 from engine.locking import writer_lock
@@ -148,6 +149,50 @@ class DocumentRecords:
             self.lexical.add(grade, subject, sha, [lexical_chunk(c) for c in stored])
             added += 1
         return added
+
+    def replace(
+        self,
+        result: FileResult,
+        grade: str,
+        subject: str,
+        *,
+        chunks: list[StoredChunk],
+        model: ModelInfo,
+        pages: int,
+        page_texts: list[str],
+        previous: Document | None,
+        size: int,
+    ) -> None:
+        """Make `chunks` the searchable version of the file `result.path`: the one place that
+        replaces a document version. A copy already stored in this grade/subject (checked now,
+        not when planning: the previous file may have been this one's twin) is recorded as a
+        duplicate instead; otherwise the text is kept, the chunks are stored, and only then does
+        the catalogue switch to them (`record`)."""
+        copy = self.catalog.stored_copy(grade, subject, result.sha256, result.path)
+        if copy:
+            self.record(
+                result,
+                FileStatus.SKIPPED,
+                copy.collection,
+                copy.pages,
+                copy.chunks,
+                previous,
+                size=size,
+            )
+            result.because("duplicate", path=copy.path)
+            return
+        self.save_text(result.sha256, page_texts)
+        collection = self.store.add(grade, subject, model.model_id, model.key, chunks)
+        self.record(
+            result,
+            FileStatus.INGESTED,
+            collection,
+            pages,
+            len(chunks),
+            previous,
+            size=size,
+            lexical=[lexical_chunk(c) for c in chunks],
+        )
 
     def record(
         self,

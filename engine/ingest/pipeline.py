@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from engine.documents.catalog import Catalog
-from engine.documents.records import DocumentRecords, lexical_chunk
+from engine.documents.records import DocumentRecords
 from engine.embed.base import Embedder, EmbeddingUnavailable
 from engine.inbox.layout import BadLocation, Placement, place
 from engine.inbox.scan import NotRegularFile, Refused, open_regular, regular_source
@@ -352,40 +352,19 @@ class Ingestor:
             return
         if work.action != "ingest":
             return
-        result, placement = work.result, work.placement
-        # checked here, not when planning: the previous file may have been this one's twin
-        copy = self.catalog.stored_copy(
-            placement.grade, placement.subject, result.sha256, result.path
-        )
-        if copy:
-            self.records.record(
-                result,
-                FileStatus.SKIPPED,
-                copy.collection,
-                copy.pages,
-                copy.chunks,
-                work.previous,
-                size=work.before.st_size,
-            )
-            result.because("duplicate", path=copy.path)
-            return
-        self.records.save_text(result.sha256, work.page_texts)
-        model = work.embedded.model
-        stored = stored_chunks(work)
-        collection = self.store.add(
-            placement.grade, placement.subject, model.model_id, model.key, stored
-        )
-        self.records.record(
-            result,
-            FileStatus.INGESTED,
-            collection,
-            work.pages,
-            len(stored),
-            work.previous,
+        self.records.replace(
+            work.result,
+            work.placement.grade,
+            work.placement.subject,
+            chunks=stored_chunks(work),
+            model=work.embedded.model,
+            pages=work.pages,
+            page_texts=work.page_texts,
+            previous=work.previous,
             size=work.before.st_size,
-            lexical=[lexical_chunk(c) for c in stored],
         )
-        result.reason = work.note
+        if work.result.status == FileStatus.INGESTED:
+            work.result.reason = work.note
 
     # --- catalogue bookkeeping --------------------------------------------------------------
     @staticmethod

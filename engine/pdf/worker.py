@@ -13,7 +13,7 @@ each page is OCR'd, so the parent can give every page its own time limit) or `{.
 "label": "41", "kind": "text"|"toc", "ocr": false}, ...], "ocr_pages": 0, "note": "...",
 "file": [dev, ino]}` or `{"id": n, "path": ..., "status": <FileStatus>, "reason": ...}`.
 
-What a page becomes (see `engine.pdf.pageclean`, `layout_reading`, `textclean`): running
+What a page becomes (see `engine.pdf.pageclean`, `reading_order`, `textclean`): running
 headers, footers and page numbers are dropped; lines are put in reading order (two columns read
 column by column, ruled tables as rows "a | b | c"); paragraphs carry the chapter/section they
 fall under (PDF outline first, else font sizes); text is normalised (NFKC, ligatures, soft
@@ -32,8 +32,8 @@ exceeds `max_file_chars`, and the whole file is refused as `too_large`.
 
 The worker stays up between files so PyMuPDF is imported once per run, not once per file.
 It starts fast: from the engine it imports only the leaf modules `engine.pdf.textclean`,
-`pageclean` and `layout_reading`, which use the standard library alone (the `engine` and
-`engine.ingest` packages' `__init__` files are docstrings), never settings, pydantic or numpy;
+`pageclean`, `reading_order` and `ocr`, which use the standard library alone (the `engine` and
+`engine.pdf` packages' `__init__` files are docstrings), never settings, pydantic or numpy;
 tests/test_extraction_quality.py checks this.
 """
 
@@ -45,6 +45,7 @@ import stat
 import sys
 from collections.abc import Callable
 
+from engine.pdf.ocr import ocr_pages
 from engine.pdf.pageclean import furniture, is_toc_page, lines_from_dict
 from engine.pdf.reading_order import (
     PageLayout,
@@ -171,7 +172,7 @@ def _read_open_pdf(
                 return _fail("corrupt", f"page {index + 1} cannot be read ({exc})")
         ocr_read, ocr_problem = 0, ""
         if scanned and ocr.get("enabled"):
-            ocr_read, ocr_problem, refused = _ocr_pages(doc, scanned, layouts, caps, ocr, progress)
+            ocr_read, ocr_problem, refused = ocr_pages(doc, scanned, layouts, caps, ocr, progress)
             if refused:
                 return refused
             progress({"stage": "layout"})
@@ -225,69 +226,6 @@ def _tables(page) -> list[Table]:
         if rows:
             tables.append(Table(*found.bbox, rows=rows))
     return tables
-
-
-def _ocr_pages(
-    doc, scanned: list[int], layouts: list, caps: _Caps, ocr: dict, progress
-) -> tuple[int, str, dict | None]:
-    """OCR the scanned pages in place: (pages read, why OCR failed if it did, refusal)."""
-    import pymupdf
-
-    tessdata, problem = _tessdata(ocr.get("languages", "ind+eng"))
-    if problem:
-        return 0, problem, None
-    skip = set(ocr.get("skip_pages", ()))
-    done, failures = 0, []
-    for index in scanned:
-        if index + 1 in skip:
-            failures.append(f"page {index + 1}: OCR took longer than the page time limit")
-            continue
-        progress({"ocr_page": index + 1, "ocr_pages": len(scanned)})
-        try:
-            textpage = doc[index].get_textpage_ocr(
-                flags=pymupdf.TEXTFLAGS_TEXT,
-                language=ocr.get("languages", "ind+eng"),
-                dpi=int(ocr.get("dpi", 200)),
-                full=True,
-                tessdata=tessdata,
-            )
-            text = textpage.extractText()
-        except Exception as exc:  # Tesseract errors surface as RuntimeError and friends
-            failures.append(f"page {index + 1}: {exc}")
-            continue
-        if refused := caps.check(index + 1, text):
-            return done, "", refused
-        layouts[index] = PageLayout(lines_from_dict(textpage.extractDICT()), ocr=True)
-        done += 1
-    return done, "; ".join(failures[:3]) + (" ..." if len(failures) > 3 else ""), None
-
-
-_TESSDATA: dict[str, tuple[str, str]] = {}
-
-
-def _tessdata(languages: str) -> tuple[str, str]:
-    """Tesseract's language folder and "" , or "" and why OCR cannot run (never downloads)."""
-    if languages not in _TESSDATA:
-        import pymupdf
-
-        try:
-            folder = pymupdf.get_tessdata()
-        except Exception:
-            _TESSDATA[languages] = ("", "OCR is not available: Tesseract is not installed")
-            return _TESSDATA[languages]
-        missing = [
-            lang
-            for lang in languages.split("+")
-            if not os.path.exists(os.path.join(folder, f"{lang}.traineddata"))
-        ]
-        problem = (
-            f"OCR is not available: Tesseract has no language data for {', '.join(missing)}"
-            f" in {folder} (install tesseract-ocr-{missing[0]})"
-            if missing
-            else ""
-        )
-        _TESSDATA[languages] = (folder, problem)
-    return _TESSDATA[languages]
 
 
 def _structure(doc, layouts: list) -> list[dict]:

@@ -19,8 +19,8 @@ from engine.app import Engine, build_engine
 from engine.ingest.pipeline import JobOutcome, Progress
 from engine.paths import path_for_key
 from engine.runtime.state import start_heartbeat, take_reruns, write_state
-from engine.settings import Settings, parse_duration
-from engine.util import every
+from engine.settings import Settings
+from engine.util import every, parse_duration
 
 log = logging.getLogger(__name__)
 
@@ -150,5 +150,5 @@ class EngineService:
     def _backup(self) -> None:
         from engine.backup.runs import run_backup
 
-        result = run_backup(self.settings, engine=self.engine)
+        result = run_backup(self.engine)
         log.info("scheduled backup: %s", result["location"])
