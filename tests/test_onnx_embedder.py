@@ -205,3 +205,20 @@ def test_backend_choice(monkeypatch):
 
     monkeypatch.setenv("LOCAL_EMBEDDING_BACKEND", "torch")
     assert type(build_embedder(Settings())).__name__ == "LocalEmbedder"
+
+
+@pytest.mark.slow
+def test_fp32_is_read_from_the_plain_graph_where_the_fused_one_is_not_shipped(
+    onnx_cache, onnx_fp32, tmp_path, monkeypatch
+):
+    """The CPU image ships fp32-plain.onnx and int8.onnx only: ONNX Runtime's fp32 backend
+    answers from the plain graph with the fused graph's vectors, and never tries to export."""
+    shipped = tmp_path / "shipped"
+    shutil.copytree(onnx_cache, shipped)
+    (shipped / "fp32.onnx").unlink()
+    monkeypatch.setattr("engine.embed.onnx.torch_installed", lambda: False)
+    plain = OnnxEmbedder(tmp_path / "empty-cache", quantized=False, search_dirs=[shipped])
+    got = np.array(plain.embed(SENTENCES).vectors)
+    want = np.array(onnx_fp32.embed(SENTENCES).vectors)
+    assert np.abs(got - want).max() < 1e-5
+    assert plain.model.key == onnx_fp32.model.key
