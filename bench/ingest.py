@@ -28,7 +28,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.corpus import make_corpus  # noqa: E402
-from engine.app import _bedrock, build_engine  # noqa: E402
+from engine.app import build_engine  # noqa: E402
+from engine.embed.build import bedrock_embedder  # noqa: E402
 from engine.settings import Settings  # noqa: E402
 
 PLAIN_ENCODER = """
@@ -113,7 +114,7 @@ def bedrock(tmp: Path, inbox: Path, latency: float, concurrency: int) -> None:
             BEDROCK_CONCURRENCY=concurrency,
             BEDROCK_MAX_RPM=0,
         )
-        engine = build_engine(settings, embedder=_bedrock(settings))
+        engine = build_engine(settings, embedder=bedrock_embedder(settings))
         started = time.perf_counter()
         outcome = engine.ingestor.run([inbox], inbox)
         seconds = time.perf_counter() - started
