@@ -299,3 +299,18 @@ def test_an_upload_whose_name_fills_the_file_system_limit_is_processed(aws, bedr
     assert result["status"] == "ingested", result
     folder = settings.data_dir / "inbox" / "kelas_10" / "informatika"
     assert [p.name for p in folder.iterdir()] == [name]  # no partial download left behind
+
+
+def test_the_lambda_zip_holds_the_engine_package_where_the_handler_names_it():
+    """Lambda imports HANDLER from the zip's root: `engine/cloud/lambda_handler.py` must be
+    there, and nothing from outside the package (tests, benches) may ride along."""
+    import io
+    import zipfile
+
+    from engine.cloud.admin import HANDLER, build_package
+
+    names = zipfile.ZipFile(io.BytesIO(build_package())).namelist()
+    module = HANDLER.rpartition(".")[0].replace(".", "/") + ".py"
+    assert module in names and "engine/__init__.py" in names
+    assert all(n.startswith("engine/") for n in names)
+    assert not [n for n in names if n.startswith(("engine/tests/", "engine/engine/"))]
