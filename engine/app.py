@@ -97,19 +97,11 @@ class Engine:
     def ingestor(self) -> Ingestor:
         from engine.ingest.pipeline import Ingestor
 
-        return Ingestor(
-            self.settings,
-            self.embedder,
-            self.store,
-            self.catalog,
-            self.tracker,
-            self.lexical,
-            records=self.records,
-        )
+        return Ingestor(self.settings, self.embedder, self.tracker, self.records)
 
     @cached_property
     def records(self) -> DocumentRecords:
-        """Catalogue, lexical index and recovery: what ingestion writes besides chunks."""
+        """The one owner of document versions: catalogue, chunks, lexical index, recovery."""
         from engine.documents.records import DocumentRecords
 
         return DocumentRecords(

@@ -23,7 +23,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
-from engine.documents.catalog import Catalog
 from engine.documents.records import DocumentRecords
 from engine.embed.base import Embedder, EmbeddingUnavailable
 from engine.inbox.layout import BadLocation, Placement, place
@@ -35,9 +34,7 @@ from engine.jobs.costs import bedrock_cost
 from engine.locking import writer_lock
 from engine.paths import clean_text, path_key
 from engine.pdf.extract import ExtractionError, PdfExtractor
-from engine.search.lexical.index import LexicalIndex
 from engine.settings import Settings
-from engine.store.chroma import ChunkStore
 from engine.util import sha256_stream
 
 log = logging.getLogger(__name__)
@@ -50,21 +47,14 @@ class Ingestor:
         self,
         settings: Settings,
         embedder: Embedder,
-        store: ChunkStore,
-        catalog: Catalog,
         tracker: JobTracker,
-        lexical: LexicalIndex,
-        records: DocumentRecords | None = None,
+        records: DocumentRecords,
     ):
         self.settings = settings
         self.embedder = embedder
-        self.store = store
-        self.catalog = catalog
         self.tracker = tracker
-        self.lexical = lexical
-        self.records = records or DocumentRecords(
-            settings, embedder, store, catalog, tracker, lexical
-        )
+        self.records = records  # every write to the catalogue, chunks and lexical index
+        self.catalog = records.catalog  # read when planning: what is already stored
         self._pdf_extractor: PdfExtractor | None = None
         self._pdf_limits: dict = {}
 
