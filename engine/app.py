@@ -72,9 +72,12 @@ class Engine:
 
     @cached_property
     def store(self) -> ChunkStore:
+        from engine.store.changes import ChangeMarker
         from engine.store.client import make_chroma_client
 
-        return ChunkStore(make_chroma_client(self.settings))
+        # listings and handles kept until a writer of this data dir marks a change
+        changes = ChangeMarker(self.settings.run_dir / "chunks.changed")
+        return ChunkStore(make_chroma_client(self.settings), changes)
 
     @cached_property
     def tracker(self) -> JobTracker:
@@ -173,6 +176,8 @@ class Engine:
             active_packages=self.installer.active_collections,
             boilerplate=BoilerplateShares(self.lexical),
             document_of=self.catalog.document_id_of,
+            batch=self.settings.search_batch_max,
+            batch_encoder=self.settings.search_batch_encoder,
         )
 
     @cached_property

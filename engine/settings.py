@@ -186,6 +186,19 @@ class Settings(DataDirLayout, BaseSettings):
     search_candidates: int = Field(
         30, ge=1, alias="SEARCH_CANDIDATES", description="hybrid: candidates taken from each side."
     )
+    search_batch_max: int = Field(
+        16,
+        ge=1,
+        alias="SEARCH_BATCH_MAX",
+        description="Most concurrent questions whose vector side is answered together"
+        " (one encoder call, one query per collection); 1 = every question alone.",
+    )
+    search_batch_encoder: bool = Field(
+        True,
+        alias="SEARCH_BATCH_ENCODER",
+        description="Embed a micro-batch's questions in one encoder call (false: each alone,"
+        " bit-for-bit as a lone search; only the store queries are batched).",
+    )
     embed_document_title: bool = Field(
         False,
         alias="EMBED_DOCUMENT_TITLE",
@@ -355,6 +368,14 @@ class Settings(DataDirLayout, BaseSettings):
         ge=1,
         alias="API_RATE_PER_MIN",
         description="HTTP API: requests per minute per key (token bucket; 429 beyond).",
+    )
+    api_workers: int = Field(
+        1,
+        ge=1,
+        le=64,
+        alias="API_WORKERS",
+        description="`nexus serve`: API worker processes (about one per core; more than 1 runs"
+        " a Chroma server, started by `nexus serve` when none runs).",
     )
 
     # --- knowledge packages (VKP) -------------------------------------------------------------

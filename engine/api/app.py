@@ -27,6 +27,7 @@ def create_app(
     engine_or_factory: EngineOrFactory,
     *,
     clock: Callable[[], float] = time.monotonic,
+    workers: int = 1,
 ) -> FastAPI:
     """The HTTP API over an engine, or over a function that builds one on first use.
 
@@ -34,6 +35,8 @@ def create_app(
         engine_or_factory: an `Engine`, or a callable returning one (e.g.
             `lambda: build_engine(settings)`), called once, on the first request.
         clock: monotonic seconds for the rate limiter (tests move time with it).
+        workers: API processes serving together; each limits a key to its share of
+            API_RATE_PER_MIN (`engine.api.workers`).
     """
     app = FastAPI(
         title="OpenClass Nexus API",
@@ -43,7 +46,7 @@ def create_app(
         docs_url=None,
         redoc_url=None,
     )
-    app.state.nexus = ApiContext(engine_or_factory, clock=clock)
+    app.state.nexus = ApiContext(engine_or_factory, clock=clock, workers=workers)
     for area in (health, search, documents, packages):
         app.include_router(area.router)
     app.add_exception_handler(SecretError, _secret_refused)

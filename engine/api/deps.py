@@ -41,10 +41,12 @@ class ApiContext:
         engine_or_factory: EngineOrFactory,
         *,
         clock: Callable[[], float] = time.monotonic,
+        workers: int = 1,
     ):
         self._engine = engine_or_factory if isinstance(engine_or_factory, Engine) else None
         self._factory = None if self._engine is not None else engine_or_factory
         self._clock = clock
+        self._workers = workers  # processes sharing each key's limit
         self._build_lock = threading.Lock()
         self._keys: ApiKeyStore | None = None
         self._limiter: RateLimiter | None = None
@@ -71,9 +73,8 @@ class ApiContext:
         if self._limiter is None:
             with self._build_lock:
                 if self._limiter is None:
-                    self._limiter = RateLimiter(
-                        self.engine.settings.api_rate_per_min, clock=self._clock
-                    )
+                    share = math.ceil(self.engine.settings.api_rate_per_min / self._workers)
+                    self._limiter = RateLimiter(share, clock=self._clock)
         return self._limiter
 
 

@@ -12,11 +12,16 @@ per grade/subject, cosine is per chunk, the default fusion uses no cross-candida
 a candidate is fused with the weights of the model whose collection holds it, whatever model
 the engine itself embeds with), so a filtered search gives the same hits and scores on every
 machine that can query the same package.
+
+The vector side of concurrent searches is answered in micro-batches (`engine.search.vectors`):
+questions that arrive together are embedded in one encoder call and each collection is asked
+once for all of them; a lone question is embedded and queried alone, as before.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -24,10 +29,11 @@ from typing import Literal
 
 import numpy as np
 
-from engine.embed.base import Embedder, EmbeddingUnavailable
+from engine.embed.base import Embedder
 from engine.search.fusion import Candidate, FusionConfig, fuse
 from engine.search.fusion import for_model as fusion_for_model
 from engine.search.lexical.index import LexicalHit, LexicalIndex
+from engine.search.vectors import VectorQueries
 from engine.store.chroma import ChunkStore, content_of, index_of
 
 log = logging.getLogger(__name__)
@@ -71,7 +77,12 @@ class Searcher:
         active_packages: Callable[[], set[str]] = set,
         boilerplate=None,
         document_of: Callable[[str, str, str], str | None] | None = None,
+        batch: int = 16,
+        batch_encoder: bool = True,
     ):
+        """See the module docstring; `batch` is the most questions answered by one vector
+        batch (1: each alone), `batch_encoder` whether a batch's questions are embedded in one
+        encoder call (False: each alone, only the store queries batched)."""
         self.embedder = embedder
         self.store = store
         self.lexical = lexical
@@ -97,6 +108,13 @@ class Searcher:
         self.active_packages = active_packages  # collections of the installed package versions
         self.boilerplate = boilerplate  # BoilerplateShares, when fusion weighs template text
         self.document_of = document_of  # (grade, subject, chunk id) -> document id
+        self.vector_queries = VectorQueries(
+            embedder,
+            store,
+            max_batch=batch,
+            parallel=max(1, min(4, len(os.sched_getaffinity(0)))),
+            together=batch_encoder,
+        )
 
     def search(
         self,
@@ -169,13 +187,10 @@ class Searcher:
         hits: dict[tuple, SearchHit] = {}
         if collections is None:
             collections = self._collections(grade, subject)
-        for collection in collections:
-            if collection.count == 0:
-                continue
-            vector = self._query_vector(question, collection.model_key, vectors)
-            if vector is None:
-                continue
-            for hit in self.store.query(collection.name, vector, min(n, collection.count)):
+        answer = self.vector_queries.ask(question, collections, n)
+        vectors.update(answer.vectors)
+        for collection, found_hits in answer.hits:
+            for hit in found_hits:
                 found = self._from_vector(hit.text, hit.metadata, hit.score, hit.id)
                 key = (found.grade, found.subject, found.chunk_id)
                 if toc is not None and hit.metadata.get("kind") == "toc":
@@ -193,20 +208,6 @@ class Searcher:
             active = self.active_packages()
             collections = [c for c in collections if not c.vkp_version or c.name in active]
         return collections
-
-    def _query_vector(self, question: str, model_key: str, cache: dict) -> list[float] | None:
-        if model_key not in cache:
-            embedder = self.embedder.query_embedder(model_key)
-            if embedder is None:
-                log.info("no embedder configured for collections of model %s; skipped", model_key)
-                cache[model_key] = None
-            else:
-                try:
-                    cache[model_key] = embedder.embed_queries([question]).vectors[0]
-                except EmbeddingUnavailable as exc:
-                    log.warning("cannot search %s collections: %s", model_key, exc)
-                    cache[model_key] = None
-        return cache[model_key]
 
     @staticmethod
     def _from_vector(text: str, meta: dict, score: float, chunk_id: str) -> SearchHit:

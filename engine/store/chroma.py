@@ -6,14 +6,23 @@ lossy slug) are still found and searched through their metadata.
 Chunk ids are `<file sha256[:24]>-<chunk index>`, so storing the same document again (a retry
 after a crash, the same PDF dropped twice) overwrites instead of duplicating. Writes go in
 batches below the server's maximum batch size.
+
+With a change marker (`engine.store.changes`, as the engine builds it) the listing of collections
+and their handles are kept in memory until any writer of the data dir says the store changed, so
+a search makes no listing or counting call and no `get_collection` call of its own; every write
+here says so once it is done. `query_many` asks one collection for several questions in one call
+(the searcher's micro-batches): each question gets exactly the hits a query of its own gets.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
 from engine.names import SEPARATOR, library_key
+from engine.store.changes import ChangeMarker
 
 log = logging.getLogger(__name__)
 
@@ -87,11 +96,22 @@ class Hit:
 
 
 class ChunkStore:
-    """Thin layer over a chromadb client (HttpClient or PersistentClient)."""
+    """Thin layer over a chromadb client (HttpClient or PersistentClient).
 
-    def __init__(self, client):
+    Args:
+        client: the chromadb client.
+        changes: the data dir's change marker; with it, listings and collection handles are
+            reused until a write (None: every call asks Chroma, as a one-off store does).
+    """
+
+    def __init__(self, client, changes: ChangeMarker | None = None):
         self.client = client
+        self.changes = changes
         self._max_batch: int | None = None
+        self._cache_lock = threading.Lock()
+        self._cached_token: bytes | None = None
+        self._listing: list[CollectionInfo] | None = None
+        self._handles: dict[str, object] = {}
 
     def _collection(self, name: str, create: dict | None = None):
         if create is None:
@@ -102,6 +122,38 @@ class ChunkStore:
             metadata=create,
             configuration={"hnsw": {"space": "cosine"}},
         )
+
+    def _fresh(self) -> bool:
+        """Whether the cached listing and handles are still valid (dropping them if not)."""
+        if self.changes is None:
+            return False
+        token = self.changes.token()
+        with self._cache_lock:
+            if token != self._cached_token:
+                self._cached_token, self._listing, self._handles = token, None, {}
+                return False
+            return True
+
+    def _changed(self) -> None:
+        """After a write: this process and every other reader of the data dir list again."""
+        with self._cache_lock:
+            self._cached_token, self._listing, self._handles = None, None, {}
+        if self.changes is not None:
+            self.changes.touch()
+
+    def _reader(self, name: str):
+        """The collection `name` for reading: its kept handle while nothing changed."""
+        if not self._fresh():
+            return self._collection(name)
+        with self._cache_lock:
+            handle = self._handles.get(name)
+        if handle is None:
+            token = self._cached_token
+            handle = self._collection(name)
+            with self._cache_lock:
+                if self._cached_token == token:
+                    self._handles[name] = handle
+        return handle
 
     @property
     def max_batch(self) -> int:
@@ -130,15 +182,18 @@ class ChunkStore:
         if vkp_version:
             name = vkp_collection_name(grade, subject, model_key, vkp_version)
             metadata["vkp_version"] = vkp_version
-        collection = self._collection(name, create=metadata)
-        for start in range(0, len(chunks), self.max_batch):
-            batch = chunks[start : start + self.max_batch]
-            collection.upsert(
-                ids=[c.id for c in batch],
-                documents=[c.text for c in batch],
-                metadatas=[c.metadata for c in batch],
-                embeddings=[c.vector for c in batch],
-            )
+        try:
+            collection = self._collection(name, create=metadata)
+            for start in range(0, len(chunks), self.max_batch):
+                batch = chunks[start : start + self.max_batch]
+                collection.upsert(
+                    ids=[c.id for c in batch],
+                    documents=[c.text for c in batch],
+                    metadatas=[c.metadata for c in batch],
+                    embeddings=[c.vector for c in batch],
+                )
+        finally:
+            self._changed()  # even a half-done write may have changed what a listing says
         return name
 
     def delete_document(self, name: str, sha256: str) -> None:
@@ -147,7 +202,10 @@ class ChunkStore:
             collection = self._collection(name)
         except Exception:  # the collection does not exist: nothing to delete
             return
-        collection.delete(where={"file_sha256": sha256})
+        try:
+            collection.delete(where={"file_sha256": sha256})
+        finally:
+            self._changed()
 
     def relabel_document(self, name: str, sha256: str, *, source: str) -> None:
         """Change the `source` file name on every chunk of one document."""
@@ -161,6 +219,8 @@ class ChunkStore:
             self.client.delete_collection(name)
         except Exception:  # already gone
             pass
+        finally:
+            self._changed()
 
     def document_shas(self, name: str) -> set[str]:
         """Every document sha256 that has chunks in collection `name`."""
@@ -176,12 +236,28 @@ class ChunkStore:
     def collections(
         self, grade: str | None = None, subject: str | None = None
     ) -> list[CollectionInfo]:
+        """The engine's collections (of one grade and/or subject), by name, with their counts.
+
+        With a change marker, the listing is read from Chroma once per change of the store.
+        """
+        listing = self._listing if self._fresh() else None
+        if listing is None:
+            token = self._cached_token
+            listing = self._list()
+            with self._cache_lock:
+                if self.changes is not None and self._cached_token == token:
+                    self._listing = listing
+        return [
+            replace(c)  # copies: a caller may change its own
+            for c in listing
+            if not (grade and c.grade != grade or subject and c.subject != subject)
+        ]
+
+    def _list(self) -> list[CollectionInfo]:
         infos = []
         for collection in self.client.list_collections():
             meta = collection.metadata or {}
             if not collection.name.startswith(_NAME_PREFIX + "__") or "grade" not in meta:
-                continue
-            if grade and meta["grade"] != grade or subject and meta["subject"] != subject:
                 continue
             infos.append(
                 CollectionInfo(
@@ -197,23 +273,36 @@ class ChunkStore:
         return sorted(infos, key=lambda c: c.name)
 
     def query(self, name: str, vector: list[float], k: int) -> list[Hit]:
-        result = self._collection(name).query(
-            query_embeddings=[vector], n_results=k, include=["documents", "metadatas", "distances"]
+        """The `k` chunks of collection `name` nearest to `vector`, nearest first."""
+        return self.query_many(name, [vector], k)[0]
+
+    def query_many(self, name: str, vectors: Sequence[list[float]], k: int) -> list[list[Hit]]:
+        """`query` for several vectors in one call to Chroma: one list of hits per vector,
+        each the same as a query of its own would give."""
+        if not vectors:
+            return []
+        result = self._reader(name).query(
+            query_embeddings=list(vectors),
+            n_results=k,
+            include=["documents", "metadatas", "distances"],
         )
         return [
-            Hit(id=id_, text=doc, metadata=meta, score=round(1.0 - dist, 4))
-            for id_, doc, meta, dist in zip(
-                result["ids"][0],
-                result["documents"][0],
-                result["metadatas"][0],
-                result["distances"][0],
+            [
+                Hit(id=id_, text=doc, metadata=meta, score=round(1.0 - dist, 4))
+                for id_, doc, meta, dist in zip(ids, docs, metas, distances, strict=True)
+            ]
+            for ids, docs, metas, distances in zip(
+                result["ids"],
+                result["documents"],
+                result["metadatas"],
+                result["distances"],
                 strict=True,
             )
         ]
 
     def get_vectors(self, name: str, ids: list[str]) -> dict[str, list[float]]:
         """Stored vectors of the chunks `ids` that exist in collection `name`."""
-        page = self._collection(name).get(ids=ids, include=["embeddings"])
+        page = self._reader(name).get(ids=ids, include=["embeddings"])
         return dict(zip(page["ids"], page["embeddings"], strict=True))
 
     def get_chunks(self, name: str, where: dict | None = None) -> list[StoredChunk]:

@@ -1,0 +1,302 @@
+"""A classroom at once (issue 24): searches list no collections of their own, questions that
+arrive together share one encoder call and one query per collection, and the answers are the
+ones each question gets alone."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+
+import pytest
+
+from engine.app import build_engine
+from engine.search.batching import MicroBatcher
+from engine.search.lexical.index import LexicalChunk
+from engine.store.changes import ChangeMarker
+from engine.store.chroma import ChunkStore, StoredChunk, chunk_id
+from engine.store.client import make_chroma_client
+from tests.support.fakes import FakeEmbedder
+
+TOPICS = {
+    ("kelas_10", "biologi"): "fotosintesis terjadi di daun dengan bantuan klorofil",
+    ("kelas_10", "informatika"): "algoritma adalah langkah langkah menyelesaikan masalah",
+    ("kelas_11", "fisika"): "hukum newton tentang gerak benda dan gaya",
+    ("kelas_12", "kimia"): "ikatan kovalen terbentuk dari pemakaian elektron bersama",
+}
+QUESTIONS = ["apa itu fotosintesis", "jelaskan algoritma", "hukum newton", "ikatan kovalen"]
+
+
+class CountingClient:
+    """A real chromadb client that counts the listing, counting and lookup calls."""
+
+    def __init__(self, client):
+        self.client = client
+        self.calls: Counter = Counter()
+
+    def list_collections(self):
+        self.calls["list_collections"] += 1
+        collections = self.client.list_collections()
+        for collection in collections:
+            count = collection.count
+
+            def counted(count=count):
+                self.calls["count"] += 1
+                return count()
+
+            collection.count = counted
+        return collections
+
+    def get_collection(self, *args, **kwargs):
+        self.calls["get_collection"] += 1
+        return self.client.get_collection(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self.client, name)
+
+
+def sha_of(grade: str, subject: str) -> str:
+    return f"{grade}{subject}".encode().hex().ljust(64, "0")[:64]
+
+
+def add_document(engine, grade: str, subject: str, text: str, n: int = 3) -> None:
+    sha = sha_of(grade, subject)
+    model = engine.embedder.model
+    chunks = [
+        StoredChunk(
+            chunk_id(sha, i),
+            f"{text} ({i})",
+            {
+                "grade": grade,
+                "subject": subject,
+                "source": f"{subject}.pdf",
+                "file_sha256": sha,
+                "page": 1,
+                "pages": "1",
+            },
+            engine.embedder.embed([f"{text} ({i})"]).vectors[0],
+        )
+        for i in range(n)
+    ]
+    engine.store.add(grade, subject, model.model_id, model.key, chunks)
+    engine.lexical.add(
+        grade,
+        subject,
+        sha,
+        [LexicalChunk(c.id, c.text, c.metadata["source"], 1, "1") for c in chunks],
+    )
+
+
+def counted_engine(settings, embedder):
+    client = CountingClient(make_chroma_client(settings))
+    store = ChunkStore(client, ChangeMarker(settings.run_dir / "chunks.changed"))
+    return build_engine(settings, embedder=embedder, store=store), client
+
+
+def test_searches_neither_list_nor_count_collections_until_the_store_changes(settings):
+    embedder = FakeEmbedder()
+    engine, client = counted_engine(settings, embedder)
+    for (grade, subject), text in TOPICS.items():
+        add_document(engine, grade, subject, text)
+    engine.searcher.search("fotosintesis")  # the first search after the writes lists once
+    client.calls.clear()
+
+    for question in QUESTIONS * 5:
+        assert engine.searcher.search(question, k=3)
+
+    assert client.calls == Counter()  # 20 unfiltered searches over 4 collections: no call
+
+
+def test_a_write_by_another_process_is_searchable_at_the_next_search(settings):
+    embedder = FakeEmbedder()
+    reader, client = counted_engine(settings, embedder)
+    writer = build_engine(settings, embedder=embedder)  # e.g. the watcher of `nexus up`
+    add_document(writer, "kelas_10", "biologi", TOPICS[("kelas_10", "biologi")])
+    assert {h.subject for h in reader.searcher.search("fotosintesis", mode="vector")} == {"biologi"}
+
+    add_document(writer, "kelas_11", "fisika", TOPICS[("kelas_11", "fisika")])
+    hits = reader.searcher.search("hukum newton gerak", mode="vector", k=10)
+    assert "fisika" in {h.subject for h in hits}
+    assert [c.count for c in reader.store.collections(subject="fisika")] == [3]
+
+    writer.store.delete_document(
+        reader.store.collections(subject="fisika")[0].name, sha_of("kelas_11", "fisika")
+    )
+    assert [c.count for c in reader.store.collections(subject="fisika")] == [0]
+    writer.store.drop(reader.store.collections(subject="fisika")[0].name)
+    assert reader.store.collections(subject="fisika") == []
+    assert "fisika" not in {h.subject for h in reader.searcher.search("newton", mode="vector")}
+
+
+def test_a_store_without_a_marker_lists_every_time(settings):
+    client = CountingClient(make_chroma_client(settings))
+    store = ChunkStore(client)
+    store.collections()
+    store.collections()
+    assert client.calls["list_collections"] == 2
+
+
+def test_one_query_for_several_vectors_gives_each_the_hits_of_its_own_query(settings):
+    store = ChunkStore(make_chroma_client(settings))
+    embedder = FakeEmbedder()
+    texts = [f"kalimat nomor {i} tentang {t}" for i in range(20) for t in ("daun", "gerak")]
+    vectors = embedder.embed(texts).vectors
+    sha = "c" * 64
+    name = store.add(
+        "kelas_10",
+        "ipa",
+        "fake",
+        "fake-64",
+        [
+            StoredChunk(chunk_id(sha, i), t, {"file_sha256": sha, "source": "a.pdf", "page": 1}, v)
+            for i, (t, v) in enumerate(zip(texts, vectors, strict=True))
+        ],
+    )
+    asked = embedder.embed(QUESTIONS).vectors
+
+    together = store.query_many(name, asked, 7)
+
+    assert together == [store.query(name, vector, 7) for vector in asked]
+    assert all(len(hits) == 7 for hits in together)
+
+
+class SlowFakeEmbedder(FakeEmbedder):
+    """The fake embedder, taking a while per call and recording how many questions each got."""
+
+    def __init__(self, delay_s: float = 0.15):
+        super().__init__()
+        self.delay_s = delay_s
+        self.query_calls: list[int] = []
+
+    def embed_queries(self, texts):
+        self.query_calls.append(len(texts))
+        time.sleep(self.delay_s)
+        return super().embed_queries(texts)
+
+
+def search_at_once(searcher, questions, **options) -> list:
+    answers: list = [None] * len(questions)
+    start = threading.Barrier(len(questions))
+
+    def ask(i: int) -> None:
+        start.wait()
+        answers[i] = searcher.search(questions[i], **options)
+
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(len(questions))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return answers
+
+
+def test_questions_that_arrive_together_share_encoder_calls_and_rank_as_alone(settings):
+    embedder = SlowFakeEmbedder()
+    engine = build_engine(settings, embedder=embedder)
+    for (grade, subject), text in TOPICS.items():
+        add_document(engine, grade, subject, text)
+    questions = QUESTIONS * 3
+    alone = [[h.to_dict() for h in engine.searcher.search(q, k=4)] for q in questions]
+    embedder.query_calls.clear()
+
+    together = search_at_once(engine.searcher, questions, k=4)
+
+    # 12 questions at once: the first call takes one, the next calls the ones that waited
+    assert len(embedder.query_calls) < len(questions)
+    assert max(embedder.query_calls) > 1
+    assert [[h.to_dict() for h in hits] for hits in together] == alone
+
+
+def test_filtered_and_unfiltered_questions_batched_together_keep_their_own_collections(
+    settings,
+):
+    engine = build_engine(settings, embedder=SlowFakeEmbedder())
+    for (grade, subject), text in TOPICS.items():
+        add_document(engine, grade, subject, text)
+    asks = [("hukum newton", None), ("hukum newton", "biologi"), ("algoritma", "informatika")] * 3
+    alone = [engine.searcher.search(q, subject=s, k=5) for q, s in asks]
+    answers: list = [None] * len(asks)
+    start = threading.Barrier(len(asks))
+
+    def ask(i: int) -> None:
+        start.wait()
+        answers[i] = engine.searcher.search(asks[i][0], subject=asks[i][1], k=5)
+
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(len(asks))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert answers == alone
+    assert {h.subject for h in answers[1]} == {"biologi"}
+
+
+def test_the_micro_batcher_answers_a_lone_request_alone_and_waiting_ones_together():
+    calls: list[list[int]] = []
+    release = threading.Event()
+
+    def process(requests: list[int]) -> list[int]:
+        calls.append(requests)
+        if requests == [0]:
+            release.wait(5)  # the first batch runs while the others arrive
+        return [r * 10 for r in requests]
+
+    batcher: MicroBatcher[int, int] = MicroBatcher(process, max_batch=4, parallel=1)
+    release.set()
+    assert batcher.submit(0) == 0  # alone: processed at once, in the caller's thread
+    assert calls == [[0]]
+    release.clear()
+    calls.clear()
+    answers: dict[int, int] = {}
+    first = threading.Thread(target=lambda: answers.setdefault(0, batcher.submit(0)))
+    first.start()
+    while not calls:
+        time.sleep(0.01)
+    others = [
+        threading.Thread(target=lambda n=n: answers.setdefault(n, batcher.submit(n)))
+        for n in range(1, 7)
+    ]
+    for thread in others:
+        thread.start()
+    while len(batcher._waiting) < 6:
+        time.sleep(0.01)
+    release.set()
+    for thread in [first, *others]:
+        thread.join(timeout=10)
+
+    assert answers == {n: n * 10 for n in range(7)}
+    assert [len(c) for c in calls] == [1, 4, 2]  # alone, then at most max_batch together
+
+
+def test_a_failing_request_fails_alone_not_its_batch():
+    def process(requests: list[str]) -> list[str]:
+        if "bad" in requests:
+            raise ValueError("bad request")
+        time.sleep(0.05)
+        return [r.upper() for r in requests]
+
+    batcher: MicroBatcher[str, str] = MicroBatcher(process, max_batch=8, parallel=1)
+    results: dict[str, object] = {}
+    start = threading.Barrier(5)
+
+    def ask(request: str) -> None:
+        start.wait()
+        try:
+            results[request] = batcher.submit(request)
+        except ValueError as exc:
+            results[request] = exc
+
+    threads = [threading.Thread(target=ask, args=(r,)) for r in ["a", "b", "bad", "c", "d"]]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+
+    assert isinstance(results.pop("bad"), ValueError)
+    assert results == {"a": "A", "b": "B", "c": "C", "d": "D"}
+
+
+def test_batch_sizes_must_be_positive():
+    with pytest.raises(ValueError):
+        MicroBatcher(lambda r: r, max_batch=0)
