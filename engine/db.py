@@ -180,6 +180,22 @@ MIGRATIONS: list[str] = [
     ALTER TABLE job_files ADD COLUMN reason_code TEXT DEFAULT '';
     ALTER TABLE job_files ADD COLUMN reason_params TEXT DEFAULT '{}';
     """,
+    # 10: each grade/subject's BM25 statistics kept beside its rows (a search no longer sums
+    # every row of the lexical table), and a version that changes with every write to them.
+    """
+    CREATE TABLE lexical_stats (
+        grade TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        chunks INTEGER NOT NULL,
+        terms INTEGER NOT NULL,
+        version INTEGER NOT NULL,
+        PRIMARY KEY (grade, subject)
+    ) WITHOUT ROWID;
+    INSERT INTO lexical_stats (grade, subject, chunks, terms, version)
+        SELECT grade, subject, sum(kind != 'toc'),
+               coalesce(sum(CASE WHEN kind != 'toc' THEN length END), 0), 1
+        FROM lexical GROUP BY grade, subject;
+    """,
 ]
 
 

@@ -201,3 +201,73 @@ def test_cli_search_modes_and_scores(inbox, monkeypatch):
     assert hybrid[0]["lexical_score"] > 0 and hybrid[0]["vector_score"] > 0
     assert [h["source"] for h in lexical] == ["a.pdf"] and lexical[0]["vector_score"] is None
     assert vector[0]["lexical_score"] is None and len(vector) == 3
+
+
+def recounted(engine) -> dict:
+    """The BM25 statistics summed from the rows themselves (what migration 10 replaced)."""
+    rows = engine.lexical.conn.execute(
+        "SELECT grade, subject, count(*), sum(length) FROM lexical WHERE kind != 'toc'"
+        " GROUP BY grade, subject"
+    )
+    return {(g, s): (n, total) for g, s, n, total in rows}
+
+
+def test_bm25_statistics_are_kept_with_the_rows_through_every_write(engine):
+    lexical = engine.lexical
+    chunk = LexicalChunk
+    lexical.add("kelas_10", "ipa", "a" * 64, [chunk("a-1", "daun hijau klorofil", "a.pdf", 1, "1")])
+    lexical.add(
+        "kelas_10",
+        "ipa",
+        "b" * 64,
+        [
+            chunk("b-1", "akar batang daun", "b.pdf", 1, "1"),
+            chunk("b-2", "Daftar isi bab satu", "b.pdf", 1, "1", kind="toc"),
+            chunk("b-3", "", "b.pdf", 2, "2"),
+        ],
+    )
+    lexical.add("kelas_11", "fisika", "c" * 64, [chunk("c-1", "gaya gerak", "c.pdf", 1, "1")])
+    assert lexical.libraries() == recounted(engine)
+    before = lexical.version("kelas_10", "ipa")
+
+    lexical.add("kelas_10", "ipa", "a" * 64, [chunk("a-1", "daun hijau", "a.pdf", 1, "1")])
+    lexical.remove("kelas_11", "fisika", "c" * 64)
+    lexical.remove("kelas_11", "fisika", "f" * 64)  # nothing there: nothing changes
+
+    assert lexical.libraries() == recounted(engine)
+    assert ("kelas_11", "fisika") not in lexical.libraries()
+    assert lexical.version("kelas_10", "ipa") > before
+    assert lexical.libraries(subject="ipa") == {
+        ("kelas_10", "ipa"): recounted(engine)[("kelas_10", "ipa")]
+    }
+
+
+def test_a_failed_write_leaves_rows_and_statistics_as_they_were(engine):
+    lexical = engine.lexical
+    lexical.add("kelas_10", "ipa", "a" * 64, [LexicalChunk("a-1", "daun hijau", "a.pdf", 1, "1")])
+    before = (lexical.libraries(), lexical.version("kelas_10", "ipa"))
+    with pytest.raises(RuntimeError):
+        with engine.catalog.transaction():
+            lexical.add("kelas_10", "ipa", "b" * 64, [LexicalChunk("b-1", "akar", "b.pdf", 1, "1")])
+            raise RuntimeError("killed between the index and the catalogue")
+    assert (lexical.libraries(), lexical.version("kelas_10", "ipa")) == before
+    assert lexical.libraries() == recounted(engine)
+
+
+def test_migration_10_counts_the_rows_already_indexed(tmp_path):
+    from engine import db
+
+    path = tmp_path / "old.db"
+    conn = db.sqlite3.connect(path, isolation_level=None)
+    db.migrate(conn, upto=9)
+    conn.execute(
+        "INSERT INTO lexical (grade, subject, sha256, chunk_id, source, page, pages, text, terms,"
+        " length, section, kind) VALUES ('kelas_10', 'ipa', 's', 'c1', 'a.pdf', 1, '1', 't',"
+        " 'daun hijau', 2, '', ''), ('kelas_10', 'ipa', 's', 'c2', 'a.pdf', 1, '1', 't', 'isi',"
+        " 1, '', 'toc'), ('kelas_10', 'ipa', 's', 'c3', 'a.pdf', 1, '1', 't', 'akar batang daun',"
+        " 3, '', '')"
+    )
+    db.migrate(conn)
+    assert conn.execute("SELECT grade, subject, chunks, terms FROM lexical_stats").fetchall() == [
+        ("kelas_10", "ipa", 2, 5)
+    ]

@@ -60,18 +60,13 @@ class BoilerplateShares:
         self.lexical = lexical
         self.min_documents = min_documents
         self.min_share = min_share
-        self._cache: dict[tuple[str, str], tuple[tuple, dict[str, float]]] = {}
+        self._cache: dict[tuple[str, str], tuple[int, dict[str, float]]] = {}
         self._lock = threading.Lock()
 
     def of(self, grade: str, subject: str) -> dict[str, float]:
         """{chunk_id: boilerplate share} of one grade/subject (recomputed when it changed)."""
         conn = self.lexical.conn
-        version = tuple(
-            conn.execute(
-                "SELECT count(*), max(id) FROM lexical WHERE grade = ? AND subject = ?",
-                (grade, subject),
-            ).fetchone()
-        )
+        version = self.lexical.version(grade, subject)  # one row, not a count of its chunks
         with self._lock:
             cached = self._cache.get((grade, subject))
             if cached and cached[0] == version:

@@ -7,6 +7,8 @@ each (grade, subject) is its own BM25 collection: `lexical` holds one row per ch
 length), `lexical_postings` one row per (grade, subject, term, chunk) with the term frequency,
 and a search computes document frequencies and the average length from the rows of that
 grade/subject only. Same package, same question → same scores, wherever it is installed.
+Those two statistics are kept per grade/subject in `lexical_stats`, written in the same
+transaction as the rows, so a search reads one row instead of summing the whole table.
 
 A search without a grade/subject filter scores every grade/subject on its own statistics and
 merges the hits by score: a hit's score never depends on what else is installed, only which
@@ -109,6 +111,7 @@ class LexicalIndex:
         """
         with self.db.write():
             self.remove(grade, subject, sha256)
+            indexed = total = 0
             for c in chunks:
                 section = getattr(c, "section", "") or ""
                 kind = getattr(c, "kind", "") or ""
@@ -132,6 +135,8 @@ class LexicalIndex:
                         kind,
                     ),
                 )
+                if kind != "toc":
+                    indexed, total = indexed + 1, total + len(terms)
                 if kind == "toc" or not terms:
                     continue
                 rowid = cursor.lastrowid
@@ -143,9 +148,26 @@ class LexicalIndex:
                         for term, tf in Counter(terms).items()
                     ],
                 )
+            self._count(grade, subject, indexed, total)
+
+    def _count(self, grade: str, subject: str, chunks: int, terms: int) -> None:
+        """Add to a grade/subject's statistics (negative to take away) and bump its version."""
+        self.conn.execute(
+            "INSERT INTO lexical_stats (grade, subject, chunks, terms, version)"
+            " VALUES (?, ?, ?, ?, 1) ON CONFLICT (grade, subject) DO UPDATE SET"
+            " chunks = chunks + excluded.chunks, terms = terms + excluded.terms,"
+            " version = version + 1",
+            (grade, subject, chunks, terms),
+        )
 
     def remove(self, grade: str, subject: str, sha256: str) -> None:
         with self.db.write():
+            chunks, terms = self.conn.execute(
+                "SELECT count(*), coalesce(sum(length), 0) FROM lexical"
+                " WHERE grade = ? AND subject = ? AND sha256 = ? AND kind != 'toc'",
+                (grade, subject, sha256),
+            ).fetchone()
+            self._count(grade, subject, -chunks, -terms)
             self.conn.execute(
                 "DELETE FROM lexical_postings WHERE chunk IN (SELECT id FROM lexical"
                 " WHERE grade = ? AND subject = ? AND sha256 = ?)",
@@ -174,14 +196,21 @@ class LexicalIndex:
 
     def libraries(self, grade: str | None = None, subject: str | None = None) -> dict:
         """{(grade, subject): (indexed chunks, total terms)} — each one's BM25 statistics."""
-        sql = "SELECT grade, subject, count(*), sum(length) FROM lexical WHERE kind != 'toc'"
+        sql = "SELECT grade, subject, chunks, terms FROM lexical_stats WHERE chunks > 0"
         params: list = []
         for column, value in (("grade", grade), ("subject", subject)):
             if value:
                 sql += f" AND {column} = ?"
                 params.append(value)
-        sql += " GROUP BY grade, subject"
-        return {(g, s): (n, total or 0) for g, s, n, total in self.conn.execute(sql, params)}
+        sql += " ORDER BY grade, subject"
+        return {(g, s): (n, total) for g, s, n, total in self.conn.execute(sql, params)}
+
+    def version(self, grade: str, subject: str) -> int:
+        """A number that changes whenever a grade/subject's rows change (0: none yet)."""
+        row = self.conn.execute(
+            "SELECT version FROM lexical_stats WHERE grade = ? AND subject = ?", (grade, subject)
+        ).fetchone()
+        return row[0] if row else 0
 
     def search(
         self,
