@@ -7,7 +7,13 @@ app serving a whole class through one key). Prints one line per level and the 16
 1-client throughput ratio (the target is at least 1.6 on 2 cores, p95 at most 300 ms, no
 errors).
 
-    python -m bench.load [--seconds 10] [--levels 1,16,64]
+Several server set-ups can be measured in one run, over the same data dir, one after the other
+(`--config "NAME:VAR=VALUE,VAR=VALUE"`, repeatable; e.g. `"2 workers:API_WORKERS=2"` or
+`"alone:SEARCH_BATCH_MAX=1"`); `--baseline DIR` adds the server of another checkout (e.g. a
+`git worktree` of an older commit) as the first set-up, for before/after in one run. The load
+average before and after each set-up is printed: other work on the machine skews the figures.
+
+    python -m bench.load [--seconds 10] [--levels 1,16,64] [--config ...] [--baseline DIR]
 """
 
 from __future__ import annotations
@@ -15,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import socket
 import statistics
 import subprocess
@@ -27,6 +32,8 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
+
+from devtools.processes import interrupt
 
 LESSONS = Path(__file__).resolve().parent.parent / "tests" / "data" / "lessons_id.json"
 QUESTIONS = [
@@ -86,7 +93,23 @@ def client(url: str, key: str, stop: float, out: list, errors: list, offset: int
             errors.append(str(exc))
 
 
-def level(url: str, key: str, clients: int, seconds: float) -> dict:
+def tree_cpu_s(pid: int) -> float:
+    """CPU seconds used so far by process `pid` and its live descendants (Linux /proc)."""
+    total, todo = 0.0, [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rpartition(")")[2].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            for task in Path(f"/proc/{current}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except (OSError, ValueError):
+            continue  # ended meanwhile
+    return total
+
+
+def level(url: str, key: str, clients: int, seconds: float, server_pid: int = 0) -> dict:
+    cpu_before = tree_cpu_s(server_pid) if server_pid else 0.0
     latencies: list[float] = []
     errors: list[str] = []
     stop = time.monotonic() + seconds
@@ -108,53 +131,91 @@ def level(url: str, key: str, clients: int, seconds: float) -> dict:
         "p50_ms": statistics.median(ordered) * 1000,
         "p95_ms": ordered[int(0.95 * (len(ordered) - 1))] * 1000,
         "errors": len(errors),
+        # the server's own CPU per search: less skewed by other work than searches/s
+        "cpu_ms": (tree_cpu_s(server_pid) - cpu_before) * 1000 / max(1, len(latencies))
+        if server_pid
+        else 0.0,
     }
+
+
+def serve(data: Path, env: dict, port: int, code: Path | None) -> subprocess.Popen:
+    """`nexus serve` on `port` (from the checkout `code`, default this one), once it answers."""
+    server = subprocess.Popen(
+        [sys.executable, "-m", "engine.cli.main", "serve", "--port", str(port)],
+        env=env | ({"PYTHONPATH": str(code)} if code else {}),
+        cwd=str(code) if code else None,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # its workers and Chroma server end with it
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/health", timeout=2)
+            return server
+        except OSError:
+            if server.poll() is not None:
+                raise RuntimeError(f"nexus serve exited with {server.returncode}") from None
+            time.sleep(0.5)
+    interrupt(server)
+    raise RuntimeError("nexus serve did not answer within 120 s")
+
+
+def parse_config(text: str) -> tuple[str, dict]:
+    name, _, variables = text.partition(":")
+    pairs = [item.split("=", 1) for item in variables.split(",") if item.strip()]
+    return name.strip(), {key.strip(): value.strip() for key, value in pairs}
+
+
+def measure(url: str, key: str, levels: list[int], seconds: float, pid: int) -> list[dict]:
+    level(url, key, 4, 3)  # warm every worker's model and caches
+    return [level(url, key, n, seconds, pid) for n in levels]
+
+
+def report(name: str, results: list[dict], load: tuple[float, float]) -> None:
+    print(f"{name} (load average {load[0]:.1f} before, {load[1]:.1f} after)")
+    for r in results:
+        print(
+            f"  {r['clients']:>3} clients: {r['per_s']:6.1f} searches/s  p50 {r['p50_ms']:6.0f} ms"
+            f"  p95 {r['p95_ms']:6.0f} ms  errors {r['errors']}  ({r['searches']} searches,"
+            f" server CPU {r['cpu_ms']:.1f} ms each)"
+        )
+    by_clients = {r["clients"]: r for r in results}
+    if 1 in by_clients and 16 in by_clients and by_clients[1]["per_s"]:
+        ratio = by_clients[16]["per_s"] / by_clients[1]["per_s"]
+        print(f"  throughput 16 clients / 1 client: {ratio:.2f}x")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--levels", default="1,16,64")
+    parser.add_argument("--config", action="append", default=[], help="NAME:VAR=VALUE,...")
+    parser.add_argument("--baseline", type=Path, help="a checkout whose server runs first")
     args = parser.parse_args()
+    levels = [int(n) for n in args.levels.split(",")]
+    configs = [parse_config(c) for c in args.config] or [("this checkout", {})]
+    runs = [(name, variables, None) for name, variables in configs]
+    if args.baseline:
+        runs.insert(0, (f"baseline {args.baseline}", {}, args.baseline.resolve()))
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "data"
-        port = free_port()
         env = os.environ | {
             "NEXUS_DATA_DIR": str(data),
-            "API_PORT": str(port),
             # a classroom through one key: the limit sized for the load (README, HTTP API)
             "API_RATE_PER_MIN": "1000000",
         }
         key = prepare(data, env)
-        server = subprocess.Popen(
-            [sys.executable, "-m", "engine.cli.main", "serve", "--port", str(port)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 120
-            while time.monotonic() < deadline:
-                try:
-                    urllib.request.urlopen(f"{url}/v1/health", timeout=2)
-                    break
-                except OSError:
-                    time.sleep(0.5)
-            level(url, key, 2, 3)  # warm the model and the caches
-            results = [level(url, key, int(n), args.seconds) for n in args.levels.split(",")]
-        finally:
-            server.send_signal(signal.SIGINT)
-            server.wait(timeout=60)
-    for r in results:
-        print(
-            f"{r['clients']:>3} clients: {r['per_s']:6.1f} searches/s  p50 {r['p50_ms']:6.0f} ms"
-            f"  p95 {r['p95_ms']:6.0f} ms  errors {r['errors']}  ({r['searches']} searches)"
-        )
-    by_clients = {r["clients"]: r for r in results}
-    if 1 in by_clients and 16 in by_clients:
-        ratio = by_clients[16]["per_s"] / by_clients[1]["per_s"]
-        print(f"throughput 16 clients / 1 client: {ratio:.2f}x")
+        for name, variables, code in runs:
+            port = free_port()
+            server_env = env | {"API_PORT": str(port), "CHROMA_PORT": str(free_port())}
+            server = serve(data, server_env | variables, port, code)
+            before = os.getloadavg()[0]
+            try:
+                results = measure(f"http://127.0.0.1:{port}", key, levels, args.seconds, server.pid)
+            finally:
+                interrupt(server)
+            report(name, results, (before, os.getloadavg()[0]))
 
 
 if __name__ == "__main__":
