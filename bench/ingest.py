@@ -103,6 +103,7 @@ def bedrock(tmp: Path, inbox: Path, latency: float, concurrency: int) -> None:
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
+        cwd=Path(__file__).resolve().parent.parent,  # devtools/ is not installed: run from here
     )
     try:
         os.environ["AWS_ENDPOINT_URL_BEDROCK_RUNTIME"] = stub.stdout.readline().strip()

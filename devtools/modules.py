@@ -10,7 +10,7 @@ with most of the text shared by every lesson of the subject, and near-duplicate 
 
 `module_lessons(folder)` gives [{file, pages}] in the shape `retrieval_eval.write_lessons`
 turns into PDFs; `lesson_texts(folder)` gives each lesson's whole text (for the paraphrase
-overlap check in bench/modules_check.py).
+overlap check in bench/paraphrase_overlap.py).
 """
 
 from __future__ import annotations

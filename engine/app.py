@@ -130,10 +130,11 @@ class Engine:
     def stores(self) -> Stores:
         return build_stores(self.settings)
 
-    @cached_property
+    @property
     def package_catalogue(self) -> CataloguePublisher:
         """Publishes built packages in the signed VKP catalogue: the publish folder, and S3
-        through the outbox (not to be confused with `catalog`, the documents ingested here)."""
+        through the outbox (not to be confused with `catalog`, the documents ingested here).
+        Made afresh on every use, so a signing key replaced while the panel runs is read."""
         from engine.publish.packages import CataloguePublisher
 
         return CataloguePublisher(self.settings, self.publisher, store=self.stores.publish)

@@ -29,6 +29,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from engine.paths import Outside, confined
 from engine.util import sha256_file
 
 TEMP_MARK = ".nexus-tmp-"  # temporary files and staging folders; never a key, never listed
@@ -195,11 +196,10 @@ class FolderStore(BlobStore):
     def path(self, key: str) -> Path:
         """The resolved file for `key`, refused unless it lies inside the root."""
         parts = key_parts(key)
-        base = self.root.resolve()
-        target = base.joinpath(*parts).resolve()
-        if not target.is_relative_to(base) or target == base:
-            raise BadKey(f"{key[:80]!r} leads outside {self.root}: refused")
-        return target
+        try:
+            return confined(self.root, self.root.joinpath(*parts))
+        except Outside:
+            raise BadKey(f"{key[:80]!r} leads outside {self.root}: refused") from None
 
     def url(self, key: str = "") -> str:
         """The path of `key` as the root was given (`name/` gives the folder's path)."""

@@ -35,6 +35,8 @@ def confined(root: Path, target: Path, *, follow_final_link: bool = True) -> Pat
     the entry without following it (`O_NOFOLLOW`, a rename) pass `follow_final_link=False`.
     """
     root = root.resolve()
+    if target.name in ("", ".", ".."):  # a path that names a folder, not an entry in one
+        raise Outside(f"{target} does not name an entry: refused")
     resolved = target.resolve() if follow_final_link else target.parent.resolve() / target.name
     if resolved == root or not resolved.is_relative_to(root):
         raise Outside(f"{target} resolves outside {root}: refused")

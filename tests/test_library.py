@@ -195,3 +195,19 @@ def test_a_search_hit_names_its_document_by_an_index_lookup(ingested, inbox):
     assert hit.document_id == document_id(first)
     assert ingested.catalog.document_id_of("kelas_10", "informatika", "zz'-00001") is None
     assert ingested.catalog.with_content("kelas_10", "informatika", "") == []
+
+
+def test_a_hit_names_the_inbox_copy_and_a_short_chunk_id_names_nothing(engine, inbox, tmp_path):
+    """Identical copies share chunks: the document named is the first by full path, so a copy
+    ingested from a USB stick (an absolute key) never wins over the inbox's own file, whose
+    PDF the API can serve. Only a whole chunk-id prefix (24 hex digits) names a document."""
+    lesson = pdfs.text_pdf(inbox / "kelas_10" / "ipa" / "bab1.pdf", ["Hukum Newton."])
+    usb = tmp_path / "usb"
+    (usb / "kelas_10" / "ipa").mkdir(parents=True)
+    shutil.copy(lesson, usb / "kelas_10" / "ipa" / "bab1.pdf")
+    engine.ingestor.run([inbox], inbox)
+    engine.ingestor.run([usb], usb)
+    [hit] = engine.searcher.search("Hukum Newton", grade="kelas_10", subject="ipa", k=1)
+    assert hit.document_id == document_id(engine.catalog.get(str(lesson.resolve())))
+    short = engine.catalog.get(str(lesson.resolve())).sha256[:2] + "-00001"
+    assert engine.catalog.document_id_of("kelas_10", "ipa", short) is None

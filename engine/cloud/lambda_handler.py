@@ -27,6 +27,7 @@ from engine.aws.lease import SubjectLease
 from engine.cloud.admin import RAW_PREFIX
 from engine.inbox.layout import is_candidate
 from engine.names import BadName, check_file_name, check_grade_subject, library_key
+from engine.paths import Outside, confined
 from engine.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -64,9 +65,10 @@ def inbox_target(key: str, inbox: Path) -> tuple[str, str, Path]:
         check_file_name(part)
     if not is_candidate(Path(*parts[1:])):  # a name the watcher ignores (`~$x.pdf`, dotfiles)
         raise BadName(f"{key!r} is a temporary or hidden file name; it is not processed")
-    target = inbox.joinpath(grade, subject, *rest).resolve()
-    if not target.is_relative_to(inbox.resolve()):
-        raise BadName(f"{key!r} points outside the inbox")
+    try:
+        target = confined(inbox, inbox.joinpath(grade, subject, *rest))
+    except Outside:
+        raise BadName(f"{key!r} points outside the inbox") from None
     return grade, subject, target
 
 

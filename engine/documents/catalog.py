@@ -13,14 +13,18 @@ Databases written before relative keys are adopted once by `adopt_paths`.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
 from engine import db
 from engine.paths import path_for_key, path_key
-from engine.store.chroma import content_of
+from engine.store.chroma import CONTENT_PREFIX, content_of
 from engine.util import sha256_file, utc_now
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -145,21 +149,28 @@ class Catalog:
         return [self._document(r) for r in rows]
 
     def with_content(self, grade: str, subject: str, prefix: str) -> list[Document]:
-        """Documents of a grade/subject whose sha256 starts with `prefix` (as a chunk id does),
-        by path: a range on the (grade, subject, sha256) index, never a scan."""
-        if not prefix or prefix.strip("0123456789abcdef"):
+        """Documents of a grade/subject whose sha256 starts with `prefix`, the start of a chunk
+        id (exactly CONTENT_PREFIX hex digits, anything else matches nothing), by full path: a
+        range on the (grade, subject, sha256) index, never a scan."""
+        if len(prefix) != CONTENT_PREFIX or prefix.strip("0123456789abcdef"):
             return []
         rows = self.conn.execute(
             "SELECT * FROM documents WHERE grade = ? AND subject = ? AND sha256 >= ?"
-            " AND sha256 < ? ORDER BY path",
+            " AND sha256 < ?",
             (grade, subject, prefix, prefix + "g"),
         ).fetchall()
-        return [self._document(row) for row in rows]
+        # sorted by the full key, as callers see paths (stored keys are inbox-relative)
+        return sorted((self._document(row) for row in rows), key=lambda d: d.path)
 
     def document_id_of(self, grade: str, subject: str, chunk_id: str) -> str | None:
         """The id of the ingested document a chunk came from (identical copies share chunks:
         the first by path), or None for a package's chunk."""
-        for document in self.with_content(grade, subject, content_of(chunk_id)):
+        try:
+            documents = self.with_content(grade, subject, content_of(chunk_id))
+        except sqlite3.Error:  # naming the document must never cost the search its answer
+            log.warning("no document id for %s: the catalogue cannot be read", chunk_id)
+            return None
+        for document in documents:
             if document.status == "ingested":
                 return document_id(document)
         return None

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from engine.inbox.layout import is_candidate, is_ignored
 from engine.names import NAME_MAX_BYTES, BadName, check_file_name, check_grade_subject
+from engine.paths import Outside, confined
 from engine.util import link_new
 
 log = logging.getLogger(__name__)
@@ -80,9 +81,10 @@ def save_upload(
             f"{max_bytes / 2**20:.0f} MB (UPLOAD_MAX_MB)"
         )
     root = inbox.resolve()
-    folder = (inbox / grade / subject).resolve()
-    if not folder.is_relative_to(root) or folder == root:
-        raise UploadRefused(f"{grade}/{subject} leads outside the inbox")
+    try:
+        folder = confined(root, inbox / grade / subject)
+    except Outside:
+        raise UploadRefused(f"{grade}/{subject} leads outside the inbox") from None
     folder.mkdir(parents=True, exist_ok=True)
     if folder.resolve() != folder:  # a link swapped in meanwhile
         raise UploadRefused(f"{grade}/{subject} leads outside the inbox")
@@ -92,8 +94,10 @@ def save_upload(
     try:
         for number in range(1, 1000):
             target = folder / (name if number == 1 else f"{stem} ({number}){suffix}")
-            if not target.resolve().is_relative_to(root):
-                raise UploadRefused(f"{name[:80]!r} leads outside the inbox")
+            try:
+                confined(root, target)
+            except Outside:
+                raise UploadRefused(f"{name[:80]!r} leads outside the inbox") from None
             if _same_file(target, data):
                 return target
             if link_new(partial, target):

@@ -23,6 +23,8 @@ from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from engine.paths import Outside, confined
+
 log = logging.getLogger(__name__)
 
 TIMEOUT_S = 30.0
@@ -64,9 +66,11 @@ class RangeRequestHandler(SimpleHTTPRequestHandler):
         log.debug(*args)
 
     def send_head(self):
-        root = Path(self.directory).resolve()
-        path = Path(self.translate_path(self.path)).resolve()
-        if not path.is_relative_to(root) or not path.is_file():
+        try:
+            path = confined(Path(self.directory), Path(self.translate_path(self.path)))
+        except Outside:
+            path = None
+        if path is None or not path.is_file():
             self.send_error(404, "File not found")
             return None
         size = path.stat().st_size
