@@ -33,7 +33,9 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from devtools.processes import interrupt
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from devtools.processes import interrupt  # noqa: E402
 
 LESSONS = Path(__file__).resolve().parent.parent / "tests" / "data" / "lessons_id.json"
 QUESTIONS = [

@@ -17,9 +17,9 @@ from fastapi.testclient import TestClient
 
 from devtools.bedrock_stub import BedrockStub
 from engine.api.app import create_app
-from engine.api.auth import api_key_store
 from engine.api.documents import document_id
 from engine.app import build_engine
+from engine.auth.api_keys import api_key_store
 from engine.cli.main import main as nexus
 from engine.documents.catalog import Document
 from engine.settings import Settings

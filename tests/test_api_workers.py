@@ -19,8 +19,8 @@ from fastapi.testclient import TestClient
 
 from devtools.processes import interrupt
 from engine.api.app import create_app
-from engine.api.auth import api_key_store
 from engine.app import build_engine
+from engine.auth.api_keys import api_key_store
 from engine.settings import Settings
 from tests.support.cli import nexus
 from tests.support.fakes import FakeEmbedder

@@ -210,8 +210,8 @@ def test_up_serves_chroma_to_a_second_process_and_stops_cleanly(bedrock_env, inb
         assert hits[0].source == "peta.pdf"
 
         # `nexus search` asks the running engine through its local API (warm model)
-        from engine.api.auth import api_key_store
         from engine.api.local import LOCAL_KEY_NAME, api_file
+        from engine.auth.api_keys import api_key_store
 
         wait_for(lambda: api_file(settings).exists(), what="the API")
         search = nexus("search", "garis lintang", "--json", timeout=60)

@@ -14,7 +14,8 @@ from engine.app import build_engine
 from engine.search.batching import MicroBatcher
 from engine.search.lexical.index import LexicalChunk
 from engine.store.changes import ChangeMarker
-from engine.store.chroma import ChunkStore, StoredChunk, chunk_id
+from engine.store.chroma import ChunkStore
+from engine.store.chunks import StoredChunk, chunk_id
 from engine.store.client import make_chroma_client
 from tests.support.fakes import FakeEmbedder
 

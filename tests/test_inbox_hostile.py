@@ -390,8 +390,8 @@ def test_a_hard_link_in_the_inbox_never_serves_a_file_of_the_data_dir(engine, in
     from fastapi.testclient import TestClient
 
     from engine.api.app import create_app
-    from engine.api.auth import api_key_store
     from engine.api.documents import document_id
+    from engine.auth.api_keys import api_key_store
     from engine.vkp.keys import keygen
 
     lesson = pdfs.text_pdf(inbox / "kelas_10" / "ipa" / "bab1.pdf", ["Fotosintesis di daun."])

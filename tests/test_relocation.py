@@ -14,9 +14,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from engine.api.app import create_app
-from engine.api.auth import api_key_store
 from engine.api.documents import document_id
 from engine.app import build_engine
+from engine.auth.api_keys import api_key_store
 from engine.documents.catalog import Catalog
 from engine.settings import Settings
 from tests.support import pdfs

@@ -15,9 +15,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from engine.api.app import create_app
-from engine.api.auth import api_key_store
 from engine.api.links import check_pdf_token, pdf_token
 from engine.auth import login_throttle, set_password, stored_hash
+from engine.auth.api_keys import api_key_store
 from engine.settings import Settings
 from engine.util import SecretError, write_private
 from engine.vkp.keys import keygen, private_key, trusted_keys

@@ -5,15 +5,8 @@ from __future__ import annotations
 import pytest
 
 from engine.names import BadName
-from engine.store.chroma import (
-    ChunkStore,
-    StoredChunk,
-    chunk_id,
-    collection_name,
-    content_of,
-    index_of,
-    vkp_collection_name,
-)
+from engine.store.chroma import ChunkStore, collection_name, vkp_collection_name
+from engine.store.chunks import ChunkMeta, StoredChunk, chunk_id, content_of, index_of
 from engine.store.client import make_chroma_client
 
 
@@ -98,3 +91,12 @@ def test_the_chunk_id_format_is_read_back_by_one_pair_of_functions():
     assert chunk_id(sha, 7) == f"{sha[:24]}-00007"
     assert (content_of(chunk_id(sha, 7)), index_of(chunk_id(sha, 7))) == (sha[:24], 7)
     assert index_of("not-an-id") == -1 and content_of("plain") == ""
+
+
+def test_chunk_metadata_reads_back_whole_and_old_packages_get_defaults():
+    meta = ChunkMeta("kelas_10", "ipa", "a.pdf", "ab" * 32, 3, 4, "3-4", 7, "m", "Bab 1", "iii")
+    assert ChunkMeta.of(meta.to_metadata()) == meta
+    old = {"grade": "kelas_10", "subject": "ipa", "source": "a.pdf", "file_sha256": "ab", "page": 2}
+    assert ChunkMeta.of(old) == ChunkMeta("kelas_10", "ipa", "a.pdf", "ab", 2, 2, "2")
+    with pytest.raises(KeyError):
+        ChunkMeta.of({"grade": "kelas_10"})

@@ -352,8 +352,8 @@ def test_packages_page_builds_publishes_and_installs(populated, monkeypatch):
 def test_search_asks_the_running_engine_when_there_is_one(populated, api_server):
     """The panel and the API share the engine's warm model: with the engine running, the
     panel's search goes through the engine's local API."""
-    from engine.api.auth import api_key_store
     from engine.api.local import LOCAL_KEY_NAME
+    from engine.auth.api_keys import api_key_store
     from engine.runtime.state import write_state
 
     write_state(populated.settings, watching="/inbox")  # a fresh heartbeat: the engine runs

@@ -483,7 +483,7 @@ def test_a_signed_package_whose_chunks_inflate_past_their_signed_size_is_refused
 
 def write_signed(path: Path, sign) -> Path:
     """A small valid package, without ingesting anything."""
-    from engine.store.chroma import StoredChunk
+    from engine.store.chunks import StoredChunk
     from engine.vkp.package import content_digest, write_package
 
     chunks = [StoredChunk(f"c{i}", f"teks {i}", {"source": "a.pdf"}, [0.5] * 8) for i in range(3)]

@@ -24,8 +24,8 @@ from fastapi import Depends, HTTPException, Query, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AfterValidator
 
-from engine.api.auth import ApiKeyStore, RateLimiter, api_key_store
 from engine.app import Engine
+from engine.auth.api_keys import ApiKeyStore, RateLimiter, api_key_store
 from engine.names import MAX_NAME_LENGTH, check_name
 
 log = logging.getLogger(__name__)

@@ -56,7 +56,7 @@ class ApiServer:
 
     def start(self, timeout_s: float = 30.0) -> str:
         """Serve, wait until it listens, publish the local key; returns the base URL."""
-        from engine.api.auth import api_key_store
+        from engine.auth.api_keys import api_key_store
 
         self.thread.start()
         deadline = threading.Event()
@@ -80,7 +80,7 @@ class ApiServer:
         return url
 
     def stop(self) -> None:
-        from engine.api.auth import api_key_store
+        from engine.auth.api_keys import api_key_store
 
         api_file(self.settings).unlink(missing_ok=True)
         api_key_store(self.settings.data_dir).revoke(LOCAL_KEY_NAME)

@@ -1,4 +1,5 @@
-"""Who may use the panel: the admin password (`password`) and login throttling (`throttle`)."""
+"""Who may use the panel and the API: the admin password (`password`), login throttling
+(`throttle`), and the API keys with their per-key rate limits (`api_keys`)."""
 
 from engine.auth.password import (
     MIN_LENGTH,

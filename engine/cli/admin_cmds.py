@@ -39,7 +39,7 @@ def register_api_keys(admin_sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_api_key_create(args: argparse.Namespace, settings: Settings) -> int:
-    from engine.api.auth import BadKeyName, KeyExists, api_key_store
+    from engine.auth.api_keys import BadKeyName, KeyExists, api_key_store
 
     try:
         key = api_key_store(settings.data_dir).create(args.name)
@@ -55,7 +55,7 @@ def cmd_api_key_create(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_api_key_list(args: argparse.Namespace, settings: Settings) -> int:
-    from engine.api.auth import api_key_store
+    from engine.auth.api_keys import api_key_store
 
     keys = api_key_store(settings.data_dir).list()
     if args.json:
@@ -70,7 +70,7 @@ def cmd_api_key_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_api_key_revoke(args: argparse.Namespace, settings: Settings) -> int:
-    from engine.api.auth import api_key_store
+    from engine.auth.api_keys import api_key_store
 
     revoked = api_key_store(settings.data_dir).revoke(args.name)
     if args.json:

@@ -39,8 +39,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     from engine.api.app import create_app
-    from engine.api.auth import api_key_store
     from engine.app import build_engine
+    from engine.auth.api_keys import api_key_store
 
     address = args.address or settings.api_address
     port = settings.api_port if args.port is None else args.port

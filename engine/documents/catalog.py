@@ -21,7 +21,7 @@ from pathlib import Path
 
 from engine import db
 from engine.paths import path_for_key, path_key
-from engine.store.chroma import CONTENT_PREFIX, content_of
+from engine.store.chunks import CONTENT_PREFIX, content_of
 from engine.util import sha256_file, utc_now
 
 log = logging.getLogger(__name__)
@@ -50,10 +50,10 @@ def documents_from_chunks(
     with its chunks. `folder` is the path prefix the documents are listed under."""
     by_document: dict[str, list] = {}
     for chunk in chunks:
-        by_document.setdefault(chunk.metadata["file_sha256"], []).append(chunk)
+        by_document.setdefault(chunk.meta.file_sha256, []).append(chunk)
     rows = []
     for sha, doc_chunks in by_document.items():
-        source = doc_chunks[0].metadata["source"]
+        source = doc_chunks[0].meta.source
         document = Document(
             path=f"{folder}{source}",
             grade=grade,
@@ -62,7 +62,7 @@ def documents_from_chunks(
             sha256=sha,
             size=0,
             status="ingested",
-            pages=max(int(c.metadata["page_end"]) for c in doc_chunks),
+            pages=max(c.meta.page_end for c in doc_chunks),
             chunks=len(doc_chunks),
             collection=collection,
         )

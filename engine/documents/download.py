@@ -9,7 +9,7 @@ from engine.documents.catalog import Catalog, Document
 from engine.inbox.scan import Refused, open_inbox_file
 from engine.paths import path_for_key
 from engine.settings import Settings
-from engine.store.chroma import content_of
+from engine.store.chunks import content_of
 
 
 def find_document(catalog: Catalog, grade: str, subject: str, chunk_id: str) -> Document | None:

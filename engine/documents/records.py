@@ -23,21 +23,22 @@ from engine.locking import writer_lock
 from engine.paths import clean_text, path_for_key, path_key
 from engine.search.lexical.index import LexicalChunk, LexicalIndex
 from engine.settings import Settings
-from engine.store.chroma import ChunkStore, StoredChunk
+from engine.store.chroma import ChunkStore
+from engine.store.chunks import FILE_SHA256, StoredChunk
 
 log = logging.getLogger(__name__)
 
 
 def lexical_chunk(chunk: StoredChunk) -> LexicalChunk:
-    meta = chunk.metadata
+    meta = chunk.meta
     return LexicalChunk(
         chunk.id,
         chunk.text,
-        meta["source"],
-        meta["page"],
-        meta["pages"],
-        section=meta.get("section", ""),
-        kind=meta.get("kind", ""),
+        meta.source,
+        meta.page,
+        meta.pages,
+        section=meta.section,
+        kind=meta.kind,
     )
 
 
@@ -145,7 +146,7 @@ class DocumentRecords:
         for (grade, subject, sha), doc in wanted.items():
             if (grade, subject, sha) in indexed or not doc.collection:
                 continue
-            stored = self.store.get_chunks(doc.collection, where={"file_sha256": sha})
+            stored = self.store.get_chunks(doc.collection, where={FILE_SHA256: sha})
             self.lexical.add(grade, subject, sha, [lexical_chunk(c) for c in stored])
             added += 1
         return added

@@ -14,7 +14,7 @@ from engine.embed.base import EmbeddingResult
 from engine.inbox.layout import Placement
 from engine.ingest.chunk import Chunk
 from engine.jobs.base import FileResult, JobRecord
-from engine.store.chroma import StoredChunk, chunk_id
+from engine.store.chunks import ChunkMeta, StoredChunk, chunk_id
 
 
 class Progress(Protocol):
@@ -74,21 +74,20 @@ def stored_chunks(work: FileWork) -> list[StoredChunk]:
             id=chunk_id(result.sha256, c.index),
             text=c.text,
             vector=vector,
-            metadata={
-                "grade": placement.grade,
-                "subject": placement.subject,
-                "source": Path(result.path).name,
-                "file_sha256": result.sha256,
-                "page": c.page_start,
-                "page_end": c.page_end,
-                "pages": c.pages,
-                "chunk_index": c.index,
-                "embedding_model": model.model_id,
-                # the chapter/section, the printed page label, "toc" for a table of contents
-                "section": c.section,
-                "page_label": c.page_label or str(c.page_start),
-                "kind": c.kind,
-            },
+            metadata=ChunkMeta(
+                grade=placement.grade,
+                subject=placement.subject,
+                source=Path(result.path).name,
+                file_sha256=result.sha256,
+                page=c.page_start,
+                page_end=c.page_end,
+                pages=c.pages,
+                chunk_index=c.index,
+                embedding_model=model.model_id,
+                section=c.section,
+                page_label=c.page_label or str(c.page_start),
+                kind=c.kind,
+            ).to_metadata(),
         )
         for c, vector in zip(work.chunks, work.embedded.vectors, strict=True)
     ]

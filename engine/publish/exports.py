@@ -165,7 +165,7 @@ class Publisher:
         version) and the lexical index. Returns the number of chunks loaded.
         """
         from engine.documents.catalog import documents_from_chunks
-        from engine.store.chroma import StoredChunk
+        from engine.store.chunks import StoredChunk
 
         if not self.remote.configured:
             return 0  # without a bucket nothing was published to load

@@ -34,7 +34,8 @@ from engine.search.fusion import Candidate, FusionConfig, fuse
 from engine.search.fusion import for_model as fusion_for_model
 from engine.search.lexical.index import LexicalHit, LexicalIndex
 from engine.search.vectors import VectorQueries
-from engine.store.chroma import ChunkStore, content_of, index_of
+from engine.store.chroma import ChunkStore
+from engine.store.chunks import ChunkMeta, content_of, index_of
 
 log = logging.getLogger(__name__)
 
@@ -191,9 +192,10 @@ class Searcher:
         vectors.update(answer.vectors)
         for collection, found_hits in answer.hits:
             for hit in found_hits:
-                found = self._from_vector(hit.text, hit.metadata, hit.score, hit.id)
+                meta = ChunkMeta.of(hit.metadata)
+                found = self._from_vector(hit.text, meta, hit.score, hit.id)
                 key = (found.grade, found.subject, found.chunk_id)
-                if toc is not None and hit.metadata.get("kind") == "toc":
+                if toc is not None and meta.kind == "toc":
                     toc.add(key)
                 if key not in hits or hits[key].score < found.score:
                     hits[key] = found
@@ -210,20 +212,19 @@ class Searcher:
         return collections
 
     @staticmethod
-    def _from_vector(text: str, meta: dict, score: float, chunk_id: str) -> SearchHit:
-        hit = SearchHit(
+    def _from_vector(text: str, meta: ChunkMeta, score: float, chunk_id: str) -> SearchHit:
+        return SearchHit(
             text=text,
-            source=meta["source"],
-            page=int(meta["page"]),
-            pages=str(meta.get("pages", meta["page"])),
-            grade=meta["grade"],
-            subject=meta["subject"],
+            source=meta.source,
+            page=meta.page,
+            pages=meta.pages,
+            grade=meta.grade,
+            subject=meta.subject,
             score=score,
             vector_score=score,
             chunk_id=chunk_id,
-            section=str(meta.get("section") or ""),
+            section=meta.section,
         )
-        return hit
 
     @staticmethod
     def _from_lexical(hit: LexicalHit) -> SearchHit:

@@ -3,8 +3,9 @@
 Collections made before grade/subject names were checked (`nexus__kelas-10__...`, from a
 lossy slug) are still found and searched through their metadata.
 
-Chunk ids are `<file sha256[:24]>-<chunk index>`, so storing the same document again (a retry
-after a crash, the same PDF dropped twice) overwrites instead of duplicating. Writes go in
+Chunk ids (`engine.store.chunks.chunk_id`: the file's sha256 prefix and the chunk's index) make
+storing the same document again (a retry after a crash, the same PDF dropped twice) overwrite
+instead of duplicating. Writes go in
 batches below the server's maximum batch size.
 
 With a change marker (`engine.store.changes`, as the engine builds it) the listing of collections
@@ -23,6 +24,7 @@ from dataclasses import dataclass, replace
 
 from engine.names import SEPARATOR, library_key
 from engine.store.changes import ChangeMarker
+from engine.store.chunks import FILE_SHA256, StoredChunk
 
 log = logging.getLogger(__name__)
 
@@ -47,27 +49,6 @@ def vkp_collection_name(grade: str, subject: str, model_key: str, version: str) 
     return f"{collection_name(grade, subject, model_key)}__vkp-{version.replace('.', '-')}"
 
 
-CONTENT_PREFIX = 24  # hex digits of the file's sha256 that start each of its chunk ids
-
-
-def chunk_id(sha256: str, index: int) -> str:
-    """The id of chunk `index` of the file whose content hashes to `sha256`:
-    `<sha256[:24]>-<index:05d>`. The only place that writes the format; `content_of` and
-    `index_of` are the only places that read it."""
-    return f"{sha256[:CONTENT_PREFIX]}-{index:05d}"
-
-
-def content_of(chunk_id: str) -> str:
-    """The sha256 prefix a chunk id starts with (which file content it came from)."""
-    return chunk_id.rpartition("-")[0]
-
-
-def index_of(chunk_id: str) -> int:
-    """The chunk's position in its document, or -1 for an id not in the format."""
-    tail = chunk_id.rpartition("-")[2]
-    return int(tail) if tail.isdigit() else -1
-
-
 @dataclass
 class CollectionInfo:
     name: str
@@ -77,14 +58,6 @@ class CollectionInfo:
     model_id: str
     count: int
     vkp_version: str = ""  # set on collections installed from a knowledge package
-
-
-@dataclass
-class StoredChunk:
-    id: str
-    text: str
-    metadata: dict
-    vector: list[float]
 
 
 @dataclass
@@ -203,14 +176,14 @@ class ChunkStore:
         except Exception:  # the collection does not exist: nothing to delete
             return
         try:
-            collection.delete(where={"file_sha256": sha256})
+            collection.delete(where={FILE_SHA256: sha256})
         finally:
             self._changed()
 
     def relabel_document(self, name: str, sha256: str, *, source: str) -> None:
         """Change the `source` file name on every chunk of one document."""
         collection = self._collection(name)
-        ids = collection.get(where={"file_sha256": sha256}, include=[])["ids"]
+        ids = collection.get(where={FILE_SHA256: sha256}, include=[])["ids"]
         if ids:
             collection.update(ids=ids, metadatas=[{"source": source}] * len(ids))
 
@@ -229,7 +202,7 @@ class ChunkStore:
         total, offset = collection.count(), 0
         while offset < total:
             page = collection.get(include=["metadatas"], limit=5000, offset=offset)
-            shas.update(m["file_sha256"] for m in page["metadatas"])
+            shas.update(m[FILE_SHA256] for m in page["metadatas"])
             offset += 5000
         return shas
 

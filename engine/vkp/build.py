@@ -83,7 +83,7 @@ class PackageBuilder:
         )
         chunks = self.store.get_chunks(collection.name)
         chunks.sort(key=lambda c: c.id)
-        documents = {c.metadata["file_sha256"]: c.metadata["source"] for c in chunks}
+        documents = {c.meta.file_sha256: c.meta.source for c in chunks}
         digests = {c.id: chunk_digest(c) for c in chunks}
         # before names were unambiguous, history was kept as `<subject>_<grade>.json`
         history = self.history(package) or self.history(f"{subject}_{grade}")
@@ -104,7 +104,7 @@ class PackageBuilder:
                     {
                         "file": name,
                         "sha256": sha,
-                        "chunks": sum(1 for c in chunks if c.metadata["file_sha256"] == sha),
+                        "chunks": sum(1 for c in chunks if c.meta.file_sha256 == sha),
                     }
                     for sha, name in documents.items()
                 ),

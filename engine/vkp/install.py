@@ -26,7 +26,8 @@ from engine.documents.catalog import Catalog, documents_from_chunks
 from engine.documents.records import lexical_chunk
 from engine.names import BadName, check_grade_subject
 from engine.search.lexical.index import LexicalIndex
-from engine.store.chroma import ChunkStore, StoredChunk, vkp_collection_name
+from engine.store.chroma import ChunkStore, vkp_collection_name
+from engine.store.chunks import StoredChunk
 from engine.util import utc_now
 from engine.vkp.manifest import check_version, package_key, version_key
 from engine.vkp.package import (

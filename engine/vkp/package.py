@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.store.chroma import StoredChunk
+from engine.store.chunks import StoredChunk
 from engine.vkp.manifest import (
     FORMAT_VERSION,
     MAX_MEMBER_BYTES,
