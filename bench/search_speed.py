@@ -38,7 +38,7 @@ from engine.app import build_engine  # noqa: E402
 from engine.search.lexical.index import LexicalChunk  # noqa: E402
 from engine.search.searcher import MODES  # noqa: E402
 from engine.settings import Settings  # noqa: E402
-from engine.store.chroma import StoredChunk, chunk_id  # noqa: E402
+from engine.store.chunks import StoredChunk, chunk_id  # noqa: E402
 
 QUESTIONS = Path(__file__).resolve().parent.parent / "tests" / "data" / "questions_dev_id.tsv"
 
