@@ -273,7 +273,11 @@ class Searcher:
         ):
             found[(hit.grade, hit.subject, hit.chunk_id)] = hit
         coverage: dict[tuple, float] = {}
-        for hit in self.lexical.search(question, grade=grade, subject=subject, k=n):
+        # one BM25 pass gives the lexical side's best n and the vector candidates' scores
+        lexical_hits, vector_candidates = self.lexical.search_with_scores(
+            question, grade=grade, subject=subject, k=n, also=list(found)
+        )
+        for hit in lexical_hits:
             key = (hit.grade, hit.subject, hit.chunk_id)
             coverage[key] = hit.coverage
             if key in found:
@@ -285,7 +289,7 @@ class Searcher:
         if not found:
             return [], []
         self._fill_vector_scores(found, query_vectors, models, collections)
-        self._fill_lexical_scores(question, found, coverage, toc)
+        self._fill_lexical_scores(vector_candidates, found, coverage, toc)
         hits = list(found.values())
         shares = self._boilerplate_shares(found)
         return hits, [
@@ -347,25 +351,25 @@ class Searcher:
                         models[(grade, subject, chunk_id)] = collection.model_key
                     hit.vector_score = round(max(hit.vector_score or -1.0, cosine), 4)
 
+    @staticmethod
     def _fill_lexical_scores(
-        self,
-        question: str,
+        scored: list[LexicalHit],
         candidates: dict[tuple, SearchHit],
         coverage: dict[tuple, float],
         toc: set[tuple],
     ) -> None:
-        """BM25 for candidates that only the vector side found (0 when no term matches)."""
-        missing: dict[tuple[str, str], list[str]] = {}
-        for (grade, subject, chunk_id), hit in candidates.items():
+        """BM25 for candidates that only the vector side found, from `scored` (the lexical
+        pass's scores of the vector candidates; 0 when no term matches)."""
+        missing = set()
+        for key, hit in candidates.items():
             if hit.lexical_score is None:
-                missing.setdefault((grade, subject), []).append(chunk_id)
+                missing.add(key)
                 hit.lexical_score = 0.0
-        for (grade, subject), ids in missing.items():
-            for found in self.lexical.search(
-                question, grade=grade, subject=subject, k=len(ids), chunk_ids=ids
-            ):
-                key = (grade, subject, found.chunk_id)
-                candidates[key].lexical_score = found.score
-                coverage[key] = found.coverage
-                if found.kind == "toc":
-                    toc.add(key)
+        for found in scored:
+            key = (found.grade, found.subject, found.chunk_id)
+            if key not in missing:
+                continue
+            candidates[key].lexical_score = found.score
+            coverage[key] = found.coverage
+            if found.kind == "toc":
+                toc.add(key)

@@ -8,7 +8,10 @@ length), `lexical_postings` one row per (grade, subject, term, chunk) with the t
 and a search computes document frequencies and the average length from the rows of that
 grade/subject only. Same package, same question → same scores, wherever it is installed.
 Those two statistics are kept per grade/subject in `lexical_stats`, written in the same
-transaction as the rows, so a search reads one row instead of summing the whole table.
+transaction as the rows, so a search reads one row instead of summing the whole table. The
+postings are scored with numpy from an in-memory copy per grade/subject, which that row's
+version tags (`postings.py`: a derived cache; the tables stay the truth), with the same float
+operations as the scalar formula, so the scores are the same bit for bit.
 
 A search without a grade/subject filter scores every grade/subject on its own statistics and
 merges the hits by score: a hit's score never depends on what else is installed, only which
@@ -30,13 +33,18 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import numpy as np
+
 from engine import db
 from engine.search.lexical.analyzer import analyze
 from engine.search.lexical.informal import standard_words
+from engine.search.lexical.postings import MAX_POSTINGS, Library, PostingsCache
 
 K1 = 1.2  # term-frequency saturation (the usual BM25 defaults; see bench/retrieval.py)
 B = 0.75  # length normalisation
-_MAX_SQL_VARS = 900  # stay under SQLite's bound-parameter limit
+# rounding moves a score by at most 5e-7: a chunk whose raw score is this far below the k-th
+# best cannot reach or tie it once both are rounded
+_ROUNDING_MARGIN = 2e-6
 
 
 @dataclass
@@ -71,6 +79,38 @@ def query_terms(question: str) -> list[str]:
     return list(dict.fromkeys(analyze(standard_words(question))))
 
 
+@dataclass
+class Scored:
+    """One grade/subject's BM25 scores for one question, over its chunk arrays."""
+
+    library: Library
+    scores: np.ndarray  # raw BM25 per chunk position
+    touched: np.ndarray  # whether the chunk shares a term with the question
+    ideal: float  # score of a chunk holding every question term once, at the average length
+
+    def _tuples(self, positions: np.ndarray) -> list[tuple[float, float, int]]:
+        """(score, coverage, row id) of these positions, rounded as the index reports them."""
+        values = self.scores[positions].tolist()
+        rowids = self.library.rowids[positions].tolist()
+        ideal = self.ideal
+        return [(round(v, 6), round(v / ideal, 6), r) for v, r in zip(values, rowids, strict=True)]
+
+    def every(self) -> list[tuple[float, float, int]]:
+        return self._tuples(np.flatnonzero(self.touched))
+
+    def among(self, positions: np.ndarray) -> list[tuple[float, float, int]]:
+        return self._tuples(positions[self.touched[positions]])
+
+    def top(self, k: int) -> list[tuple[float, float, int]]:
+        """Every chunk that can be among the best `k` once scores are rounded (ties too)."""
+        positions = np.flatnonzero(self.touched)
+        if len(positions) > k:
+            values = self.scores[positions]
+            kth = np.partition(values, len(values) - k)[len(values) - k]
+            positions = positions[values >= kth - _ROUNDING_MARGIN]
+        return self._tuples(positions)
+
+
 def idf(chunks: int, df: int) -> float:
     """BM25 inverse document frequency (Lucene's form: never negative)."""
     return math.log(1 + (chunks - df + 0.5) / (df + 0.5))
@@ -88,8 +128,10 @@ class LexicalIndex:
         feedback_chunks: int = 0,
         feedback_terms: int = 10,
         feedback_weight: float = 0.3,
+        max_postings: int = MAX_POSTINGS,
     ):
         self.db = database
+        self.postings = PostingsCache(max_postings)  # derived from the tables, per version
         self.k1 = k1
         self.b = b
         # pseudo-relevance feedback (measured, off): the best terms of the first pass's top
@@ -196,14 +238,7 @@ class LexicalIndex:
 
     def libraries(self, grade: str | None = None, subject: str | None = None) -> dict:
         """{(grade, subject): (indexed chunks, total terms)} — each one's BM25 statistics."""
-        sql = "SELECT grade, subject, chunks, terms FROM lexical_stats WHERE chunks > 0"
-        params: list = []
-        for column, value in (("grade", grade), ("subject", subject)):
-            if value:
-                sql += f" AND {column} = ?"
-                params.append(value)
-        sql += " ORDER BY grade, subject"
-        return {(g, s): (n, total) for g, s, n, total in self.conn.execute(sql, params)}
+        return {key: (n, t) for key, (n, t, _) in self._statistics(grade, subject).items()}
 
     def version(self, grade: str, subject: str) -> int:
         """A number that changes whenever a grade/subject's rows change (0: none yet)."""
@@ -225,23 +260,64 @@ class LexicalIndex:
 
         Each grade/subject is scored with its own statistics; hits are then merged by score.
         """
+        return self.search_with_scores(
+            question, grade=grade, subject=subject, k=k, chunk_ids=chunk_ids
+        )[0]
+
+    def search_with_scores(
+        self,
+        question: str,
+        *,
+        grade: str | None = None,
+        subject: str | None = None,
+        k: int = 5,
+        chunk_ids: list[str] | None = None,
+        also: Iterable[tuple[str, str, str]] = (),
+    ) -> tuple[list[LexicalHit], list[LexicalHit]]:
+        """`search`'s hits, and from the same scoring pass the hits among the chunks `also`
+        names by (grade, subject, chunk id) that share a term with the question (hybrid search
+        gives its vector candidates their BM25 score this way, without scoring twice)."""
         terms = query_terms(question)
         if not terms or k <= 0:
-            return []
+            return [], []
         wanted = set(chunk_ids) if chunk_ids is not None else None
+        extra: dict[tuple[str, str], set[str]] = {}
+        for g, s, chunk_id in also:
+            extra.setdefault((g, s), set()).add(chunk_id)
         best: list[tuple[float, float, int]] = []  # (score, coverage, lexical.id)
-        for (g, s), (chunks, total) in self.libraries(grade, subject).items():
-            if chunks == 0:
-                continue
+        scored_extra: list[tuple[float, float, int]] = []
+        ranked = self._statistics(grade, subject)
+        libraries = dict(ranked)
+        for g, s in extra.keys() - ranked.keys():  # a candidate outside the filter: its score only
+            if g and s:
+                libraries |= self._statistics(g, s)
+        for (g, s), (chunks, total, version) in libraries.items():
             weighted = {t: 1.0 for t in terms}
             if self.feedback_chunks:
-                first = self._score_library(g, s, weighted, chunks, total / chunks, None)
-                weighted |= self._feedback(g, s, terms, first, chunks)
-            best.extend(self._score_library(g, s, weighted, chunks, total / chunks, wanted))
+                first = self._score_library(g, s, weighted, (version, chunks, total))
+                weighted |= self._feedback(g, s, terms, first.every(), chunks)
+            scored = self._score_library(g, s, weighted, (version, chunks, total))
+            if (g, s) in ranked and wanted is None:
+                best.extend(scored.top(k))
+            elif (g, s) in ranked:
+                best.extend(scored.among(scored.library.positions_of(wanted)))
+            if (g, s) in extra:
+                scored_extra.extend(scored.among(scored.library.positions_of(extra[(g, s)])))
         top = heapq.nlargest(k, best)
         if len(top) == k:  # ties at the cut are settled by chunk id, not by row order
             top = [t for t in best if t[0] >= top[-1][0]]
-        return self._hits(top)[:k]
+        return self._hits(top)[:k], self._hits(scored_extra)
+
+    def _statistics(self, grade: str | None, subject: str | None) -> dict:
+        """{(grade, subject): (indexed chunks, total terms, version)}, as `libraries`."""
+        sql = "SELECT grade, subject, chunks, terms, version FROM lexical_stats WHERE chunks > 0"
+        params: list = []
+        for column, value in (("grade", grade), ("subject", subject)):
+            if value:
+                sql += f" AND {column} = ?"
+                params.append(value)
+        sql += " ORDER BY grade, subject"
+        return {(g, s): (n, t, v) for g, s, n, t, v in self.conn.execute(sql, params)}
 
     def _feedback(
         self, grade: str, subject: str, terms: list[str], first: list, chunks: int
@@ -273,47 +349,28 @@ class LexicalIndex:
         grade: str,
         subject: str,
         terms: dict[str, float],
-        chunks: int,
-        average_length: float,
-        wanted: set[str] | None,
-    ) -> list[tuple[float, float, int]]:
-        """(BM25, coverage, row id) of every chunk of one grade/subject sharing a term; each
-        term counts with its weight (1 for the question's own)."""
-        postings: dict[str, list[tuple[int, int, int]]] = {t: [] for t in terms}
-        marks = ", ".join("?" * len(terms))
-        for term, chunk, tf, length in self.conn.execute(
-            "SELECT term, chunk, tf, length FROM lexical_postings"
-            f" WHERE grade = ? AND subject = ? AND term IN ({marks})",
-            (grade, subject, *terms),
-        ):
-            postings[term].append((chunk, tf, length))
-        weights = {t: terms[t] * idf(chunks, len(rows)) for t, rows in postings.items()}
+        stamp: tuple[int, int, int],
+    ) -> Scored:
+        """BM25 of every chunk of one grade/subject sharing a term; each term counts with its
+        weight (1 for the question's own). `stamp` is its lexical_stats (version, chunks,
+        terms); postings come from the in-memory copy made at that stamp
+        (engine.search.lexical.postings)."""
+        _, chunks, total = stamp
+        average_length = total / chunks
+        conn = self.conn
+        library = self.postings.library(conn, grade, subject, stamp)
+        lists = {t: self.postings.postings(conn, grade, subject, library, t) for t in terms}
+        weights = {t: terms[t] * idf(chunks, len(p.tf)) for t, p in lists.items()}
         ideal = sum(weights.values()) or 1.0  # every term once, at the average length
-        scores: dict[int, float] = {}
-        for term, rows in postings.items():
-            weight = weights[term]
-            for chunk, tf, length in rows:
-                norm = self.k1 * (1 - self.b + self.b * length / average_length)
-                scores[chunk] = scores.get(chunk, 0.0) + weight * tf * (self.k1 + 1) / (tf + norm)
-        if wanted is not None and scores:
-            allowed = self._ids_of(grade, subject, wanted)
-            scores = {c: v for c, v in scores.items() if c in allowed}
-        return [(round(v, 6), round(v / ideal, 6), c) for c, v in scores.items()]
-
-    def _ids_of(self, grade: str, subject: str, chunk_ids: set[str]) -> set[int]:
-        ids: set[int] = set()
-        listed = sorted(chunk_ids)
-        for start in range(0, len(listed), _MAX_SQL_VARS):
-            part = listed[start : start + _MAX_SQL_VARS]
-            ids.update(
-                r[0]
-                for r in self.conn.execute(
-                    "SELECT id FROM lexical WHERE grade = ? AND subject = ?"
-                    f" AND chunk_id IN ({', '.join('?' * len(part))})",
-                    (grade, subject, *part),
-                )
-            )
-        return ids
+        norm = library.norms(self.k1, self.b, average_length)
+        scores = np.zeros(len(library.rowids))
+        touched = np.zeros(len(library.rowids), dtype=bool)
+        for term, found in lists.items():
+            at, tf = found.positions, found.tf
+            # the scalar formula's operations in its order: weight * tf * (k1 + 1) / (tf + norm)
+            scores[at] += weights[term] * tf * (self.k1 + 1) / (tf + norm[at])
+            touched[at] = True
+        return Scored(library, scores, touched, ideal)
 
     def _hits(self, top: list[tuple[float, float, int]]) -> list[LexicalHit]:
         if not top:

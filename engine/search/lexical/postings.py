@@ -1,0 +1,171 @@
+"""An in-memory copy of the lexical index's postings, per grade/subject, for scoring with numpy.
+
+SQLite stays the source of truth (the rows commit with the catalogue, see `index.py`); this is
+a cache derived from it. Each grade/subject's entry is tagged with its `lexical_stats` row
+(version, chunks, terms): every write bumps the version in the same transaction as the rows,
+so a search that reads a different row (written by this process or any other, or a restored
+database) drops the entry and reloads it. A search reads that row anyway for its statistics.
+
+An entry holds the grade/subject's indexed chunks (row id, chunk id, length) as arrays, and the
+posting lists of the terms questions have asked for: positions into those arrays and term
+frequencies, loaded on first use. Term lists are evicted least recently used once the cache
+holds more than `max_postings` postings in all (12 bytes each), so memory stays bounded however
+many subjects are installed; a grade/subject's chunk arrays cost ~60 bytes per chunk.
+
+Scores are computed with the same float64 operations, in the same order, as the scalar BM25
+they replace (see `LexicalIndex._score_library`), so they are bit for bit the same.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+import numpy as np
+
+MAX_POSTINGS = 8_000_000  # ~96 MB of cached posting lists over all grade/subjects
+
+
+@dataclass
+class Postings:
+    """One term's posting list within a grade/subject."""
+
+    positions: np.ndarray  # int32 positions into the grade/subject's chunk arrays
+    tf: np.ndarray  # float64 term frequencies (whole numbers)
+
+
+@dataclass
+class Library:
+    """One grade/subject at one version: its indexed chunks and cached posting lists."""
+
+    stamp: tuple[int, int, int]  # its lexical_stats (version, chunks, terms) when read
+    rowids: np.ndarray  # int64 `lexical.id` of each indexed chunk, ascending
+    lengths: np.ndarray  # float64 terms per chunk
+    chunk_ids: np.ndarray  # bytes chunk ids, sorted
+    chunk_order: np.ndarray  # position of each sorted chunk id
+    terms: dict[str, Postings] = field(default_factory=dict)
+    _norms: dict[tuple, np.ndarray] = field(default_factory=dict)
+
+    def norms(self, k1: float, b: float, average_length: float) -> np.ndarray:
+        """BM25's length normalisation of every chunk: k1 * (1 - b + b * length / avgdl)."""
+        key = (k1, b, average_length)
+        norm = self._norms.get(key)
+        if norm is None:
+            norm = k1 * (1 - b + b * self.lengths / average_length)
+            self._norms = {key: norm}  # k1/b change only in benchmarks; keep the latest
+        return norm
+
+    def positions_of(self, chunk_ids: set[str]) -> np.ndarray:
+        """Positions of the chunks with these ids (every row of an id, should one repeat)."""
+        if not chunk_ids or not len(self.chunk_ids):
+            return np.empty(0, dtype=np.int64)
+        width = self.chunk_ids.dtype.itemsize  # a longer id cannot be one of these
+        encoded = sorted(e for e in (c.encode() for c in chunk_ids) if len(e) <= width)
+        wanted = np.array(encoded, dtype=self.chunk_ids.dtype)
+        left = np.searchsorted(self.chunk_ids, wanted, side="left")
+        right = np.searchsorted(self.chunk_ids, wanted, side="right")
+        found = [self.chunk_order[lo:hi] for lo, hi in zip(left, right, strict=True) if hi > lo]
+        return np.concatenate(found) if found else np.empty(0, dtype=np.int64)
+
+
+class PostingsCache:
+    """Per grade/subject `Library` entries, checked against their `lexical_stats` row."""
+
+    def __init__(self, max_postings: int = MAX_POSTINGS):
+        self.max_postings = max_postings
+        self._libraries: dict[tuple[str, str], Library] = {}
+        self._recent: OrderedDict[tuple[str, str, str], int] = OrderedDict()  # LRU of terms
+        self._held = 0  # postings held in all cached term lists
+        self._lock = threading.Lock()
+
+    def library(
+        self, conn: sqlite3.Connection, grade: str, subject: str, stamp: tuple[int, int, int]
+    ) -> Library:
+        """The entry of a grade/subject whose lexical_stats row reads `stamp` (loaded when
+        missing or different)."""
+        key = (grade, subject)
+        with self._lock:
+            cached = self._libraries.get(key)
+            if cached is not None and cached.stamp == stamp:
+                return cached
+        rows = conn.execute(
+            "SELECT id, chunk_id, length FROM lexical WHERE grade = ? AND subject = ?"
+            " AND kind != 'toc' ORDER BY id",
+            (grade, subject),
+        ).fetchall()
+        chunk_ids = np.array([r[1].encode() for r in rows], dtype=bytes)
+        order = np.argsort(chunk_ids, kind="stable")
+        loaded = Library(
+            stamp=stamp,
+            rowids=np.array([r[0] for r in rows], dtype=np.int64),
+            lengths=np.array([r[2] for r in rows], dtype=np.float64),
+            chunk_ids=chunk_ids[order],
+            chunk_order=order,
+        )
+        with self._lock:
+            cached = self._libraries.get(key)
+            if cached is not None and cached.stamp == stamp:
+                return cached  # another thread loaded it meanwhile
+            if cached is not None:
+                self._forget_terms(key, cached)
+            self._libraries[key] = loaded
+        return loaded
+
+    def postings(
+        self,
+        conn: sqlite3.Connection,
+        grade: str,
+        subject: str,
+        library: Library,
+        term: str,
+    ) -> Postings:
+        """One term's posting list in `library` (read from SQLite on first use)."""
+        key = (grade, subject, term)
+        with self._lock:
+            found = library.terms.get(term)
+            if found is not None:
+                if key in self._recent:
+                    self._recent.move_to_end(key)
+                return found
+        rows = conn.execute(
+            "SELECT chunk, tf FROM lexical_postings WHERE grade = ? AND subject = ? AND term = ?",
+            (grade, subject, term),
+        ).fetchall()
+        chunks = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        positions = np.searchsorted(library.rowids, chunks)
+        # a row written after the library was read (its stamp is already stale) has no
+        # position; drop it: the next search sees the new stamp and reloads everything
+        known = positions < len(library.rowids)
+        known[known] = library.rowids[positions[known]] == chunks[known]
+        loaded = Postings(
+            positions=positions[known].astype(np.int32),
+            tf=np.fromiter((r[1] for r in rows), dtype=np.float64, count=len(rows))[known],
+        )
+        with self._lock:
+            if self._libraries.get((grade, subject)) is not library:
+                return loaded  # replaced meanwhile: use it for this search, don't keep it
+            if term not in library.terms:
+                library.terms[term] = loaded
+                self._recent[key] = len(loaded.tf)
+                self._held += len(loaded.tf)
+                self._evict()
+        return loaded
+
+    def _evict(self) -> None:
+        while self._held > self.max_postings and len(self._recent) > 1:
+            (grade, subject, term), size = self._recent.popitem(last=False)
+            self._held -= size
+            library = self._libraries.get((grade, subject))
+            if library is not None:
+                library.terms.pop(term, None)
+
+    def _forget_terms(self, key: tuple[str, str], library: Library) -> None:
+        for term in library.terms:
+            self._held -= self._recent.pop((*key, term), 0)
+
+    @property
+    def held(self) -> int:
+        """Postings held in cached term lists."""
+        return self._held

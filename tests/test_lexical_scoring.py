@@ -1,0 +1,200 @@
+"""BM25 scored from the in-memory postings ranks exactly as the scalar formula over the SQLite
+rows does, sees every write (this process's or another's), stays within its memory bound, and
+hybrid search scores each grade/subject once per question."""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import Counter
+
+import pytest
+
+from engine import db
+from engine.search.lexical.index import K1, B, LexicalChunk, LexicalIndex, query_terms
+from tests.support import pdfs
+
+WORDS = (
+    "gaya gravitasi energi benda massa cahaya lampu listrik arus hambatan suhu kalor air "
+    "tanah batuan daun akar sel tumbuhan hewan rantai makanan ekosistem hujan awan"
+).split()
+
+
+def _corpus(rng: random.Random, documents: int, chunks: int) -> list[list[str]]:
+    """Texts per document; some chunks repeat word for word so their scores tie."""
+    out = []
+    for _ in range(documents):
+        texts = [" ".join(rng.choices(WORDS, k=rng.randint(3, 14))) for _ in range(chunks)]
+        texts[-1] = texts[0]
+        out.append(texts)
+    return out
+
+
+def _fill(lexical: LexicalIndex, rng: random.Random, libraries, documents=6, chunks=8) -> None:
+    for grade, subject in libraries:
+        for d, texts in enumerate(_corpus(rng, documents, chunks)):
+            sha = f"{grade}{subject}{d}".ljust(64, "0")
+            lexical.add(
+                grade,
+                subject,
+                sha,
+                [
+                    LexicalChunk(
+                        f"{sha[:24]}-{i:05d}",
+                        text,
+                        "m.pdf",
+                        i + 1,
+                        str(i + 1),
+                        kind="toc" if i == 1 else "",  # table-of-contents chunks never rank
+                    )
+                    for i, text in enumerate(texts)
+                ],
+            )
+
+
+def _reference(conn, question, grade=None, subject=None, k=5, chunk_ids=None) -> list[tuple]:
+    """(chunk id, score, coverage) by the scalar BM25 over the rows themselves: statistics of
+    each grade/subject's non-TOC chunks, scores rounded to 6 places, ties by chunk id."""
+    terms = query_terms(question)
+    rows = conn.execute("SELECT grade, subject, chunk_id, terms, kind FROM lexical").fetchall()
+    libraries: dict[tuple, list] = {}
+    for g, s, chunk_id, text, kind in rows:
+        if kind != "toc" and (grade in (None, g)) and (subject in (None, s)):
+            libraries.setdefault((g, s), []).append((chunk_id, text.split()))
+    scored = []
+    for (g, s), chunks in libraries.items():
+        average = sum(len(t) for _, t in chunks) / len(chunks)
+        df = {t: sum(t in words for _, words in chunks) for t in terms}
+        weight = {t: math.log(1 + (len(chunks) - df[t] + 0.5) / (df[t] + 0.5)) for t in terms}
+        ideal = sum(weight.values())
+        for chunk_id, words in chunks:
+            if chunk_ids is not None and chunk_id not in chunk_ids:
+                continue
+            tf, score = Counter(words), 0.0
+            for t in terms:
+                if tf[t]:
+                    norm = K1 * (1 - B + B * len(words) / average)
+                    score += weight[t] * tf[t] * (K1 + 1) / (tf[t] + norm)
+            if any(tf[t] for t in terms):
+                scored.append((round(score, 6), g, s, chunk_id, round(score / ideal, 6)))
+    scored.sort(key=lambda x: (-x[0], x[1], x[2], x[3]))
+    return [(chunk_id, score, coverage) for score, _, _, chunk_id, coverage in scored[:k]]
+
+
+def _ranked(hits) -> list[tuple]:
+    return [(h.chunk_id, h.score, h.coverage) for h in hits]
+
+
+LIBRARIES = [("kelas_10", "ipa"), ("kelas_10", "ips"), ("kelas_11", "fisika")]
+
+
+def test_ranking_equals_the_reference_bm25_scoring(tmp_path):
+    rng = random.Random(24)
+    lexical = LexicalIndex(db.Database(tmp_path / "engine.db"))
+    _fill(lexical, rng, LIBRARIES)
+    every_id = [r[0] for r in lexical.conn.execute("SELECT chunk_id FROM lexical")]
+    for _ in range(60):
+        question = " ".join(rng.sample(WORDS, rng.randint(1, 4)))
+        k = rng.choice([1, 3, 5, 10, 40])
+        for where in ({}, {"grade": "kelas_10"}, {"grade": "kelas_10", "subject": "ips"}):
+            expected = _reference(lexical.conn, question, k=k, **where)
+            assert expected  # the question's words are in every subject
+            assert _ranked(lexical.search(question, k=k, **where)) == expected
+        some = set(rng.sample(every_id, 12))
+        restricted = lexical.search(question, k=k, chunk_ids=sorted(some))
+        assert _ranked(restricted) == _reference(lexical.conn, question, k=k, chunk_ids=some)
+
+
+def test_one_pass_also_scores_the_named_chunks(tmp_path):
+    """The `also` chunks get the scores a search restricted to them gives, in any subject."""
+    rng = random.Random(5)
+    lexical = LexicalIndex(db.Database(tmp_path / "engine.db"))
+    _fill(lexical, rng, LIBRARIES)
+    rows = lexical.conn.execute("SELECT grade, subject, chunk_id FROM lexical").fetchall()
+    named = [tuple(r) for r in rng.sample(rows, 20)]
+    question = "energi listrik arus air"
+    hits, also = lexical.search_with_scores(
+        question, grade="kelas_10", subject="ipa", k=5, also=named
+    )
+    assert _ranked(hits) == _reference(lexical.conn, question, "kelas_10", "ipa", k=5)
+    expected = {}
+    for g, s, chunk_id in named:
+        for hit in lexical.search(question, grade=g, subject=s, k=1, chunk_ids=[chunk_id]):
+            expected[(g, s, chunk_id)] = (hit.score, hit.coverage)
+    assert expected and {(h.grade, h.subject, h.chunk_id): (h.score, h.coverage) for h in also} == (
+        expected
+    )
+
+
+def test_the_postings_cache_sees_another_connections_writes(tmp_path):
+    """Two engines on one database (two processes): what one writes, the other's next search
+    ranks by, with the statistics a fresh index computes."""
+    path = tmp_path / "engine.db"
+    reader = LexicalIndex(db.Database(path))
+    writer = LexicalIndex(db.Database(path))
+    gaya = [LexicalChunk("a" * 24 + "-00000", "gaya gravitasi bumi", "a.pdf", 1, "1")]
+    writer.add("kelas_10", "ipa", "a" * 64, gaya)
+    [before] = reader.search("gravitasi bumi", grade="kelas_10", subject="ipa")
+    assert reader.postings.held  # the search went through the cache
+
+    more = [
+        LexicalChunk("b" * 24 + "-00000", "gravitasi bulan lebih kecil", "b.pdf", 1, "1"),
+        LexicalChunk("b" * 24 + "-00001", "bumi berputar", "b.pdf", 2, "2"),
+    ]
+    writer.add("kelas_10", "ipa", "b" * 64, more)
+    after = reader.search("gravitasi bumi", grade="kelas_10", subject="ipa", k=5)
+    fresh = LexicalIndex(db.Database(path)).search("gravitasi bumi", k=5)
+    assert _ranked(after) == _ranked(fresh) == _reference(reader.conn, "gravitasi bumi", k=5)
+    assert len(after) == 3 and after[0].score != before.score  # statistics changed too
+
+    writer.remove("kelas_10", "ipa", "a" * 64)
+    assert [h.source for h in reader.search("gravitasi bumi", k=5)] == ["b.pdf", "b.pdf"]
+
+
+def test_cached_postings_stay_within_their_bound_and_rank_the_same(tmp_path):
+    rng = random.Random(9)
+    path = tmp_path / "engine.db"
+    _fill(LexicalIndex(db.Database(path)), rng, LIBRARIES, documents=10)
+    bounded = LexicalIndex(db.Database(path), max_postings=40)
+    roomy = LexicalIndex(db.Database(path))
+    for _ in range(40):
+        question = " ".join(rng.sample(WORDS, 3))
+        assert _ranked(bounded.search(question, k=8)) == _ranked(roomy.search(question, k=8))
+        biggest = max(
+            (len(p.tf) for lib in bounded.postings._libraries.values() for p in lib.terms.values()),
+            default=0,
+        )
+        assert bounded.postings.held <= max(40, biggest)
+    assert roomy.postings.held > 40 * 3
+
+
+@pytest.fixture
+def one_subject(engine, inbox):
+    subject = inbox / "kelas_10" / "ipa"
+    pdfs.text_pdf(subject / "a.pdf", ["Gaya gravitasi menarik benda ke bumi."])
+    pdfs.text_pdf(subject / "b.pdf", ["Hujan turun dari awan yang tebal."])
+    pdfs.text_pdf(subject / "c.pdf", ["Energi listrik mengalir sebagai arus."])
+    pdfs.text_pdf(subject / "d.pdf", ["Bumi berputar pada porosnya."])
+    engine.ingestor.run([inbox], inbox)
+    return engine
+
+
+def test_hybrid_scores_each_subject_once_per_question(one_subject, monkeypatch):
+    engine = one_subject
+    calls = []
+    score_library = engine.lexical._score_library
+    monkeypatch.setattr(
+        engine.lexical,
+        "_score_library",
+        lambda *args, **kwargs: calls.append(args[:2]) or score_library(*args, **kwargs),
+    )
+    hits = engine.searcher.search("gaya gravitasi bumi", k=10)
+    assert calls == [("kelas_10", "ipa")]
+    monkeypatch.undo()
+    # and every candidate, found by vectors or words, carries its own BM25 score
+    assert any(h.lexical_score == 0 for h in hits) and any(h.lexical_score for h in hits)
+    for hit in hits:
+        alone = engine.lexical.search(
+            "gaya gravitasi bumi", grade="kelas_10", subject="ipa", chunk_ids=[hit.chunk_id]
+        )
+        assert hit.lexical_score == (alone[0].score if alone else 0.0)
