@@ -237,3 +237,16 @@ def test_recover_deletes_orphaned_chunks_and_marks_dead_jobs(engine, inbox):
     assert [c.metadata["file_sha256"] for c in engine.store.get_chunks(col.name)] == [
         engine.ingestor.catalog.get(str((inbox / "kelas_10/ipa/a.pdf").resolve())).sha256
     ]
+
+
+def test_a_copy_cut_short_beyond_repair_is_still_called_truncated(engine, inbox):
+    """A teacher's interrupted copy is "truncated" (copy it again), not "damaged", even where
+    MuPDF cannot open what is left; a whole file that cannot be read is "damaged"."""
+    subject = inbox / "kelas_10" / "informatika"
+    whole = pdfs.text_pdf(subject / "utuh.pdf", ["Halaman satu. " * 50]).read_bytes()
+    (subject / "utuh.pdf").unlink()
+    (subject / "terputus.pdf").write_bytes(whole[:300])  # MuPDF raises on this one
+    (subject / "rusak_utuh.pdf").write_bytes(whole[:300] + b"\n%%EOF\n")
+    stored = {Path(f.path).name: f for f in ingest(engine, inbox).files}
+    assert stored["terputus.pdf"].reason_code == "truncated"
+    assert stored["rusak_utuh.pdf"].reason_code == "damaged"

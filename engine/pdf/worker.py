@@ -141,7 +141,8 @@ def _read_open_pdf(
     try:
         doc = pymupdf.open(name, filetype="pdf")
     except Exception:  # PyMuPDF raises FileDataError and friends
-        return _fail("corrupt", code="damaged")
+        # a file without its end marker is an incomplete copy, whether or not MuPDF can repair it
+        return _fail("corrupt", code="damaged" if b"%%EOF" in tail else "truncated")
     with doc:
         if doc.needs_pass:
             return _fail("encrypted", code="encrypted")
