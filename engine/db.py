@@ -196,6 +196,10 @@ MIGRATIONS: list[str] = [
                coalesce(sum(CASE WHEN kind != 'toc' THEN length END), 0), 1
         FROM lexical GROUP BY grade, subject;
     """,
+    # 11: chunks found by id: a search reads its vector hits' texts and citations here.
+    """
+    CREATE INDEX lexical_by_chunk ON lexical (chunk_id);
+    """,
 ]
 
 

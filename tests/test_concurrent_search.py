@@ -129,6 +129,92 @@ def test_a_write_by_another_process_is_searchable_at_the_next_search(settings):
     assert "fisika" not in {h.subject for h in reader.searcher.search("newton", mode="vector")}
 
 
+def test_vector_hits_take_their_text_from_the_index_without_asking_chroma(settings, monkeypatch):
+    engine = build_engine(settings, embedder=FakeEmbedder())
+    for (grade, subject), text in TOPICS.items():
+        add_document(engine, grade, subject, text)
+    asked = []
+    texts = engine.store.texts
+    monkeypatch.setattr(engine.store, "texts", lambda *a: asked.append(a) or texts(*a))
+
+    hits = engine.searcher.search("fotosintesis di daun", mode="vector", k=12)
+    hybrid = engine.searcher.search("hukum newton", k=12)
+
+    assert asked == []  # Chroma gave ids and scores only; the texts came from the index
+    assert len(hits) == 12 and len(hybrid) == 12
+    best = hits[0]
+    assert (best.grade, best.subject, best.source, best.page, best.pages) == (
+        "kelas_10",
+        "biologi",
+        "biologi.pdf",
+        1,
+        "1",
+    )
+    assert best.text.startswith(TOPICS[("kelas_10", "biologi")])
+
+
+def test_a_chunk_stored_but_not_committed_is_found_with_its_text_from_chroma(settings):
+    """Between storing a file's chunks and committing its catalogue rows (an ingest in
+    flight), the vector side still finds them, cited from Chroma's own metadata."""
+    engine = build_engine(settings, embedder=FakeEmbedder())
+    add_document(engine, "kelas_10", "informatika", TOPICS[("kelas_10", "informatika")])
+    sha = "d" * 64
+    text = "jaringan komputer menghubungkan perangkat"
+    model = engine.embedder.model
+    meta = {
+        "grade": "kelas_10",
+        "subject": "informatika",
+        "source": "jaringan.pdf",
+        "file_sha256": sha,
+        "page": 4,
+        "pages": "4-5",
+        "section": "Bab 2",
+    }
+    vector = engine.embedder.embed([text]).vectors[0]
+    engine.store.add(
+        "kelas_10", "informatika", model.model_id, model.key,
+        [StoredChunk(chunk_id(sha, 0), text, meta, vector)],
+    )  # fmt: skip
+
+    hits = engine.searcher.search(text, mode="vector", k=2)
+
+    assert hits[0].chunk_id == chunk_id(sha, 0)
+    assert (hits[0].text, hits[0].source, hits[0].page, hits[0].pages, hits[0].section) == (
+        text,
+        "jaringan.pdf",
+        4,
+        "4-5",
+        "Bab 2",
+    )
+    assert hits[1].source == "informatika.pdf"  # the committed chunks, from the index
+
+
+def test_a_question_over_many_collections_asks_them_on_several_threads(settings, monkeypatch):
+    """Chroma releases the GIL while it searches: a question over every grade/subject asks
+    them on the vector pool's threads, and gets the hits it gets asking one at a time."""
+    engine = build_engine(settings, embedder=FakeEmbedder())
+    for n in range(3):
+        for (grade, subject), text in TOPICS.items():
+            add_document(engine, grade, f"{subject}{n}", text)  # 12 collections
+    engine.searcher.vector_queries.threads = 1
+    alone = [engine.searcher.search(q, k=8) for q in QUESTIONS]
+    threads = set()
+    nearest_many = engine.store.nearest_many
+
+    def recorded(*args):
+        threads.add(threading.current_thread().name)
+        time.sleep(0.02)  # long enough that one thread cannot take every collection
+        return nearest_many(*args)
+
+    monkeypatch.setattr(engine.store, "nearest_many", recorded)
+    engine.searcher.vector_queries.threads = 2
+
+    spread = [engine.searcher.search(q, k=8) for q in QUESTIONS]
+
+    assert len(threads) == 2 and all(name.startswith("nearest") for name in threads)
+    assert spread == alone
+
+
 def test_a_store_without_a_marker_lists_every_time(settings):
     client = CountingClient(make_chroma_client(settings))
     store = ChunkStore(client)
@@ -155,9 +241,9 @@ def test_one_query_for_several_vectors_gives_each_the_hits_of_its_own_query(sett
     )
     asked = embedder.embed(QUESTIONS).vectors
 
-    together = store.query_many(name, asked, 7)
+    together = store.nearest_many(name, asked, 7)
 
-    assert together == [store.query(name, vector, 7) for vector in asked]
+    assert together == [store.nearest(name, vector, 7) for vector in asked]
     assert all(len(hits) == 7 for hits in together)
 
 

@@ -29,19 +29,6 @@ from engine.store.chunks import FILE_SHA256, StoredChunk
 log = logging.getLogger(__name__)
 
 
-def lexical_chunk(chunk: StoredChunk) -> LexicalChunk:
-    meta = chunk.meta
-    return LexicalChunk(
-        chunk.id,
-        chunk.text,
-        meta.source,
-        meta.page,
-        meta.pages,
-        section=meta.section,
-        kind=meta.kind,
-    )
-
-
 class DocumentRecords:
     """Catalogue, lexical index, job results and recovery: what the pipeline writes besides
     chunks. `Ingestor` holds one and asks it; `recover`, `vanished` and `sync_lexical` are also
@@ -147,7 +134,7 @@ class DocumentRecords:
             if (grade, subject, sha) in indexed or not doc.collection:
                 continue
             stored = self.store.get_chunks(doc.collection, where={FILE_SHA256: sha})
-            self.lexical.add(grade, subject, sha, [lexical_chunk(c) for c in stored])
+            self.lexical.add(grade, subject, sha, [LexicalChunk.of(c) for c in stored])
             added += 1
         return added
 
@@ -192,7 +179,7 @@ class DocumentRecords:
             len(chunks),
             previous,
             size=size,
-            lexical=[lexical_chunk(c) for c in chunks],
+            lexical=[LexicalChunk.of(c) for c in chunks],
         )
 
     def record(

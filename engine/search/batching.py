@@ -6,8 +6,8 @@ streams its weights once per call; Chroma pays one set-up per collection and cal
 running takes every waiting request (at most `max_batch`) and processes them in one call, while
 the requests that arrive meanwhile wait for the next one. Nothing waits on a timer: a lone
 request is processed at once, alone, exactly as without batching, and under load the batches
-grow by themselves. At most `parallel` batches run at once (one per core: the encoder and
-Chroma release the GIL while they compute).
+grow by themselves. At most `parallel` batches run at once (the searcher runs one at a time
+and spreads its Chroma calls over the cores instead, see `engine.search.vectors`).
 
 There is no background thread: the callers' own threads take turns processing, so nothing needs
 starting or stopping. When a batch fails, each of its requests is tried again alone, so one bad

@@ -32,10 +32,10 @@ import numpy as np
 from engine.embed.base import Embedder
 from engine.search.fusion import Candidate, FusionConfig, fuse
 from engine.search.fusion import for_model as fusion_for_model
-from engine.search.lexical.index import LexicalHit, LexicalIndex
+from engine.search.lexical.index import LexicalChunk, LexicalHit, LexicalIndex
 from engine.search.vectors import VectorQueries
-from engine.store.chroma import ChunkStore
-from engine.store.chunks import ChunkMeta, content_of, index_of
+from engine.store.chroma import ChunkStore, CollectionInfo
+from engine.store.chunks import content_of, index_of
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +113,7 @@ class Searcher:
             embedder,
             store,
             max_batch=batch,
-            parallel=max(1, min(4, len(os.sched_getaffinity(0)))),
+            threads=max(1, min(4, len(os.sched_getaffinity(0)))),
             together=batch_encoder,
         )
 
@@ -185,23 +185,44 @@ class Searcher:
         with the model that embedded it (the keys of table-of-contents chunks are added to
         `toc`, the model of each hit to `models`)."""
         vectors = {} if vectors is None else vectors
-        hits: dict[tuple, SearchHit] = {}
         if collections is None:
             collections = self._collections(grade, subject)
         answer = self.vector_queries.ask(question, collections, n)
         vectors.update(answer.vectors)
-        for collection, found_hits in answer.hits:
-            for hit in found_hits:
-                meta = ChunkMeta.of(hit.metadata)
-                found = self._from_vector(hit.text, meta, hit.score, hit.id)
-                key = (found.grade, found.subject, found.chunk_id)
-                if toc is not None and meta.kind == "toc":
-                    toc.add(key)
-                if key not in hits or hits[key].score < found.score:
-                    hits[key] = found
-                    if models is not None:
-                        models[key] = collection.model_key
-        return sorted(hits.values(), key=lambda h: h.score, reverse=True)[:n]
+        best: dict[tuple, tuple[float, CollectionInfo]] = {}  # the best score of each chunk
+        for collection, nearest in answer.hits:
+            for chunk_id, score in nearest:
+                key = (collection.grade, collection.subject, chunk_id)
+                if key not in best or best[key][0] < score:
+                    best[key] = (score, collection)
+        top = sorted(best.items(), key=lambda item: item[1][0], reverse=True)[:n]
+        cited = self._cited(top)
+        hits = []
+        for key, (score, collection) in top:
+            chunk = cited.get(key)
+            if chunk is None:  # deleted since Chroma answered
+                continue
+            if toc is not None and chunk.kind == "toc":
+                toc.add(key)
+            if models is not None:
+                models[key] = collection.model_key
+            hits.append(self._from_vector(chunk, key, score))
+        return hits
+
+    def _cited(self, found: list[tuple[tuple, tuple[float, CollectionInfo]]]) -> dict:
+        """Text and citation of vector hits, by (grade, subject, chunk id): from the lexical
+        index, which holds every committed chunk, and from the collection for any it lacks (a
+        document whose ingest has stored its chunks but not committed yet)."""
+        cited = self.lexical.chunks(key for key, _ in found)
+        missing: dict[str, list[str]] = {}
+        for key, (_, collection) in found:
+            if key not in cited:
+                missing.setdefault(collection.name, []).append(key[2])
+        for name, ids in missing.items():
+            collection = next(c for _, (_, c) in found if c.name == name)
+            for chunk in self.store.texts(name, ids):
+                cited[(collection.grade, collection.subject, chunk.id)] = LexicalChunk.of(chunk)
+        return cited
 
     def _collections(self, grade: str | None, subject: str | None) -> list:
         """Collections to search: ingested ones and the installed version of each package."""
@@ -212,18 +233,19 @@ class Searcher:
         return collections
 
     @staticmethod
-    def _from_vector(text: str, meta: ChunkMeta, score: float, chunk_id: str) -> SearchHit:
+    def _from_vector(chunk: LexicalChunk, key: tuple, score: float) -> SearchHit:
+        grade, subject, chunk_id = key
         return SearchHit(
-            text=text,
-            source=meta.source,
-            page=meta.page,
-            pages=meta.pages,
-            grade=meta.grade,
-            subject=meta.subject,
+            text=chunk.text,
+            source=chunk.source,
+            page=int(chunk.page),
+            pages=str(chunk.pages),
+            grade=grade,
+            subject=subject,
             score=score,
             vector_score=score,
             chunk_id=chunk_id,
-            section=meta.section,
+            section=chunk.section,
         )
 
     @staticmethod
@@ -330,26 +352,27 @@ class Searcher:
         for (grade, subject, chunk_id), hit in candidates.items():
             if hit.vector_score is None:
                 missing.setdefault((grade, subject), []).append(chunk_id)
-        for (grade, subject), ids in missing.items():
-            for collection in collections:
-                if (collection.grade, collection.subject) != (grade, subject):
-                    continue
-                vector = query_vectors.get(collection.model_key)
-                if vector is None:
-                    continue
-                stored = self.store.get_vectors(collection.name, ids)
-                query = np.asarray(vector, dtype=np.float32)
-                for chunk_id, stored_vector in stored.items():
-                    candidate = np.asarray(stored_vector, dtype=np.float32)
-                    cosine = float(
-                        query
-                        @ candidate
-                        / (np.linalg.norm(query) * np.linalg.norm(candidate) or 1.0)
-                    )
-                    hit = candidates[(grade, subject, chunk_id)]
-                    if hit.vector_score is None or cosine > hit.vector_score:
-                        models[(grade, subject, chunk_id)] = collection.model_key
-                    hit.vector_score = round(max(hit.vector_score or -1.0, cosine), 4)
+        asked = [
+            (collection, ids)
+            for collection in collections
+            if query_vectors.get(collection.model_key) is not None
+            and (ids := missing.get((collection.grade, collection.subject)))
+        ]
+        stored_vectors = self.vector_queries.map(
+            lambda item: self.store.get_vectors(item[0].name, item[1]), asked
+        )
+        for (collection, _), stored in zip(asked, stored_vectors, strict=True):
+            grade, subject = collection.grade, collection.subject
+            query = np.asarray(query_vectors[collection.model_key], dtype=np.float32)
+            for chunk_id, stored_vector in stored.items():
+                candidate = np.asarray(stored_vector, dtype=np.float32)
+                cosine = float(
+                    query @ candidate / (np.linalg.norm(query) * np.linalg.norm(candidate) or 1.0)
+                )
+                hit = candidates[(grade, subject, chunk_id)]
+                if hit.vector_score is None or cosine > hit.vector_score:
+                    models[(grade, subject, chunk_id)] = collection.model_key
+                hit.vector_score = round(max(hit.vector_score or -1.0, cosine), 4)
 
     @staticmethod
     def _fill_lexical_scores(

@@ -4,8 +4,9 @@ Each question needs a query vector per embedding model of the collections it sea
 nearest chunks of each collection. Asked one by one, a class of questions pays the encoder's and
 Chroma's fixed cost once per question and collection; here a `MicroBatcher` hands the questions
 waiting at the same moment to one call: the encoder embeds them together (one call per model),
-and each collection is asked once for all of them (`ChunkStore.query_many`, which gives every
-question exactly the hits of a query of its own). A question asked alone is embedded and
+and each collection is asked once for all of them (`ChunkStore.nearest_many`, which gives every
+question exactly the hits of a query of its own: ids and scores, the searcher reads the texts of
+the hits it keeps). A question asked alone is embedded and
 queried alone, as before.
 
 Embedding together is not bit-for-bit the same as embedding alone: a batched encoder sums in a
@@ -17,16 +18,19 @@ which are exact.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from engine.embed.base import Embedder, EmbeddingUnavailable
 from engine.search.batching import MicroBatcher
-from engine.store.chroma import ChunkStore, CollectionInfo, Hit
+from engine.store.chroma import ChunkStore, CollectionInfo, Nearest
 
 log = logging.getLogger(__name__)
 
 Vector = list[float]
+_SPREAD_FROM = 4  # collections a batch asks before their queries are spread over threads
 
 
 @dataclass(frozen=True)
@@ -39,7 +43,7 @@ class VectorRequest:
 @dataclass
 class VectorAnswer:
     vectors: dict[str, Vector | None]  # the question's vector per model key (None: unavailable)
-    hits: list[tuple[CollectionInfo, list[Hit]]] = field(default_factory=list)  # in order
+    hits: list[tuple[CollectionInfo, list[Nearest]]] = field(default_factory=list)  # in order
 
 
 class VectorQueries:
@@ -50,7 +54,9 @@ class VectorQueries:
             the collections of each model).
         store: the chunk store.
         max_batch: most questions per batch (1: every question alone).
-        parallel: most batches at once.
+        threads: threads a batch's collections are asked on (one batch runs at a time: with
+            its Chroma calls spread over the cores, a second batch beside it only contends;
+            measured in the README, Performance).
         together: embed a batch's questions in one encoder call (False: each alone).
     """
 
@@ -60,14 +66,17 @@ class VectorQueries:
         store: ChunkStore,
         *,
         max_batch: int = 16,
-        parallel: int = 2,
+        threads: int = 2,
         together: bool = True,
     ):
         self.embedder = embedder
         self.store = store
         self.together = together
+        self.threads = threads
+        self._pool: ThreadPoolExecutor | None = None  # started at the first wide question
+        self._pool_lock = threading.Lock()
         self.batcher: MicroBatcher[VectorRequest, VectorAnswer] = MicroBatcher(
-            self._answer, max_batch=max_batch, parallel=parallel
+            self._answer, max_batch=max_batch, parallel=1
         )
 
     def ask(self, question: str, collections: Sequence[CollectionInfo], n: int) -> VectorAnswer:
@@ -84,16 +93,35 @@ class VectorQueries:
                 if answers[i].vectors[collection.model_key] is not None:
                     k = min(request.n, collection.count)
                     asking.setdefault((collection.name, k), []).append(i)
-        found: dict[tuple[int, str], list[Hit]] = {}
-        for (name, k), asked in asking.items():
+
+        def nearest(item: tuple[tuple[str, int], list[int]]) -> list[list[Nearest]]:
+            (name, k), asked = item
             vectors = [answers[i].vectors[_model_of(requests[i], name)] for i in asked]
-            for i, hits in zip(asked, self.store.query_many(name, vectors, k), strict=True):
-                found[(i, name)] = hits
+            return self.store.nearest_many(name, vectors, k)
+
+        found: dict[tuple[int, str], list[Nearest]] = {}
+        for ((name, _), asked), hits in zip(
+            asking.items(), self.map(nearest, list(asking.items())), strict=True
+        ):
+            for i, nearest_hits in zip(asked, hits, strict=True):
+                found[(i, name)] = nearest_hits
         for i, request in enumerate(requests):
             answers[i].hits = [
                 (c, found[(i, c.name)]) for c in request.collections if (i, c.name) in found
             ]
         return answers
+
+    def map(self, function: Callable, items: list) -> list:
+        """`function` over `items` (Chroma calls, one per collection), on up to `threads`
+        threads when there are many: Chroma releases the GIL while it searches, so a question
+        over 50 grade/subjects is answered by every core instead of one collection after
+        another."""
+        if self.threads < 2 or len(items) < _SPREAD_FROM:
+            return [function(item) for item in items]
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="nearest")
+        return list(self._pool.map(function, items))
 
     def _embed(self, requests: list[VectorRequest]) -> list[dict[str, Vector | None]]:
         """Every request's question vector for each model of its collections."""

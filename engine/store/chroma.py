@@ -11,8 +11,8 @@ batches below the server's maximum batch size.
 With a change marker (`engine.store.changes`, as the engine builds it) the listing of collections
 and their handles are kept in memory until any writer of the data dir says the store changed, so
 a search makes no listing or counting call and no `get_collection` call of its own; every write
-here says so once it is done. `query_many` asks one collection for several questions in one call
-(the searcher's micro-batches): each question gets exactly the hits a query of its own gets.
+here says so once it is done. `nearest_many` asks one collection for several questions in one
+call (the searcher's micro-batches): each question gets exactly the hits a query of its own gets.
 """
 
 from __future__ import annotations
@@ -21,6 +21,9 @@ import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import NamedTuple
+
+import numpy as np
 
 from engine.names import SEPARATOR, library_key
 from engine.store.changes import ChangeMarker
@@ -60,12 +63,9 @@ class CollectionInfo:
     vkp_version: str = ""  # set on collections installed from a knowledge package
 
 
-@dataclass
-class Hit:
+class Nearest(NamedTuple):
     id: str
-    text: str
-    metadata: dict
-    score: float  # cosine similarity, 1 = same direction
+    score: float  # cosine similarity (rounded to 1e-4), 1 = same direction
 
 
 class ChunkStore:
@@ -115,7 +115,15 @@ class ChunkStore:
             self.changes.touch()
 
     def _reader(self, name: str):
-        """The collection `name` for reading: its kept handle while nothing changed."""
+        """The collection `name` for reading: its kept handle while nothing changed. A kept
+        handle is used without reading the marker again: `collections()`, which every search
+        calls first, reads it once per search and drops the handles after a change."""
+        if self.changes is None:
+            return self._collection(name)
+        with self._cache_lock:
+            handle = self._handles.get(name) if self._cached_token is not None else None
+        if handle is not None:
+            return handle
         if not self._fresh():
             return self._collection(name)
         with self._cache_lock:
@@ -245,32 +253,36 @@ class ChunkStore:
             )
         return sorted(infos, key=lambda c: c.name)
 
-    def query(self, name: str, vector: list[float], k: int) -> list[Hit]:
+    def nearest(self, name: str, vector: list[float], k: int) -> list[Nearest]:
         """The `k` chunks of collection `name` nearest to `vector`, nearest first."""
-        return self.query_many(name, [vector], k)[0]
+        return self.nearest_many(name, [vector], k)[0]
 
-    def query_many(self, name: str, vectors: Sequence[list[float]], k: int) -> list[list[Hit]]:
-        """`query` for several vectors in one call to Chroma: one list of hits per vector,
-        each the same as a query of its own would give."""
+    def nearest_many(
+        self, name: str, vectors: Sequence[list[float]], k: int
+    ) -> list[list[Nearest]]:
+        """`nearest` for several vectors in one call to Chroma: one list per vector, each the
+        same as a query of its own would give. Ids and scores only: asking Chroma for the
+        texts and metadata too doubles a query's cost (~1.1 ms more per collection), and a
+        search needs them for its final hits only (`texts`)."""
         if not vectors:
             return []
         result = self._reader(name).query(
-            query_embeddings=list(vectors),
+            query_embeddings=np.asarray(vectors, dtype=np.float32),  # what Chroma makes of lists
             n_results=k,
-            include=["documents", "metadatas", "distances"],
+            include=["distances"],
         )
         return [
-            [
-                Hit(id=id_, text=doc, metadata=meta, score=round(1.0 - dist, 4))
-                for id_, doc, meta, dist in zip(ids, docs, metas, distances, strict=True)
-            ]
-            for ids, docs, metas, distances in zip(
-                result["ids"],
-                result["documents"],
-                result["metadatas"],
-                result["distances"],
-                strict=True,
-            )
+            [Nearest(id_, round(1.0 - dist, 4)) for id_, dist in zip(ids, distances, strict=True)]
+            for ids, distances in zip(result["ids"], result["distances"], strict=True)
+        ]
+
+    def texts(self, name: str, ids: list[str]) -> list[StoredChunk]:
+        """The chunks `ids` that exist in collection `name`, with text and metadata (no
+        vectors)."""
+        page = self._reader(name).get(ids=ids, include=["documents", "metadatas"])
+        return [
+            StoredChunk(id=i, text=t, metadata=m, vector=[])
+            for i, t, m in zip(page["ids"], page["documents"], page["metadatas"], strict=True)
         ]
 
     def get_vectors(self, name: str, ids: list[str]) -> dict[str, list[float]]:

@@ -23,9 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.documents.catalog import Catalog, documents_from_chunks
-from engine.documents.records import lexical_chunk
 from engine.names import BadName, check_grade_subject
-from engine.search.lexical.index import LexicalIndex
+from engine.search.lexical.index import LexicalChunk, LexicalIndex
 from engine.store.chroma import ChunkStore, vkp_collection_name
 from engine.store.chunks import StoredChunk
 from engine.util import utc_now
@@ -276,7 +275,7 @@ class PackageInstaller:
                     record.grade,
                     record.subject,
                     document.sha256,
-                    [lexical_chunk(c) for c in chunks],
+                    [LexicalChunk.of(c) for c in chunks],
                 )
 
     def _forget_old_names(self, record: Installed) -> None:

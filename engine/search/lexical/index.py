@@ -39,6 +39,7 @@ from engine import db
 from engine.search.lexical.analyzer import analyze
 from engine.search.lexical.informal import standard_words
 from engine.search.lexical.postings import MAX_POSTINGS, Library, PostingsCache
+from engine.store.chunks import StoredChunk
 
 K1 = 1.2  # term-frequency saturation (the usual BM25 defaults; see bench/retrieval.py)
 B = 0.75  # length normalisation
@@ -56,6 +57,20 @@ class LexicalChunk:
     pages: str
     section: str = ""  # heading the chunk sits under, when the extractor knows it
     kind: str = ""  # "toc" for table-of-contents chunks (not indexed for BM25)
+
+    @classmethod
+    def of(cls, chunk: StoredChunk) -> LexicalChunk:
+        """A stored chunk's text and citation, as the index keeps them."""
+        meta = chunk.meta
+        return cls(
+            chunk.id,
+            chunk.text,
+            meta.source,
+            meta.page,
+            meta.pages,
+            section=meta.section,
+            kind=meta.kind,
+        )
 
 
 @dataclass
@@ -232,6 +247,28 @@ class LexicalIndex:
         """Every (grade, subject, sha256) with rows in the index."""
         rows = self.conn.execute("SELECT DISTINCT grade, subject, sha256 FROM lexical")
         return {tuple(r) for r in rows}
+
+    def chunks(self, keys: Iterable[tuple[str, str, str]]) -> dict[tuple, LexicalChunk]:
+        """Text and citation of the chunks named by (grade, subject, chunk id), by that key;
+        chunks the index lacks (not committed yet) are left out. The vector side of a search
+        reads its hits' texts here: one indexed query instead of one Chroma call per
+        collection."""
+        wanted = set(keys)
+        if not wanted:
+            return {}
+        ids = sorted({chunk_id for _, _, chunk_id in wanted})
+        found = {}
+        for start in range(0, len(ids), 500):  # below SQLite's limit on bound parameters
+            part = ids[start : start + 500]
+            for row in self.conn.execute(
+                "SELECT grade, subject, chunk_id, text, source, page, pages, section, kind"
+                f" FROM lexical WHERE chunk_id IN ({', '.join('?' * len(part))})",
+                part,
+            ):
+                key = (row[0], row[1], row[2])
+                if key in wanted:
+                    found[key] = LexicalChunk(*row[2:])
+        return found
 
     def count(self) -> int:
         return self.conn.execute("SELECT count(*) FROM lexical").fetchone()[0]
