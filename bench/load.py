@@ -13,12 +13,19 @@ Several server set-ups can be measured in one run, over the same data dir, one a
 `git worktree` of an older commit) as the first set-up, for before/after in one run. The load
 average before and after each set-up is printed: other work on the machine skews the figures.
 
-    python -m bench.load [--seconds 10] [--levels 1,16,64] [--config ...] [--baseline DIR]
+Each level runs twice: with a new connection per search (the worst case: a TCP handshake and
+a fresh request parser each time) and with one kept-alive connection per client, as browsers
+and HTTP client libraries do (`--connections new` or `keep-alive` for one of them). The load
+generator runs on the same cores as the server; its own CPU per search is printed too.
+
+    python -m bench.load [--seconds 10] [--levels 1,16,64] [--connections new,keep-alive]
+                         [--config ...] [--baseline DIR]
 """
 
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
 import socket
@@ -78,21 +85,43 @@ def prepare(data: Path, env: dict) -> str:
     return json.loads(created.stdout)["key"]
 
 
-def client(url: str, key: str, stop: float, out: list, errors: list, offset: int) -> None:
+def client(
+    url: str, key: str, stop: float, out: list, errors: list, offset: int, keep_alive: bool
+) -> None:
+    """Ask questions in turn until `stop`: each over a new connection, or (`keep_alive`) all
+    over one kept-alive HTTP/1.1 connection, as a browser or an app's HTTP client does."""
     headers = {"Authorization": f"Bearer {key}"}
+    address = urllib.parse.urlsplit(url)
+    connection = None
     for n in range(MAX_REQUESTS_PER_CLIENT):
         if time.monotonic() >= stop:
-            return
+            break
         question = QUESTIONS[(offset + n) % len(QUESTIONS)]
-        query = urllib.parse.urlencode({"q": question, "k": 5})
+        path = "/v1/search?" + urllib.parse.urlencode({"q": question, "k": 5})
         started = time.monotonic()
         try:
-            request = urllib.request.Request(f"{url}/v1/search?{query}", headers=headers)
-            with urllib.request.urlopen(request, timeout=30) as answer:
+            if keep_alive:
+                if connection is None:
+                    connection = http.client.HTTPConnection(
+                        address.hostname, address.port, timeout=30
+                    )
+                connection.request("GET", path, headers=headers)
+                answer = connection.getresponse()
                 answer.read()
+                if answer.status != 200:
+                    raise OSError(f"HTTP {answer.status}")
+            else:
+                request = urllib.request.Request(url + path, headers=headers)
+                with urllib.request.urlopen(request, timeout=30) as reply:
+                    reply.read()
             out.append(time.monotonic() - started)
-        except (urllib.error.URLError, OSError) as exc:
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
             errors.append(str(exc))
+            if connection is not None:
+                connection.close()
+                connection = None
+    if connection is not None:
+        connection.close()
 
 
 def tree_cpu_s(pid: int) -> float:
@@ -110,13 +139,16 @@ def tree_cpu_s(pid: int) -> float:
     return total
 
 
-def level(url: str, key: str, clients: int, seconds: float, server_pid: int = 0) -> dict:
+def level(
+    url: str, key: str, clients: int, seconds: float, server_pid: int = 0, keep_alive=False
+) -> dict:
     cpu_before = tree_cpu_s(server_pid) if server_pid else 0.0
+    own_before = time.process_time()
     latencies: list[float] = []
     errors: list[str] = []
     stop = time.monotonic() + seconds
     threads = [
-        threading.Thread(target=client, args=(url, key, stop, latencies, errors, n))
+        threading.Thread(target=client, args=(url, key, stop, latencies, errors, n, keep_alive))
         for n in range(clients)
     ]
     started = time.monotonic()
@@ -137,6 +169,8 @@ def level(url: str, key: str, clients: int, seconds: float, server_pid: int = 0)
         "cpu_ms": (tree_cpu_s(server_pid) - cpu_before) * 1000 / max(1, len(latencies))
         if server_pid
         else 0.0,
+        # and this load generator's, which shares the machine's cores with the server
+        "client_cpu_ms": (time.process_time() - own_before) * 1000 / max(1, len(latencies)),
     }
 
 
@@ -169,23 +203,31 @@ def parse_config(text: str) -> tuple[str, dict]:
     return name.strip(), {key.strip(): value.strip() for key, value in pairs}
 
 
-def measure(url: str, key: str, levels: list[int], seconds: float, pid: int) -> list[dict]:
+def measure(
+    url: str, key: str, levels: list[int], seconds: float, pid: int, styles: list[str]
+) -> list[dict]:
     level(url, key, 4, 3)  # warm every worker's model and caches
-    return [level(url, key, n, seconds, pid) for n in levels]
+    return [
+        level(url, key, n, seconds, pid, style == "keep-alive") | {"connections": style}
+        for style in styles
+        for n in levels
+    ]
 
 
 def report(name: str, results: list[dict], load: tuple[float, float]) -> None:
     print(f"{name} (load average {load[0]:.1f} before, {load[1]:.1f} after)")
     for r in results:
         print(
-            f"  {r['clients']:>3} clients: {r['per_s']:6.1f} searches/s  p50 {r['p50_ms']:6.0f} ms"
-            f"  p95 {r['p95_ms']:6.0f} ms  errors {r['errors']}  ({r['searches']} searches,"
-            f" server CPU {r['cpu_ms']:.1f} ms each)"
+            f"  {r['connections']:>10} {r['clients']:>3} clients: {r['per_s']:6.1f} searches/s"
+            f"  p50 {r['p50_ms']:6.0f} ms  p95 {r['p95_ms']:6.0f} ms  errors {r['errors']}"
+            f"  ({r['searches']} searches, CPU per search: server {r['cpu_ms']:.1f} ms,"
+            f" load generator {r['client_cpu_ms']:.1f} ms)"
         )
-    by_clients = {r["clients"]: r for r in results}
-    if 1 in by_clients and 16 in by_clients and by_clients[1]["per_s"]:
-        ratio = by_clients[16]["per_s"] / by_clients[1]["per_s"]
-        print(f"  throughput 16 clients / 1 client: {ratio:.2f}x")
+    for style in dict.fromkeys(r["connections"] for r in results):
+        by_clients = {r["clients"]: r for r in results if r["connections"] == style}
+        if 1 in by_clients and 16 in by_clients and by_clients[1]["per_s"]:
+            ratio = by_clients[16]["per_s"] / by_clients[1]["per_s"]
+            print(f"  {style}: throughput 16 clients / 1 client {ratio:.2f}x")
 
 
 def main() -> None:
@@ -194,6 +236,11 @@ def main() -> None:
     parser.add_argument("--levels", default="1,16,64")
     parser.add_argument("--config", action="append", default=[], help="NAME:VAR=VALUE,...")
     parser.add_argument("--baseline", type=Path, help="a checkout whose server runs first")
+    parser.add_argument(
+        "--connections",
+        default="new,keep-alive",
+        help="new (a connection per search), keep-alive (one per client), or both",
+    )
     args = parser.parse_args()
     levels = [int(n) for n in args.levels.split(",")]
     configs = [parse_config(c) for c in args.config] or [("this checkout", {})]
@@ -214,7 +261,14 @@ def main() -> None:
             server = serve(data, server_env | variables, port, code)
             before = os.getloadavg()[0]
             try:
-                results = measure(f"http://127.0.0.1:{port}", key, levels, args.seconds, server.pid)
+                results = measure(
+                    f"http://127.0.0.1:{port}",
+                    key,
+                    levels,
+                    args.seconds,
+                    server.pid,
+                    args.connections.split(","),
+                )
             finally:
                 interrupt(server)
             report(name, results, (before, os.getloadavg()[0]))

@@ -1,8 +1,14 @@
-"""Search latency at 10,000 and 100,000 chunks, with the model loaded once (as `nexus up`
-keeps it, and as the HTTP API answers).
+"""Search latency at 10,000, 100,000 and 1,000,000 chunks, with the model loaded once (as
+`nexus up` keeps it, and as the HTTP API answers), and the engine's memory.
 
     python bench/search_speed.py [--chunks 10000,100000] [--queries 100] [--libraries 1,50]
-                                 [--modes hybrid,vector,lexical]
+                                 [--modes hybrid,vector,lexical] [--data DIR]
+
+Each size is filled by one process and searched by a fresh one, so the memory printed is what
+an engine opening that library uses (resident after opening, after the searches, and peak),
+not what filling it left behind. `--data DIR` keeps the filled data dirs there
+(`DIR/<chunks>x<libraries>`) and reuses them in later runs: at 1,000,000 chunks the fill
+takes most of an hour on 2 cores (Chroma indexes ~1,000 vectors/s) and ~7 GB of disk.
 
 `--libraries 50` spreads the chunks over 50 grade/subjects (10 grades x 5 subjects), as a
 server holding every textbook of its grades would; each size and spread is measured without a
@@ -11,21 +17,25 @@ searches, and its peak) is printed with each size: everything in one process, as
 Chroma.
 
 Chunk texts are Indonesian lesson sentences; their stored vectors are random unit vectors
-(search cost does not depend on what the vectors mean, and embedding 10,000 chunks on a CPU
-would take minutes). Every query is embedded by the real all-MiniLM-L6-v2, so the figures
-include that; the embedder is the one settings pick (on a CPU: the int8 ONNX encoder).
-Prints p50 and p95 per mode for each size (target: hybrid p95 <= 300 ms on CPU at 10k), warm
-(after one pass over every question, whose own figures are printed as "first pass").
+(search cost does not depend on what the vectors mean, and embedding 1,000,000 chunks on a CPU
+would take hours). Every query is embedded by the model settings pick (today USE v3), so
+the figures include that. Prints p50 and p95 per mode for each size (targets: hybrid p95 <= 150
+ms at 100k chunks in one subject, <= 300 ms across 1M without a filter, engine RSS <= 4 GB at
+1M), warm (after one pass over every question, whose own figures are printed as "first pass").
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import queue
 import random
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -42,6 +52,7 @@ from engine.settings import Settings  # noqa: E402
 from engine.store.chunks import StoredChunk, chunk_id  # noqa: E402
 
 QUESTIONS = Path(__file__).resolve().parent.parent / "tests" / "data" / "questions_dev_id.tsv"
+FILLED = "bench-filled.txt"  # written once a data dir holds its whole fill
 
 
 def library_names(libraries: int) -> list[tuple[str, str]]:
@@ -53,6 +64,10 @@ def library_names(libraries: int) -> list[tuple[str, str]]:
 
 
 def fill(engine, chunks: int, dimension: int, libraries: int = 1) -> None:
+    """`chunks` chunks in 100-chunk documents spread over `libraries` grade/subjects. Chroma
+    is written in 5,000-chunk batches on a thread of its own while this one writes the lexical
+    index (Chroma releases the GIL while it indexes), as two ingests of different files
+    would overlap."""
     rng = random.Random(7)
     pool = sentences()
     names = library_names(libraries)
@@ -60,41 +75,61 @@ def fill(engine, chunks: int, dimension: int, libraries: int = 1) -> None:
     batch = 20_000  # vectors made per slice, so 1M chunks never hold 2 GB of them at once
     vector_rng = np.random.default_rng(7)
     vectors = np.empty((0, dimension), dtype=np.float32)
-    for doc in range(chunks // per_document):
-        grade, subject = names[doc % len(names)]
-        if doc * per_document % batch == 0:
-            vectors = vector_rng.normal(size=(batch, dimension)).astype(np.float32)
-            vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-        sha = hashlib.sha256(f"modul {doc}".encode()).hexdigest()
-        stored = []
-        for index in range(per_document):
-            text = " ".join(rng.choice(pool) for _ in range(6))[:800]
-            meta = {
-                "grade": grade,
-                "subject": subject,
-                "source": f"modul_{doc:03d}.pdf",
-                "file_sha256": sha,
-                "page": index // 4 + 1,
-                "page_end": index // 4 + 1,
-                "pages": str(index // 4 + 1),
-                "chunk_index": index,
-                "embedding_model": engine.embedder.model.model_id,
-            }
-            vector = vectors[(doc * per_document + index) % batch].tolist()
-            stored.append(StoredChunk(chunk_id(sha, index), text, meta, vector))
-        model = engine.embedder.model
-        engine.store.add(grade, subject, model.model_id, model.key, stored)
-        engine.lexical.add(
-            grade,
-            subject,
-            sha,
-            [
-                LexicalChunk(
-                    c.id, c.text, c.metadata["source"], c.metadata["page"], c.metadata["pages"]
-                )
-                for c in stored
-            ],
-        )
+    model = engine.embedder.model
+    pending: dict[tuple[str, str], list[StoredChunk]] = {}
+    writes: queue.Queue = queue.Queue(maxsize=2)
+    failed: list[BaseException] = []
+
+    def chroma_writer() -> None:
+        while (item := writes.get()) is not None:
+            try:
+                engine.store.add(*item[:2], model.model_id, model.key, item[2])
+            except BaseException as exc:  # reported by the main thread
+                failed.append(exc)
+
+    writer = threading.Thread(target=chroma_writer, name="chroma-fill")
+    writer.start()
+    started, documents = time.perf_counter(), chunks // per_document
+    try:
+        for doc in range(documents):
+            grade, subject = names[doc % len(names)]
+            if doc * per_document % batch == 0:
+                vectors = vector_rng.normal(size=(batch, dimension)).astype(np.float32)
+                vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+            sha = hashlib.sha256(f"modul {doc}".encode()).hexdigest()
+            stored = []
+            for index in range(per_document):
+                text = " ".join(rng.choice(pool) for _ in range(6))[:800]
+                meta = {
+                    "grade": grade,
+                    "subject": subject,
+                    "source": f"modul_{doc:03d}.pdf",
+                    "file_sha256": sha,
+                    "page": index // 4 + 1,
+                    "page_end": index // 4 + 1,
+                    "pages": str(index // 4 + 1),
+                    "chunk_index": index,
+                    "embedding_model": model.model_id,
+                }
+                vector = vectors[(doc * per_document + index) % batch].tolist()
+                stored.append(StoredChunk(chunk_id(sha, index), text, meta, vector))
+            waiting = pending.setdefault((grade, subject), [])
+            waiting.extend(stored)
+            if len(waiting) >= 5_000 or doc == documents - 1:
+                writes.put((grade, subject, pending.pop((grade, subject))))
+            engine.lexical.add(grade, subject, sha, [LexicalChunk.of(c) for c in stored])
+            if failed:
+                raise failed[0]
+            if (doc + 1) % max(1, documents // 20) == 0:
+                seconds = time.perf_counter() - started
+                print(f"    filled {(doc + 1) * per_document:,} chunks in {seconds:.0f} s")
+        for (grade, subject), rest in pending.items():
+            writes.put((grade, subject, rest))
+    finally:
+        writes.put(None)
+        writer.join()
+    if failed:
+        raise failed[0]
 
 
 def rss_mb() -> tuple[float, float]:
@@ -113,34 +148,51 @@ def timed(engine, questions: list[str], queries: int, **options) -> tuple[float,
     return statistics.median(latencies), statistics.quantiles(latencies, n=20)[-1]
 
 
-def measure(size: int, queries: int, libraries: int, modes: list[str]) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        engine = build_engine(Settings(NEXUS_DATA_DIR=Path(tmp)))
-        embedder = engine.embedder
-        dimension = len(embedder.embed(["pemanasan"]).vectors[0])  # load once
-        started = time.perf_counter()
-        fill(engine, size, dimension, libraries)
-        seconds = time.perf_counter() - started
-        count = sum(c.count for c in engine.store.collections())
-        print(
-            f"{count} chunks in {libraries} grade/subject(s), indexed in {seconds:.0f} s"
-            f" ({embedder.status().get('backend', type(embedder).__name__)})"
-        )
-        questions = [q for q, _ in load_questions(QUESTIONS)]
-        grade, subject = library_names(libraries)[0]
-        for mode in modes:
-            # warm: every question once (template shares, the BM25 postings of its terms are
-            # read from SQLite on first use); that first pass is printed too
-            p50, p95 = timed(engine, questions, len(questions), mode=mode)
-            print(f"  {mode:<8} {'first pass':<18} p50 {p50:7.1f} ms   p95 {p95:7.1f} ms")
-            for label, where in (
-                ("no filter", {}),
-                ("one grade+subject", {"grade": grade, "subject": subject}),
-            ):
-                p50, p95 = timed(engine, questions, queries, mode=mode, **where)
-                print(f"  {mode:<8} {label:<18} p50 {p50:7.1f} ms   p95 {p95:7.1f} ms")
-        now, peak = rss_mb()
-        print(f"  engine memory: {now:.0f} MB resident, {peak:.0f} MB peak")
+def fill_step(data: Path, size: int, libraries: int) -> None:
+    """Fill `data` with `size` chunks over `libraries` grade/subjects (a process of its own)."""
+    engine = build_engine(Settings(NEXUS_DATA_DIR=data))
+    dimension = len(engine.embedder.embed(["pemanasan"]).vectors[0])
+    started = time.perf_counter()
+    fill(engine, size, dimension, libraries)
+    seconds = time.perf_counter() - started
+    (data / FILLED).write_text(f"{size} {libraries}\n")
+    print(
+        f"  filled in {seconds:.0f} s ({size / seconds:.0f} chunks/s); filling took"
+        f" {rss_mb()[1]:.0f} MB at its peak"
+    )
+
+
+def measure_step(data: Path, size: int, libraries: int, queries: int, modes: list[str]) -> None:
+    """Search the filled `data` from a fresh engine (a process of its own)."""
+    engine = build_engine(Settings(NEXUS_DATA_DIR=data))
+    embedder = engine.embedder
+    embedder.embed(["pemanasan"])  # load once
+    count = sum(c.count for c in engine.store.collections())
+    print(
+        f"{count} chunks in {libraries} grade/subject(s)"
+        f" ({embedder.status().get('backend', type(embedder).__name__)});"
+        f" engine opened: {rss_mb()[0]:.0f} MB resident"
+    )
+    questions = [q for q, _ in load_questions(QUESTIONS)]
+    grade, subject = library_names(libraries)[0]
+    for mode in modes:
+        # warm: every question once (template shares, the BM25 postings of its terms are
+        # read from SQLite on first use, Chroma loads each collection's index); that first
+        # pass is printed too
+        p50, p95 = timed(engine, questions, len(questions), mode=mode)
+        print(f"  {mode:<8} {'first pass':<18} p50 {p50:7.1f} ms   p95 {p95:7.1f} ms")
+        for label, where in (
+            ("no filter", {}),
+            ("one grade+subject", {"grade": grade, "subject": subject}),
+        ):
+            p50, p95 = timed(engine, questions, queries, mode=mode, **where)
+            print(f"  {mode:<8} {label:<18} p50 {p50:7.1f} ms   p95 {p95:7.1f} ms")
+    now, peak = rss_mb()
+    print(f"  engine memory: {now:.0f} MB resident after the searches, {peak:.0f} MB peak")
+
+
+def run_step(*args: str) -> None:
+    subprocess.run([sys.executable, __file__, *args], check=True)
 
 
 def main() -> None:
@@ -149,10 +201,28 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=100)
     parser.add_argument("--libraries", default="1,50", help="grade/subjects to spread over")
     parser.add_argument("--modes", default=",".join(MODES))
+    parser.add_argument("--data", type=Path, help="keep (and reuse) the filled data dirs here")
+    parser.add_argument("--step", choices=["fill", "measure"], help=argparse.SUPPRESS)
     args = parser.parse_args()
-    for size in (int(n) for n in args.chunks.split(",")):
-        for libraries in (int(n) for n in args.libraries.split(",")):
-            measure(size, args.queries, libraries, args.modes.split(","))
+    if args.step:  # a child: one size, one spread, one data dir
+        size, libraries = int(args.chunks), int(args.libraries)
+        if args.step == "fill":
+            fill_step(args.data, size, libraries)
+        else:
+            measure_step(args.data, size, libraries, args.queries, args.modes.split(","))
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        for size in (int(n) for n in args.chunks.split(",")):
+            for libraries in (int(n) for n in args.libraries.split(",")):
+                data = (args.data or Path(tmp)) / f"{size}x{libraries}"
+                common = ["--data", str(data), "--chunks", str(size), "--libraries"]
+                common.append(str(libraries))
+                if not (data / FILLED).exists():
+                    print(f"filling {size:,} chunks over {libraries} grade/subject(s)")
+                    shutil.rmtree(data, ignore_errors=True)
+                    run_step(*common, "--step", "fill")
+                run_step(*common, "--step", "measure", "--queries", str(args.queries),
+                         "--modes", args.modes)  # fmt: skip
 
 
 if __name__ == "__main__":
