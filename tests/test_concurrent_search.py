@@ -7,10 +7,12 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
+from dataclasses import replace
 
 import pytest
 
 from engine.app import build_engine
+from engine.documents.catalog import Document
 from engine.search.batching import MicroBatcher
 from engine.search.lexical.index import LexicalChunk
 from engine.store.changes import ChangeMarker
@@ -79,13 +81,28 @@ def add_document(engine, grade: str, subject: str, text: str, n: int = 3) -> Non
         )
         for i in range(n)
     ]
-    engine.store.add(grade, subject, model.model_id, model.key, chunks)
-    engine.lexical.add(
-        grade,
-        subject,
-        sha,
-        [LexicalChunk(c.id, c.text, c.metadata["source"], 1, "1") for c in chunks],
-    )
+    name = engine.store.add(grade, subject, model.model_id, model.key, chunks)
+    commit(engine, grade, subject, sha, name, chunks)
+
+
+def commit(engine, grade: str, subject: str, sha: str, collection: str, chunks: list) -> None:
+    """What an ingest commits once the chunks are stored: catalogue row and lexical rows."""
+    source = chunks[0].metadata["source"]
+    with engine.catalog.transaction():
+        engine.catalog.put(
+            Document(
+                path=str(engine.settings.inbox_dir / grade / subject / f"{sha[:8]}-{source}"),
+                grade=grade,
+                subject=subject,
+                file_name=source,
+                sha256=sha,
+                size=1000,
+                status="ingested",
+                chunks=len(chunks),
+                collection=collection,
+            )
+        )
+        engine.lexical.add(grade, subject, sha, [LexicalChunk.of(c) for c in chunks])
 
 
 def counted_engine(settings, embedder):
@@ -213,6 +230,127 @@ def test_a_question_over_many_collections_asks_them_on_several_threads(settings,
 
     assert len(threads) == 2 and all(name.startswith("nearest") for name in threads)
     assert spread == alone
+
+
+def lesson_chunks(engine, sha: str, texts: list[str], source: str) -> list[StoredChunk]:
+    meta = {"grade": "kelas_10", "subject": "biologi", "source": source, "file_sha256": sha}
+    return [
+        StoredChunk(
+            chunk_id(sha, i),
+            text,
+            meta | {"page": i + 1, "pages": str(i + 1)},
+            engine.embedder.embed([text]).vectors[0],
+        )
+        for i, text in enumerate(texts)
+    ]
+
+
+def test_a_hit_is_cited_from_its_own_collection_when_another_cut_the_same_file_otherwise(settings):
+    """The same file ingested here and installed from a package (or chunked for another
+    model) can hold other texts under the same chunk ids: the lexical rows are those of the
+    last collection written, so a hit from the other collection is read from Chroma."""
+    engine = build_engine(settings, embedder=FakeEmbedder())
+    model = engine.embedder.model
+    sha = "e" * 64
+    local = lesson_chunks(engine, sha, ["fotosintesis di daun", "sel hewan"], "lokal.pdf")
+    package = lesson_chunks(engine, sha, ["sel hewan dan tumbuhan", "klorofil"], "paket.pdf")
+    mine = engine.store.add("kelas_10", "biologi", model.model_id, model.key, local)
+    commit(engine, "kelas_10", "biologi", sha, mine, local)
+    theirs = engine.store.add("kelas_10", "biologi", model.model_id, model.key, package, "1.0.0")
+    commit(engine, "kelas_10", "biologi", sha, theirs, package)  # installed last
+    engine.searcher.active_packages = lambda: {theirs}
+
+    hit = engine.searcher.search("fotosintesis di daun", mode="vector", k=1)[0]
+
+    assert (hit.text, hit.source, hit.page, hit.vector_score) == (
+        "fotosintesis di daun",
+        "lokal.pdf",
+        1,
+        1.0,
+    )
+
+
+def test_a_collection_made_again_by_another_process_is_read_through_a_new_handle(settings):
+    """A restore or a package reinstalled drops a collection and makes it again: a search
+    that listed the collections just before still gets its answer."""
+    reader = ChunkStore(make_chroma_client(settings), ChangeMarker(settings.run_dir / "c"))
+    writer = ChunkStore(make_chroma_client(settings), ChangeMarker(settings.run_dir / "c"))
+    embedder = FakeEmbedder()
+    vector = embedder.embed(["daun"]).vectors[0]
+    sha = "f" * 64
+    chunk = StoredChunk(chunk_id(sha, 0), "daun", {"file_sha256": sha, "page": 1}, vector)
+    name = writer.add("kelas_10", "ipa", "fake", "fake-64", [chunk])
+    reader.collections()
+    assert [hit.id for hit in reader.nearest(name, vector, 1)] == [chunk.id]  # handle kept
+
+    writer.drop(name)
+    writer.add("kelas_10", "ipa", "fake", "fake-64", [replace(chunk, text="daun lagi")])
+
+    assert [hit.id for hit in reader.nearest(name, vector, 1)] == [chunk.id]
+    assert [c.text for c in reader.texts(name, [chunk.id])] == ["daun lagi"]
+
+
+def test_vector_search_still_gives_k_hits_when_some_vanished_after_chroma_answered(
+    settings, monkeypatch
+):
+    """A chunk deleted between Chroma's answer and reading its text is skipped, and the next
+    best candidate (here from the other grade's collection) takes its place."""
+    engine = build_engine(settings, embedder=FakeEmbedder())
+    for grade in ("kelas_10", "kelas_11"):
+        add_document(engine, grade, "biologi", TOPICS[("kelas_10", "biologi")], n=3)
+    first = engine.searcher.search("fotosintesis", mode="vector", k=2)
+    gone = (first[0].grade, first[0].subject, first[0].chunk_id)
+    chunks = engine.lexical.chunks
+
+    def without_gone(wanted):
+        return {key: chunk for key, chunk in chunks(wanted).items() if key != gone}
+
+    monkeypatch.setattr(engine.lexical, "chunks", without_gone)
+    monkeypatch.setattr(engine.store, "texts", lambda name, ids: [])  # deleted from both
+
+    hits = engine.searcher.search("fotosintesis", mode="vector", k=2)
+
+    assert len(hits) == 2
+    assert gone not in {(h.grade, h.subject, h.chunk_id) for h in hits}
+    assert hits[0].chunk_id == first[1].chunk_id
+
+
+def test_the_index_reads_the_texts_of_many_chunks_at_once(settings):
+    """More ids than SQLite binds in one statement; and a grade/subject asked is the only one
+    answered, though another holds the same chunk ids."""
+    engine = build_engine(settings, embedder=FakeEmbedder())
+    sha = "a" * 64
+    texts = [f"kalimat {i}" for i in range(1_200)]
+    for subject in ("biologi", "fisika"):
+        chunks = [
+            LexicalChunk(chunk_id(sha, i), f"{subject} {t}", "a.pdf", 1, "1")
+            for i, t in enumerate(texts)
+        ]
+        stored = [StoredChunk(c.chunk_id, c.text, {}, []) for c in chunks]
+        commit_rows = f"nexus__kelas_10__{subject}__fake"
+        with engine.catalog.transaction():
+            engine.catalog.put(
+                Document(
+                    path=str(engine.settings.inbox_dir / "kelas_10" / subject / "a.pdf"),
+                    grade="kelas_10",
+                    subject=subject,
+                    file_name="a.pdf",
+                    sha256=sha,
+                    size=1,
+                    status="ingested",
+                    collection=commit_rows,
+                )
+            )
+            engine.lexical.add("kelas_10", subject, sha, chunks)
+        assert stored
+
+    wanted = {("kelas_10", "fisika", chunk_id(sha, i)): "nexus__kelas_10__fisika__fake"
+              for i in range(1_200)}  # fmt: skip
+    found = engine.lexical.chunks(wanted)
+
+    assert len(found) == 1_200
+    assert found[("kelas_10", "fisika", chunk_id(sha, 1_199))].text == "fisika kalimat 1199"
+    assert engine.lexical.chunks({("kelas_10", "fisika", chunk_id(sha, 0)): "other"}) == {}
 
 
 def test_a_store_without_a_marker_lists_every_time(settings):

@@ -195,25 +195,28 @@ class Searcher:
                 key = (collection.grade, collection.subject, chunk_id)
                 if key not in best or best[key][0] < score:
                     best[key] = (score, collection)
-        top = sorted(best.items(), key=lambda item: item[1][0], reverse=True)[:n]
-        cited = self._cited(top)
-        hits = []
-        for key, (score, collection) in top:
-            chunk = cited.get(key)
-            if chunk is None:  # deleted since Chroma answered
-                continue
-            if toc is not None and chunk.kind == "toc":
-                toc.add(key)
-            if models is not None:
-                models[key] = collection.model_key
-            hits.append(self._from_vector(chunk, key, score))
+        ranked = sorted(best.items(), key=lambda item: item[1][0], reverse=True)
+        hits: list[SearchHit] = []
+        while len(hits) < n and ranked:  # more when chunks were deleted since Chroma answered
+            top, ranked = ranked[: n - len(hits)], ranked[n - len(hits) :]
+            cited = self._cited(top)
+            for key, (score, collection) in top:
+                chunk = cited.get(key)
+                if chunk is None:
+                    continue
+                if toc is not None and chunk.kind == "toc":
+                    toc.add(key)
+                if models is not None:
+                    models[key] = collection.model_key
+                hits.append(self._from_vector(chunk, key, score))
         return hits
 
     def _cited(self, found: list[tuple[tuple, tuple[float, CollectionInfo]]]) -> dict:
         """Text and citation of vector hits, by (grade, subject, chunk id): from the lexical
-        index, which holds every committed chunk, and from the collection for any it lacks (a
-        document whose ingest has stored its chunks but not committed yet)."""
-        cited = self.lexical.chunks(key for key, _ in found)
+        index, which holds the committed chunks of each document's collection, and from the
+        hit's collection for the others (a document whose ingest has stored its chunks but not
+        committed yet, or one whose rows were cut for another collection)."""
+        cited = self.lexical.chunks({key: collection.name for key, (_, collection) in found})
         missing: dict[str, list[str]] = {}
         for key, (_, collection) in found:
             if key not in cited:

@@ -54,9 +54,9 @@ class VectorQueries:
             the collections of each model).
         store: the chunk store.
         max_batch: most questions per batch (1: every question alone).
-        threads: threads a batch's collections are asked on (one batch runs at a time: with
-            its Chroma calls spread over the cores, a second batch beside it only contends;
-            measured in the README, Performance).
+        threads: threads a batch's collections are asked on, and most batches at once
+            (a batch's Chroma calls take every core, so one batch asks Chroma at a time while
+            another embeds its questions, which may wait on a remote model).
         together: embed a batch's questions in one encoder call (False: each alone).
     """
 
@@ -75,8 +75,9 @@ class VectorQueries:
         self.threads = threads
         self._pool: ThreadPoolExecutor | None = None  # started at the first wide question
         self._pool_lock = threading.Lock()
+        self._spreading = threading.Lock()  # one spread at a time: it takes every core
         self.batcher: MicroBatcher[VectorRequest, VectorAnswer] = MicroBatcher(
-            self._answer, max_batch=max_batch, parallel=1
+            self._answer, max_batch=max_batch, parallel=threads
         )
 
     def ask(self, question: str, collections: Sequence[CollectionInfo], n: int) -> VectorAnswer:
@@ -121,7 +122,8 @@ class VectorQueries:
         with self._pool_lock:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="nearest")
-        return list(self._pool.map(function, items))
+        with self._spreading:
+            return list(self._pool.map(function, items))
 
     def _embed(self, requests: list[VectorRequest]) -> list[dict[str, Vector | None]]:
         """Every request's question vector for each model of its collections."""

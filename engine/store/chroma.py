@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import NamedTuple
 
@@ -135,6 +135,20 @@ class ChunkStore:
                 if self._cached_token == token:
                     self._handles[name] = handle
         return handle
+
+    def _read(self, name: str, call: Callable):
+        """`call(collection)` on the kept handle of collection `name`; should the handle have
+        gone stale (another process dropped and made it again since this search listed the
+        collections: a restore, a package reinstalled), once more on a handle looked up now."""
+        handle = self._reader(name)
+        try:
+            return call(handle)
+        except Exception:
+            with self._cache_lock:
+                if self._handles.get(name) is not handle:
+                    raise  # not a kept handle: the error is the collection's own
+                del self._handles[name]
+        return call(self._collection(name))
 
     @property
     def max_batch(self) -> int:
@@ -266,10 +280,13 @@ class ChunkStore:
         search needs them for its final hits only (`texts`)."""
         if not vectors:
             return []
-        result = self._reader(name).query(
-            query_embeddings=np.asarray(vectors, dtype=np.float32),  # what Chroma makes of lists
-            n_results=k,
-            include=["distances"],
+        result = self._read(
+            name,
+            lambda collection: collection.query(
+                query_embeddings=np.asarray(vectors, dtype=np.float32),  # as Chroma makes lists
+                n_results=k,
+                include=["distances"],
+            ),
         )
         return [
             [Nearest(id_, round(1.0 - dist, 4)) for id_, dist in zip(ids, distances, strict=True)]
@@ -279,7 +296,7 @@ class ChunkStore:
     def texts(self, name: str, ids: list[str]) -> list[StoredChunk]:
         """The chunks `ids` that exist in collection `name`, with text and metadata (no
         vectors)."""
-        page = self._reader(name).get(ids=ids, include=["documents", "metadatas"])
+        page = self._read(name, lambda c: c.get(ids=ids, include=["documents", "metadatas"]))
         return [
             StoredChunk(id=i, text=t, metadata=m, vector=[])
             for i, t, m in zip(page["ids"], page["documents"], page["metadatas"], strict=True)
@@ -287,7 +304,7 @@ class ChunkStore:
 
     def get_vectors(self, name: str, ids: list[str]) -> dict[str, list[float]]:
         """Stored vectors of the chunks `ids` that exist in collection `name`."""
-        page = self._reader(name).get(ids=ids, include=["embeddings"])
+        page = self._read(name, lambda c: c.get(ids=ids, include=["embeddings"]))
         return dict(zip(page["ids"], page["embeddings"], strict=True))
 
     def get_chunks(self, name: str, where: dict | None = None) -> list[StoredChunk]:

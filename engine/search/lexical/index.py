@@ -30,7 +30,7 @@ import heapq
 import math
 import sqlite3
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -248,12 +248,17 @@ class LexicalIndex:
         rows = self.conn.execute("SELECT DISTINCT grade, subject, sha256 FROM lexical")
         return {tuple(r) for r in rows}
 
-    def chunks(self, keys: Iterable[tuple[str, str, str]]) -> dict[tuple, LexicalChunk]:
-        """Text and citation of the chunks named by (grade, subject, chunk id), by that key;
-        chunks the index lacks (not committed yet) are left out. The vector side of a search
-        reads its hits' texts here: one indexed query instead of one Chroma call per
-        collection."""
-        wanted = set(keys)
+    def chunks(self, wanted: Mapping[tuple[str, str, str], str]) -> dict[tuple, LexicalChunk]:
+        """Text and citation of chunks, by (grade, subject, chunk id), each wanted as the
+        collection named beside it holds it. The vector side of a search reads its hits'
+        texts here: one indexed query instead of one Chroma call per collection.
+
+        A row counts only when the catalogue puts its document in that collection alone: the
+        rows mirror the chunks of the collection they were written with, and the same file
+        chunked for another model, or installed from a package as well, can hold other texts
+        under the same chunk ids. Chunks left out (not committed yet, or such a document)
+        are for the caller to read from the collection itself.
+        """
         if not wanted:
             return {}
         ids = sorted({chunk_id for _, _, chunk_id in wanted})
@@ -261,13 +266,16 @@ class LexicalIndex:
         for start in range(0, len(ids), 500):  # below SQLite's limit on bound parameters
             part = ids[start : start + 500]
             for row in self.conn.execute(
-                "SELECT grade, subject, chunk_id, text, source, page, pages, section, kind"
-                f" FROM lexical WHERE chunk_id IN ({', '.join('?' * len(part))})",
+                "SELECT l.grade, l.subject, l.chunk_id, l.text, l.source, l.page, l.pages,"
+                " l.section, l.kind, (SELECT CASE WHEN count(DISTINCT d.collection) = 1"
+                " THEN max(d.collection) END FROM documents d WHERE d.grade = l.grade"
+                " AND d.subject = l.subject AND d.sha256 = l.sha256 AND d.status = 'ingested')"
+                f" FROM lexical l WHERE l.chunk_id IN ({', '.join('?' * len(part))})",
                 part,
             ):
                 key = (row[0], row[1], row[2])
-                if key in wanted:
-                    found[key] = LexicalChunk(*row[2:])
+                if key in wanted and row[9] == wanted[key]:
+                    found[key] = LexicalChunk(*row[2:9])
         return found
 
     def count(self) -> int:
