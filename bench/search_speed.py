@@ -46,9 +46,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.corpus import sentences  # noqa: E402
 from devtools.retrieval_eval import load_questions  # noqa: E402
 from engine.app import build_engine  # noqa: E402
+from engine.documents.catalog import Document  # noqa: E402
 from engine.search.lexical.index import LexicalChunk  # noqa: E402
 from engine.search.searcher import MODES  # noqa: E402
 from engine.settings import Settings  # noqa: E402
+from engine.store.chroma import collection_name  # noqa: E402
 from engine.store.chunks import StoredChunk, chunk_id  # noqa: E402
 
 QUESTIONS = Path(__file__).resolve().parent.parent / "tests" / "data" / "questions_dev_id.tsv"
@@ -76,6 +78,7 @@ def fill(engine, chunks: int, dimension: int, libraries: int = 1) -> None:
     vector_rng = np.random.default_rng(7)
     vectors = np.empty((0, dimension), dtype=np.float32)
     model = engine.embedder.model
+    catalog = engine.catalog
     pending: dict[tuple[str, str], list[StoredChunk]] = {}
     writes: queue.Queue = queue.Queue(maxsize=2)
     failed: list[BaseException] = []
@@ -113,11 +116,28 @@ def fill(engine, chunks: int, dimension: int, libraries: int = 1) -> None:
                 }
                 vector = vectors[(doc * per_document + index) % batch].tolist()
                 stored.append(StoredChunk(chunk_id(sha, index), text, meta, vector))
-            waiting = pending.setdefault((grade, subject), [])
-            waiting.extend(stored)
-            if len(waiting) >= 5_000 or doc == documents - 1:
-                writes.put((grade, subject, pending.pop((grade, subject))))
-            engine.lexical.add(grade, subject, sha, [LexicalChunk.of(c) for c in stored])
+            pending.setdefault((grade, subject), []).extend(stored)
+            if sum(map(len, pending.values())) >= 5_000:  # bounded, however many libraries
+                for (g, s), waiting in pending.items():
+                    writes.put((g, s, waiting))
+                pending = {}
+            source = stored[0].metadata["source"]
+            with catalog.transaction():  # as an ingest commits: catalogue row and lexical rows
+                catalog.put(
+                    Document(
+                        path=str(engine.settings.inbox_dir / grade / subject / source),
+                        grade=grade,
+                        subject=subject,
+                        file_name=source,
+                        sha256=sha,
+                        size=80_000,
+                        status="ingested",
+                        pages=per_document // 4,
+                        chunks=per_document,
+                        collection=collection_name(grade, subject, model.key),
+                    )
+                )
+                engine.lexical.add(grade, subject, sha, [LexicalChunk.of(c) for c in stored])
             if failed:
                 raise failed[0]
             if (doc + 1) % max(1, documents // 20) == 0:
