@@ -47,6 +47,19 @@ def test_calls_run_concurrently_but_bounded(stub):
     assert embedder.status()["pacing"]["peak_concurrency"] == 4
 
 
+def test_questions_asked_together_are_embedded_concurrently(stub):
+    """A search micro-batch of a class's questions: calls in flight together, not one by one
+    while every other search waits."""
+    stub.latency_s = 0.05
+    embedder = bedrock_embedder(Settings(BEDROCK_CONCURRENCY=4))
+    questions = [f"pertanyaan {i}" for i in range(16)]
+
+    result = embedder.embed_queries(questions)
+
+    assert [v[:8] for v in result.vectors] == [hashed_vector(q, 1024)[:8] for q in questions]
+    assert stub.max_in_flight > 1 and stub.requests == 16
+
+
 def test_throttling_is_retried_with_backoff(stub):
     stub.throttle_remaining = 3
     embedder = bedrock_embedder(Settings(BEDROCK_CONCURRENCY=1, BEDROCK_MAX_ATTEMPTS=5))
