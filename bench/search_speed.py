@@ -95,7 +95,8 @@ def fill(engine, chunks: int, dimension: int, libraries: int = 1) -> None:
     started, documents = time.perf_counter(), chunks // per_document
     try:
         for doc in range(documents):
-            grade, subject = names[doc % len(names)]
+            # each grade/subject's documents in one run, so its chunks reach Chroma in batches
+            grade, subject = names[doc * len(names) // documents]
             if doc * per_document % batch == 0:
                 vectors = vector_rng.normal(size=(batch, dimension)).astype(np.float32)
                 vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
@@ -114,13 +115,15 @@ def fill(engine, chunks: int, dimension: int, libraries: int = 1) -> None:
                     "chunk_index": index,
                     "embedding_model": model.model_id,
                 }
-                vector = vectors[(doc * per_document + index) % batch].tolist()
+                vector = vectors[(doc * per_document + index) % batch]  # Chroma takes rows
                 stored.append(StoredChunk(chunk_id(sha, index), text, meta, vector))
+            for (done_grade, done_subject), waiting in pending.items():
+                if (done_grade, done_subject) != (grade, subject):  # that one is complete
+                    writes.put((done_grade, done_subject, waiting))
+            pending = {key: waiting for key, waiting in pending.items() if key == (grade, subject)}
             pending.setdefault((grade, subject), []).extend(stored)
-            if sum(map(len, pending.values())) >= 5_000:  # bounded, however many libraries
-                for (g, s), waiting in pending.items():
-                    writes.put((g, s, waiting))
-                pending = {}
+            if len(pending[(grade, subject)]) >= 5_000:
+                writes.put((grade, subject, pending.pop((grade, subject))))
             source = stored[0].metadata["source"]
             with catalog.transaction():  # as an ingest commits: catalogue row and lexical rows
                 catalog.put(
