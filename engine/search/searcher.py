@@ -33,7 +33,7 @@ from engine.embed.base import Embedder
 from engine.search.fusion import Candidate, FusionConfig, fuse
 from engine.search.fusion import for_model as fusion_for_model
 from engine.search.lexical.index import LexicalChunk, LexicalHit, LexicalIndex
-from engine.search.vectors import VectorQueries
+from engine.search.vectors import VectorQueries, cite
 from engine.store.chroma import ChunkStore, CollectionInfo
 from engine.store.chunks import content_of, index_of
 
@@ -199,7 +199,7 @@ class Searcher:
         hits: list[SearchHit] = []
         while len(hits) < n and ranked:  # more when chunks were deleted since Chroma answered
             top, ranked = ranked[: n - len(hits)], ranked[n - len(hits) :]
-            cited = self._cited(top)
+            cited = cite(self.lexical, self.store, top)
             for key, (score, collection) in top:
                 chunk = cited.get(key)
                 if chunk is None:
@@ -210,22 +210,6 @@ class Searcher:
                     models[key] = collection.model_key
                 hits.append(self._from_vector(chunk, key, score))
         return hits
-
-    def _cited(self, found: list[tuple[tuple, tuple[float, CollectionInfo]]]) -> dict:
-        """Text and citation of vector hits, by (grade, subject, chunk id): from the lexical
-        index, which holds the committed chunks of each document's collection, and from the
-        hit's collection for the others (a document whose ingest has stored its chunks but not
-        committed yet, or one whose rows were cut for another collection)."""
-        cited = self.lexical.chunks({key: collection.name for key, (_, collection) in found})
-        missing: dict[str, list[str]] = {}
-        for key, (_, collection) in found:
-            if key not in cited:
-                missing.setdefault(collection.name, []).append(key[2])
-        for name, ids in missing.items():
-            collection = next(c for _, (_, c) in found if c.name == name)
-            for chunk in self.store.texts(name, ids):
-                cited[(collection.grade, collection.subject, chunk.id)] = LexicalChunk.of(chunk)
-        return cited
 
     def _collections(self, grade: str | None, subject: str | None) -> list:
         """Collections to search: ingested ones and the installed version of each package."""

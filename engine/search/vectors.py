@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 from engine.embed.base import Embedder, EmbeddingUnavailable
 from engine.search.batching import MicroBatcher
+from engine.search.lexical.index import LexicalChunk, LexicalIndex
 from engine.store.chroma import ChunkStore, CollectionInfo, Nearest
 
 log = logging.getLogger(__name__)
@@ -159,3 +160,25 @@ class VectorQueries:
 
 def _model_of(request: VectorRequest, name: str) -> str:
     return next(c.model_key for c in request.collections if c.name == name)
+
+
+def cite(
+    lexical: LexicalIndex,
+    store: ChunkStore,
+    found: list[tuple[tuple, tuple[float, CollectionInfo]]],
+) -> dict[tuple, LexicalChunk]:
+    """Text and citation of vector hits (`found`: (grade, subject, chunk id) and (score,
+    collection)), by key: from the lexical index, which holds the committed chunks of each
+    document's collection, and from the hit's collection for the others (a document whose
+    ingest has stored its chunks but not committed yet, or one whose rows were cut for another
+    collection)."""
+    cited = lexical.chunks({key: collection.name for key, (_, collection) in found})
+    missing: dict[str, list[str]] = {}
+    for key, (_, collection) in found:
+        if key not in cited:
+            missing.setdefault(collection.name, []).append(key[2])
+    for name, ids in missing.items():
+        collection = next(c for _, (_, c) in found if c.name == name)
+        for chunk in store.texts(name, ids):
+            cited[(collection.grade, collection.subject, chunk.id)] = LexicalChunk.of(chunk)
+    return cited

@@ -27,7 +27,6 @@ from the chunks in Chroma (after a package install, a backup restore or migratio
 from __future__ import annotations
 
 import heapq
-import math
 import sqlite3
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -38,14 +37,12 @@ import numpy as np
 from engine import db
 from engine.search.lexical.analyzer import analyze
 from engine.search.lexical.informal import standard_words
-from engine.search.lexical.postings import MAX_POSTINGS, Library, PostingsCache
+from engine.search.lexical.postings import MAX_POSTINGS, PostingsCache
+from engine.search.lexical.scored import Scored, idf
 from engine.store.chunks import StoredChunk
 
 K1 = 1.2  # term-frequency saturation (the usual BM25 defaults; see bench/retrieval.py)
 B = 0.75  # length normalisation
-# rounding moves a score by at most 5e-7: a chunk whose raw score is this far below the k-th
-# best cannot reach or tie it once both are rounded
-_ROUNDING_MARGIN = 2e-6
 
 
 @dataclass
@@ -92,43 +89,6 @@ def query_terms(question: str) -> list[str]:
     """The question's analysed terms, unique, in order; informal spellings (`knp`, `yg`,
     `gmn`) are read as the standard words first (engine.search.lexical.informal)."""
     return list(dict.fromkeys(analyze(standard_words(question))))
-
-
-@dataclass
-class Scored:
-    """One grade/subject's BM25 scores for one question, over its chunk arrays."""
-
-    library: Library
-    scores: np.ndarray  # raw BM25 per chunk position
-    touched: np.ndarray  # whether the chunk shares a term with the question
-    ideal: float  # score of a chunk holding every question term once, at the average length
-
-    def _tuples(self, positions: np.ndarray) -> list[tuple[float, float, int]]:
-        """(score, coverage, row id) of these positions, rounded as the index reports them."""
-        values = self.scores[positions].tolist()
-        rowids = self.library.rowids[positions].tolist()
-        ideal = self.ideal
-        return [(round(v, 6), round(v / ideal, 6), r) for v, r in zip(values, rowids, strict=True)]
-
-    def every(self) -> list[tuple[float, float, int]]:
-        return self._tuples(np.flatnonzero(self.touched))
-
-    def among(self, positions: np.ndarray) -> list[tuple[float, float, int]]:
-        return self._tuples(positions[self.touched[positions]])
-
-    def top(self, k: int) -> list[tuple[float, float, int]]:
-        """Every chunk that can be among the best `k` once scores are rounded (ties too)."""
-        positions = np.flatnonzero(self.touched)
-        if len(positions) > k:
-            values = self.scores[positions]
-            kth = np.partition(values, len(values) - k)[len(values) - k]
-            positions = positions[values >= kth - _ROUNDING_MARGIN]
-        return self._tuples(positions)
-
-
-def idf(chunks: int, df: int) -> float:
-    """BM25 inverse document frequency (Lucene's form: never negative)."""
-    return math.log(1 + (chunks - df + 0.5) / (df + 0.5))
 
 
 class LexicalIndex:
