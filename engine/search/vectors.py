@@ -173,12 +173,11 @@ def cite(
     ingest has stored its chunks but not committed yet, or one whose rows were cut for another
     collection)."""
     cited = lexical.chunks({key: collection.name for key, (_, collection) in found})
-    missing: dict[str, list[str]] = {}
+    missing: dict[str, tuple[CollectionInfo, list[str]]] = {}
     for key, (_, collection) in found:
         if key not in cited:
-            missing.setdefault(collection.name, []).append(key[2])
-    for name, ids in missing.items():
-        collection = next(c for _, (_, c) in found if c.name == name)
+            missing.setdefault(collection.name, (collection, []))[1].append(key[2])
+    for name, (collection, ids) in missing.items():
         for chunk in store.texts(name, ids):
             cited[(collection.grade, collection.subject, chunk.id)] = LexicalChunk.of(chunk)
     return cited
