@@ -411,6 +411,38 @@ def test_the_running_engine_publishes_a_loopback_url_when_it_listens_everywhere(
         server.stop()
 
 
+def test_the_api_listens_only_once_its_engine_is_built(engine, settings):
+    """The panel's health probe gives up after 0.5 s: if the first request built the engine
+    (loading a model takes seconds on a busy server) the panel would show a running API as
+    Off. A start-up that cannot build its engine fails instead of answering 500s."""
+    from engine.api.local import ApiServer, api_file
+    from engine.runtime.probes import api_status
+
+    built = []
+
+    def slow_factory():
+        time.sleep(1.0)  # a model loading
+        built.append(engine)
+        return engine
+
+    port = free_port()
+    server = ApiServer(settings, slow_factory, port=port)
+    server.start()
+    try:
+        assert built == [engine]  # before any request
+        assert api_status(settings.model_copy(update={"api_port": port}))
+    finally:
+        server.stop()
+
+    def broken():
+        raise RuntimeError("no model")
+
+    api_file(settings).unlink(missing_ok=True)
+    with pytest.raises(RuntimeError, match="did not start"):
+        ApiServer(settings, broken, port=free_port()).start(timeout_s=10)
+    assert not api_file(settings).exists()
+
+
 def test_a_hit_names_a_document_added_after_earlier_searches(client, engine, inbox, book, key):
     """The document map is kept between searches and rebuilt when the catalogue changes."""
     first = client.get("/v1/search?q=jaringan", headers=auth(key)).json()["results"]

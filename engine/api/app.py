@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from engine import __version__
@@ -29,11 +31,13 @@ def create_app(
     clock: Callable[[], float] = time.monotonic,
     workers: int = 1,
 ) -> FastAPI:
-    """The HTTP API over an engine, or over a function that builds one on first use.
+    """The HTTP API over an engine, or over a function that builds one at start-up.
 
     Args:
         engine_or_factory: an `Engine`, or a callable returning one (e.g.
-            `lambda: build_engine(settings)`), called once, on the first request.
+            `lambda: build_engine(settings)`), called once, at start-up: the server listens
+            only when the engine is ready, so neither the first search nor a health probe
+            waits for a model to load.
         clock: monotonic seconds for the rate limiter (tests move time with it).
         workers: API processes serving together; each limits a key to its share of
             API_RATE_PER_MIN (`engine.api.workers`).
@@ -45,12 +49,20 @@ def create_app(
         " needs `Authorization: Bearer <key>` (`nexus admin api-key create NAME`).",
         docs_url=None,
         redoc_url=None,
+        lifespan=_build_engine_first,
     )
     app.state.nexus = ApiContext(engine_or_factory, clock=clock, workers=workers)
     for area in (health, search, documents, packages):
         app.include_router(area.router)
     app.add_exception_handler(SecretError, _secret_refused)
     return app
+
+
+@asynccontextmanager
+async def _build_engine_first(app: FastAPI) -> AsyncIterator[None]:
+    """Build the engine before the server accepts a connection (off the event loop)."""
+    await run_in_threadpool(lambda: app.state.nexus.engine)
+    yield
 
 
 def _secret_refused(request: Request, exc: Exception) -> JSONResponse:

@@ -1,4 +1,4 @@
-"""What every router depends on: the engine (built on first use), the key check, the limits.
+"""What every router depends on: the engine (built at start-up), the key check, the limits.
 
 `ApiContext` lives on `app.state.nexus`. Engine parts are shared by the server's worker
 threads, and searches run side by side: every encoder serialises its own model calls, SQLite

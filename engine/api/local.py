@@ -52,7 +52,13 @@ class ApiServer:
         )
         self.server = uvicorn.Server(config)
         self.server.install_signal_handlers = lambda: None  # the engine handles signals
-        self.thread = threading.Thread(target=self.server.run, name="api", daemon=True)
+        self.thread = threading.Thread(target=self._serve, name="api", daemon=True)
+
+    def _serve(self) -> None:
+        try:
+            self.server.run()
+        except SystemExit:  # uvicorn's start-up failed (logged by uvicorn): start() says so
+            pass
 
     def start(self, timeout_s: float = 30.0) -> str:
         """Serve, wait until it listens, publish the local key; returns the base URL."""
@@ -65,7 +71,10 @@ class ApiServer:
             deadline.wait(0.05)
             waited += 0.05
         if not self.server.started:
-            raise RuntimeError(f"the API did not start on {self.settings.api_address}:{self.port}")
+            raise RuntimeError(
+                f"the API did not start on {self.settings.api_address}:{self.port}"
+                " (the log above says why)"
+            )
         url = local_url(self.settings.api_address, self.port)
         keys = api_key_store(self.settings.data_dir)
         keys.revoke(LOCAL_KEY_NAME)
