@@ -159,7 +159,7 @@ class Engine:
     def lexical(self) -> LexicalIndex:
         from engine.search.lexical.index import LexicalIndex
 
-        return LexicalIndex(self.database)
+        return LexicalIndex(self.database, cache_bytes=self.settings.lexical_cache_mb * 2**20)
 
     @cached_property
     def searcher(self) -> Searcher:

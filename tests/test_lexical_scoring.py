@@ -155,17 +155,48 @@ def test_cached_postings_stay_within_their_bound_and_rank_the_same(tmp_path):
     rng = random.Random(9)
     path = tmp_path / "engine.db"
     _fill(LexicalIndex(db.Database(path)), rng, LIBRARIES, documents=10)
-    bounded = LexicalIndex(db.Database(path), max_postings=40)
+    bounded = LexicalIndex(db.Database(path), cache_bytes=200)
     roomy = LexicalIndex(db.Database(path))
     for _ in range(40):
         question = " ".join(rng.sample(WORDS, 3))
         assert _ranked(bounded.search(question, k=8)) == _ranked(roomy.search(question, k=8))
         biggest = max(
-            (len(p.tf) for lib in bounded.postings._libraries.values() for p in lib.terms.values()),
+            (p.nbytes for lib in bounded.postings._libraries.values() for p in lib.terms.values()),
             default=0,
         )
-        assert bounded.postings.held <= max(40, biggest)
-    assert roomy.postings.held > 40 * 3
+        assert bounded.postings.held <= max(200, biggest)
+    assert roomy.postings.held > 200 * 3
+
+
+def test_a_cached_posting_costs_five_bytes_and_large_frequencies_score_exactly(tmp_path):
+    """Frequencies are kept in the smallest integer type that holds them (one byte in
+    practice); one over 255 takes a wider type, and every score stays the scalar formula's."""
+    lexical = LexicalIndex(db.Database(tmp_path / "engine.db"))
+    rng = random.Random(3)
+    _fill(lexical, rng, [("kelas_10", "ipa")], documents=4)
+    repeated = "gravitasi " * 300 + "bumi bulan"
+    lexical.add(
+        "kelas_10",
+        "fisika",
+        "f" * 64,
+        [
+            LexicalChunk("f" * 24 + "-00000", repeated, "f.pdf", 1, "1"),
+            LexicalChunk("f" * 24 + "-00001", "gravitasi bumi", "f.pdf", 2, "2"),
+            LexicalChunk("f" * 24 + "-00002", "hujan turun", "f.pdf", 3, "3"),
+        ],
+    )
+    for question in ("gravitasi bumi", "hujan bulan gravitasi", " ".join(WORDS[:4])):
+        assert _ranked(lexical.search(question, k=10)) == _reference(lexical.conn, question, k=10)
+    cached = [
+        (grade, subject, term, postings)
+        for (grade, subject), library in lexical.postings._libraries.items()
+        for term, postings in library.terms.items()
+    ]
+    wide = [p for g, s, t, p in cached if (s, t) == ("fisika", "gravitasi")]
+    assert [p.tf.tolist() for p in wide] == [[300, 1]] and wide[0].tf.itemsize == 2
+    narrow = [p for g, s, t, p in cached if s == "ipa"]
+    assert narrow and all(p.nbytes == 5 * len(p.tf) for p in narrow)
+    assert lexical.postings.held == sum(p.nbytes for *_, p in cached)
 
 
 @pytest.fixture

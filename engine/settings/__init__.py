@@ -201,6 +201,13 @@ class Settings(DataDirLayout, AwsSettings, BaseSettings):
         description="Embed a micro-batch's questions in one encoder call (false: each alone,"
         " bit-for-bit as a lone search; only the store queries are batched).",
     )
+    lexical_cache_mb: int = Field(
+        256,
+        ge=1,
+        alias="LEXICAL_CACHE_MB",
+        description="Memory for BM25 posting lists kept between searches (~5 bytes a posting,"
+        " ~50 a chunk: 256 MB holds a million chunks'; beyond it they are reread from disk).",
+    )
     embed_document_title: bool = Field(
         False,
         alias="EMBED_DOCUMENT_TITLE",

@@ -37,7 +37,7 @@ import numpy as np
 from engine import db
 from engine.search.lexical.analyzer import analyze
 from engine.search.lexical.informal import standard_words
-from engine.search.lexical.postings import MAX_POSTINGS, PostingsCache
+from engine.search.lexical.postings import MAX_BYTES, PostingsCache
 from engine.search.lexical.scored import Scored, idf
 from engine.store.chunks import StoredChunk
 
@@ -103,10 +103,10 @@ class LexicalIndex:
         feedback_chunks: int = 0,
         feedback_terms: int = 10,
         feedback_weight: float = 0.3,
-        max_postings: int = MAX_POSTINGS,
+        cache_bytes: int = MAX_BYTES,
     ):
         self.db = database
-        self.postings = PostingsCache(max_postings)  # derived from the tables, per version
+        self.postings = PostingsCache(cache_bytes)  # derived from the tables, per version
         self.k1 = k1
         self.b = b
         # pseudo-relevance feedback (measured, off): the best terms of the first pass's top
@@ -371,7 +371,7 @@ class LexicalIndex:
         scores = np.zeros(len(library.rowids))
         touched = np.zeros(len(library.rowids), dtype=bool)
         for term, found in lists.items():
-            at, tf = found.positions, found.tf
+            at, tf = found.positions, found.tf.astype(np.float64)
             # the scalar formula's operations in its order: weight * tf * (k1 + 1) / (tf + norm)
             scores[at] += weights[term] * tf * (self.k1 + 1) / (tf + norm[at])
             touched[at] = True

@@ -7,13 +7,16 @@ so a search that reads a different row (written by this process or any other, or
 database) drops the entry and reloads it. A search reads that row anyway for its statistics.
 
 An entry holds the grade/subject's indexed chunks (row id, chunk id, length) as arrays, and the
-posting lists of the terms questions have asked for: positions into those arrays and term
-frequencies, loaded on first use. Term lists are evicted least recently used once the cache
-holds more than `max_postings` postings in all (12 bytes each), so memory stays bounded however
-many subjects are installed; a grade/subject's chunk arrays cost ~60 bytes per chunk.
+posting lists of the terms questions have asked for: positions into those arrays (int32) and
+term frequencies (the smallest unsigned integer type that holds them, one byte in practice), so
+a posting costs ~5 bytes and 1,000,000 chunks' postings (~50 million) fit in ~250 MB. Term
+lists are loaded on first use and evicted least recently used once they hold more than
+`max_bytes` in all (LEXICAL_CACHE_MB), so memory stays bounded however many subjects are
+installed; a grade/subject's chunk arrays cost ~60 bytes per chunk on top.
 
 Scores are computed with the same float64 operations, in the same order, as the scalar BM25
-they replace (see `LexicalIndex._score_library`), so they are bit for bit the same.
+they replace (see `LexicalIndex._score_library`; a whole-number frequency converts to float64
+exactly), so they are bit for bit the same.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-MAX_POSTINGS = 8_000_000  # ~96 MB of cached posting lists over all grade/subjects
+MAX_BYTES = 256 * 2**20  # cached posting lists over all grade/subjects (LEXICAL_CACHE_MB)
 
 
 @dataclass
@@ -33,7 +36,11 @@ class Postings:
     """One term's posting list within a grade/subject."""
 
     positions: np.ndarray  # int32 positions into the grade/subject's chunk arrays
-    tf: np.ndarray  # float64 term frequencies (whole numbers)
+    tf: np.ndarray  # term frequencies, unsigned integers as small as they fit
+
+    @property
+    def nbytes(self) -> int:
+        return self.positions.nbytes + self.tf.nbytes
 
 
 @dataclass
@@ -73,11 +80,11 @@ class Library:
 class PostingsCache:
     """Per grade/subject `Library` entries, checked against their `lexical_stats` row."""
 
-    def __init__(self, max_postings: int = MAX_POSTINGS):
-        self.max_postings = max_postings
+    def __init__(self, max_bytes: int = MAX_BYTES):
+        self.max_bytes = max_bytes
         self._libraries: dict[tuple[str, str], Library] = {}
         self._recent: OrderedDict[tuple[str, str, str], int] = OrderedDict()  # LRU of terms
-        self._held = 0  # postings held in all cached term lists
+        self._held = 0  # bytes held in all cached term lists
         self._lock = threading.Lock()
 
     def library(
@@ -139,22 +146,20 @@ class PostingsCache:
         # position; drop it: the next search sees the new stamp and reloads everything
         known = positions < len(library.rowids)
         known[known] = library.rowids[positions[known]] == chunks[known]
-        loaded = Postings(
-            positions=positions[known].astype(np.int32),
-            tf=np.fromiter((r[1] for r in rows), dtype=np.float64, count=len(rows))[known],
-        )
+        tf = np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows))[known]
+        loaded = Postings(positions=positions[known].astype(np.int32), tf=_compact(tf))
         with self._lock:
             if self._libraries.get((grade, subject)) is not library:
                 return loaded  # replaced meanwhile: use it for this search, don't keep it
             if term not in library.terms:
                 library.terms[term] = loaded
-                self._recent[key] = len(loaded.tf)
-                self._held += len(loaded.tf)
+                self._recent[key] = loaded.nbytes
+                self._held += loaded.nbytes
                 self._evict()
         return loaded
 
     def _evict(self) -> None:
-        while self._held > self.max_postings and len(self._recent) > 1:
+        while self._held > self.max_bytes and len(self._recent) > 1:
             (grade, subject, term), size = self._recent.popitem(last=False)
             self._held -= size
             library = self._libraries.get((grade, subject))
@@ -167,5 +172,16 @@ class PostingsCache:
 
     @property
     def held(self) -> int:
-        """Postings held in cached term lists."""
+        """Bytes held in cached term lists."""
         return self._held
+
+
+def _compact(tf: np.ndarray) -> np.ndarray:
+    """Whole-number term frequencies in the smallest unsigned type that holds them all."""
+    if len(tf) and int(tf.min()) < 0:  # never written so; kept as they are rather than wrapped
+        return tf
+    top = int(tf.max()) if len(tf) else 0
+    for kind in (np.uint8, np.uint16, np.uint32):
+        if top <= np.iinfo(kind).max:
+            return tf.astype(kind)
+    return tf.astype(np.uint64)
