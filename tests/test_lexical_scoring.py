@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import random
+import sqlite3
 from collections import Counter
 
 import pytest
@@ -229,3 +230,41 @@ def test_hybrid_scores_each_subject_once_per_question(one_subject, monkeypatch):
             "gaya gravitasi bumi", grade="kelas_10", subject="ipa", chunk_ids=[hit.chunk_id]
         )
         assert hit.lexical_score == (alone[0].score if alone else 0.0)
+
+
+def test_postings_parsed_from_sqlite_strings_equal_the_rows(tmp_path):
+    """A cold search reads each posting list as two joined strings; they hold exactly the
+    rows, and a value that is not a whole number is read row by row, never misparsed."""
+    from engine.search.lexical.postings import _read_postings
+
+    lexical = LexicalIndex(db.Database(tmp_path / "engine.db"))
+    _fill(lexical, random.Random(5), LIBRARIES, documents=5)
+    conn = lexical.conn
+    for grade, subject, term in conn.execute(
+        "SELECT DISTINCT grade, subject, term FROM lexical_postings"
+    ).fetchall():
+        rows = conn.execute(
+            "SELECT chunk, tf FROM lexical_postings WHERE grade = ? AND subject = ? AND term = ?",
+            (grade, subject, term),
+        ).fetchall()
+        chunks, tf = _read_postings(conn, grade, subject, term)
+        assert list(zip(chunks.tolist(), tf.tolist(), strict=True)) == [tuple(r) for r in rows]
+    assert [len(a) for a in _read_postings(conn, "kelas_10", "ipa", "tidakada")] == [0, 0]
+
+    grade, subject, term, chunk = conn.execute(
+        "SELECT grade, subject, term, chunk FROM lexical_postings LIMIT 1"
+    ).fetchone()
+    writer = sqlite3.connect(tmp_path / "engine.db")
+    with writer:
+        writer.execute(
+            "UPDATE lexical_postings SET tf = 2.5 WHERE grade = ? AND subject = ? AND term = ?"
+            " AND chunk = ?",
+            (grade, subject, term, chunk),
+        )
+    writer.close()
+    chunks, tf = _read_postings(conn, grade, subject, term)
+    assert chunk in chunks.tolist() and 2.5 not in tf.tolist()  # whole numbers only
+    assert len(chunks) == len(tf) == conn.execute(
+        "SELECT count(*) FROM lexical_postings WHERE grade = ? AND subject = ? AND term = ?",
+        (grade, subject, term),
+    ).fetchone()[0]
