@@ -525,3 +525,53 @@ def test_a_failing_request_fails_alone_not_its_batch():
 def test_batch_sizes_must_be_positive():
     with pytest.raises(ValueError):
         MicroBatcher(lambda r: r, max_batch=0)
+
+
+def test_a_collection_failing_on_a_pool_thread_fails_only_the_questions_that_asked_it(
+    settings, monkeypatch
+):
+    """A Chroma error raised on the vector pool's threads, inside a batch, reaches the batcher,
+    which asks each question again alone: the questions that never asked the failing
+    collection get their own answers, those that did get the error, and the pool serves the
+    next searches."""
+    embedder = SlowFakeEmbedder()
+    engine = build_engine(settings, embedder=embedder)
+    for (grade, subject), text in TOPICS.items():
+        add_document(engine, grade, subject, text)
+    add_document(engine, "kelas_12", "sejarah", "proklamasi kemerdekaan indonesia")
+    asks = [("hukum newton", "fisika"), ("fotosintesis", "biologi"), ("algoritma", None)] * 3
+    alone = [engine.searcher.search(q, subject=s, k=5) for q, s in asks]
+    nearest_many = engine.store.nearest_many
+
+    def broken(name, vectors, k):
+        if "sejarah" in name:
+            assert threading.current_thread().name.startswith("nearest")
+            raise RuntimeError("chroma: segment reader failed")
+        return nearest_many(name, vectors, k)
+
+    monkeypatch.setattr(engine.store, "nearest_many", broken)
+    embedder.query_calls.clear()
+    answers: list = [None] * len(asks)
+    start = threading.Barrier(len(asks))
+
+    def ask(i: int) -> None:
+        start.wait()
+        try:
+            answers[i] = engine.searcher.search(asks[i][0], subject=asks[i][1], k=5)
+        except RuntimeError as exc:
+            answers[i] = exc
+
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(len(asks))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert max(embedder.query_calls) > 1  # some questions were batched with a failing one
+    for (_, subject), answer, expected in zip(asks, answers, alone, strict=True):
+        if subject is None:  # asked every collection, the failing one too
+            assert isinstance(answer, RuntimeError) and "segment reader" in str(answer)
+        else:
+            assert answer == expected
+    monkeypatch.setattr(engine.store, "nearest_many", nearest_many)
+    assert engine.searcher.search("algoritma", k=5) == alone[2]
