@@ -4,15 +4,18 @@ hybrid search scores each grade/subject once per question."""
 
 from __future__ import annotations
 
+import logging
 import math
 import random
 import sqlite3
+import tracemalloc
 from collections import Counter
 
 import pytest
 
 from engine import db
 from engine.search.lexical.index import K1, B, LexicalChunk, LexicalIndex, query_terms
+from engine.search.lexical.postings import ENTRY_OVERHEAD
 from tests.support import pdfs
 
 WORDS = (
@@ -156,7 +159,8 @@ def test_cached_postings_stay_within_their_bound_and_rank_the_same(tmp_path):
     rng = random.Random(9)
     path = tmp_path / "engine.db"
     _fill(LexicalIndex(db.Database(path)), rng, LIBRARIES, documents=10)
-    bounded = LexicalIndex(db.Database(path), cache_bytes=200)
+    bound = 4 * ENTRY_OVERHEAD
+    bounded = LexicalIndex(db.Database(path), cache_bytes=bound)
     roomy = LexicalIndex(db.Database(path))
     for _ in range(40):
         question = " ".join(rng.sample(WORDS, 3))
@@ -165,8 +169,32 @@ def test_cached_postings_stay_within_their_bound_and_rank_the_same(tmp_path):
             (p.nbytes for lib in bounded.postings._libraries.values() for p in lib.terms.values()),
             default=0,
         )
-        assert bounded.postings.held <= max(200, biggest)
-    assert roomy.postings.held > 200 * 3
+        assert bounded.postings.held <= max(bound, biggest)
+    assert roomy.postings.held > bound * 3
+
+
+def test_questions_of_made_up_words_cannot_grow_the_cache_past_its_bound(tmp_path):
+    """A term a library does not hold is cached as an empty list, which costs memory all the
+    same: each list counts its Python objects, so a flood of made-up words evicts instead of
+    piling up, and the count is not below what the lists really take."""
+    path = tmp_path / "engine.db"
+    _fill(LexicalIndex(db.Database(path)), random.Random(3), LIBRARIES, documents=3)
+    bound = 50 * ENTRY_OVERHEAD
+    lexical = LexicalIndex(db.Database(path), cache_bytes=bound)
+    questions = [f"kataan{n}x kataan{n}y" for n in range(300)]
+    for question in ["gravitasi", *questions]:  # stems of the words, chunk arrays: uncounted
+        LexicalIndex(db.Database(path)).search(question, k=3)
+    lexical.search("gravitasi", k=3)
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    for question in questions:
+        lexical.search(question, k=3)
+        assert lexical.postings.held <= bound
+    grown = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    cached = sum(len(lib.terms) for lib in lexical.postings._libraries.values())
+    assert 0 < cached <= 50
+    assert grown <= lexical.postings.held + 64 * 1024  # the count covers what the lists hold
 
 
 def test_a_cached_posting_costs_five_bytes_and_large_frequencies_score_exactly(tmp_path):
@@ -196,7 +224,7 @@ def test_a_cached_posting_costs_five_bytes_and_large_frequencies_score_exactly(t
     wide = [p for g, s, t, p in cached if (s, t) == ("fisika", "gravitasi")]
     assert [p.tf.tolist() for p in wide] == [[300, 1]] and wide[0].tf.itemsize == 2
     narrow = [p for g, s, t, p in cached if s == "ipa"]
-    assert narrow and all(p.nbytes == 5 * len(p.tf) for p in narrow)
+    assert narrow and all(p.nbytes == 5 * len(p.tf) + ENTRY_OVERHEAD for p in narrow)
     assert lexical.postings.held == sum(p.nbytes for *_, p in cached)
 
 
@@ -232,9 +260,11 @@ def test_hybrid_scores_each_subject_once_per_question(one_subject, monkeypatch):
         assert hit.lexical_score == (alone[0].score if alone else 0.0)
 
 
-def test_postings_parsed_from_sqlite_strings_equal_the_rows(tmp_path):
+def test_postings_parsed_from_sqlite_strings_equal_the_rows(tmp_path, caplog):
     """A cold search reads each posting list as two joined strings; they hold exactly the
-    rows, and a value that is not a whole number is read row by row, never misparsed."""
+    rows. A value that is not a whole number (a tampered or corrupt database) sends the list
+    to a row-by-row read that leaves the damaged rows out and logs them: never misparsed,
+    never a failed search."""
     from engine.search.lexical.postings import _read_postings
 
     lexical = LexicalIndex(db.Database(tmp_path / "engine.db"))
@@ -247,24 +277,37 @@ def test_postings_parsed_from_sqlite_strings_equal_the_rows(tmp_path):
             "SELECT chunk, tf FROM lexical_postings WHERE grade = ? AND subject = ? AND term = ?",
             (grade, subject, term),
         ).fetchall()
+        statements: list[str] = []
+        conn.set_trace_callback(statements.append)
         chunks, tf = _read_postings(conn, grade, subject, term)
+        conn.set_trace_callback(None)
         assert list(zip(chunks.tolist(), tf.tolist(), strict=True)) == [tuple(r) for r in rows]
+        assert len(statements) == 1 and "group_concat" in statements[0]  # the joined strings
     assert [len(a) for a in _read_postings(conn, "kelas_10", "ipa", "tidakada")] == [0, 0]
 
     grade, subject, term, chunk = conn.execute(
         "SELECT grade, subject, term, chunk FROM lexical_postings LIMIT 1"
     ).fetchone()
-    writer = sqlite3.connect(tmp_path / "engine.db")
-    with writer:
-        writer.execute(
-            "UPDATE lexical_postings SET tf = 2.5 WHERE grade = ? AND subject = ? AND term = ?"
-            " AND chunk = ?",
-            (grade, subject, term, chunk),
-        )
-    writer.close()
-    chunks, tf = _read_postings(conn, grade, subject, term)
-    assert chunk in chunks.tolist() and 2.5 not in tf.tolist()  # whole numbers only
-    assert len(chunks) == len(tf) == conn.execute(
-        "SELECT count(*) FROM lexical_postings WHERE grade = ? AND subject = ? AND term = ?",
-        (grade, subject, term),
-    ).fetchone()[0]
+    where = "WHERE grade = ? AND subject = ? AND term = ?"
+    rows = conn.execute(f"SELECT chunk, tf FROM lexical_postings {where}", (grade, subject, term))
+    intact = [tuple(r) for r in rows if r[0] != chunk]
+    for damaged in (2.5, "1,2", "٣", b"\x01"):
+        writer = sqlite3.connect(tmp_path / "engine.db")
+        with writer:
+            writer.execute(
+                f"UPDATE lexical_postings SET tf = ? {where} AND chunk = ?",
+                (damaged, grade, subject, term, chunk),
+            )
+        writer.close()
+        with caplog.at_level(logging.WARNING, logger="engine.search.lexical.postings"):
+            caplog.clear()
+            chunks, tf = _read_postings(conn, grade, subject, term)
+        assert list(zip(chunks.tolist(), tf.tolist(), strict=True)) == intact, damaged
+        assert "not whole numbers" in caplog.text and repr(term) in caplog.text
+
+
+@pytest.mark.parametrize("text", ["1,,2", "1-2", "-", "١٢", "²", "1,2,", " 1,2", "1.5"])
+def test_a_joined_string_that_is_not_plain_whole_numbers_is_not_parsed(text):
+    from engine.search.lexical.postings import _parse_integers
+
+    assert _parse_integers(text) is None

@@ -12,7 +12,10 @@ term frequencies (the smallest unsigned integer type that holds them, one byte i
 a posting costs ~5 bytes and 1,000,000 chunks' postings (~50 million) fit in ~250 MB. Term
 lists are loaded on first use and evicted least recently used once they hold more than
 `max_bytes` in all (LEXICAL_CACHE_MB), so memory stays bounded however many subjects are
-installed; a grade/subject's chunk arrays cost ~60 bytes per chunk on top.
+installed; a grade/subject's chunk arrays cost ~60 bytes per chunk on top. Each cached list is
+counted with its Python objects (`ENTRY_OVERHEAD`), so a term a library does not hold, cached
+as an empty list, still counts: questions full of made-up words cannot grow the cache past
+its bound.
 
 Scores are computed with the same float64 operations, in the same order, as the scalar BM25
 they replace (see `LexicalIndex._score_library`; a whole-number frequency converts to float64
@@ -21,6 +24,7 @@ exactly), so they are bit for bit the same.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 from collections import OrderedDict
@@ -28,7 +32,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+log = logging.getLogger(__name__)
+
 MAX_BYTES = 256 * 2**20  # cached posting lists over all grade/subjects (LEXICAL_CACHE_MB)
+# what a cached list costs besides its arrays: two numpy array headers, the Postings object,
+# its entries in the library's dict and in the LRU, the key tuple (measured ~540 bytes with
+# tracemalloc for one-posting lists; tests/test_lexical_scoring.py checks it stays above)
+ENTRY_OVERHEAD = 640
 
 
 @dataclass
@@ -40,7 +50,8 @@ class Postings:
 
     @property
     def nbytes(self) -> int:
-        return self.positions.nbytes + self.tf.nbytes
+        """What the cache counts for this list: its arrays and their Python objects."""
+        return self.positions.nbytes + self.tf.nbytes + ENTRY_OVERHEAD
 
 
 @dataclass
@@ -167,7 +178,7 @@ class PostingsCache:
 
     @property
     def held(self) -> int:
-        """Bytes held in cached term lists."""
+        """Bytes held in cached term lists (arrays and per-list overhead)."""
         return self._held
 
 
@@ -177,9 +188,13 @@ def _read_postings(
     """A term's (chunk row ids, term frequencies) in a grade/subject, as int64 arrays.
 
     SQLite joins each column into one string and numpy parses it: 2.6x faster than a Python
-    tuple per row (~340 vs ~880 ns a posting), which is what a cold search pays. Both
-    aggregates walk the same rows in the same order, and counting the parsed numbers catches a
-    value that is not a whole number; such rows are read one by one instead."""
+    tuple per row (~340 vs ~880 ns a posting), which is what a cold search pays. The two
+    aggregates of one SELECT step over the same rows in the same order (SQLite documents the
+    order as arbitrary, not as differing between aggregates; this SQLite predates ORDER BY
+    inside an aggregate), and counting the parsed numbers catches a value that is not a whole
+    number. Then the rows are read one by one, and a damaged row (the index only ever writes
+    whole numbers: this is a tampered or corrupt database) is left out and logged, so the
+    search still answers from the others."""
     where = "FROM lexical_postings WHERE grade = ? AND subject = ? AND term = ?"
     count, chunks, tf = conn.execute(
         f"SELECT count(*), group_concat(chunk), group_concat(tf) {where}", (grade, subject, term)
@@ -190,17 +205,32 @@ def _read_postings(
     if all(p is not None and len(p) == count for p in parsed):
         return parsed[0], parsed[1]
     rows = conn.execute(f"SELECT chunk, tf {where}", (grade, subject, term)).fetchall()
+    whole = [r for r in rows if type(r[0]) is int and type(r[1]) is int]
+    if len(whole) < len(rows):
+        log.warning(
+            "lexical index damaged: %d posting(s) of %r in %s/%s are not whole numbers; left out",
+            len(rows) - len(whole),
+            term,
+            grade,
+            subject,
+        )
     return (
-        np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)),
-        np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows)),
+        np.fromiter((r[0] for r in whole), dtype=np.int64, count=len(whole)),
+        np.fromiter((r[1] for r in whole), dtype=np.int64, count=len(whole)),
     )
 
 
 def _parse_integers(text: object) -> np.ndarray | None:
-    """Comma-separated whole numbers, or None when `text` is not only that."""
-    if not isinstance(text, str) or not text.replace(",", "").replace("-", "").isdigit():
+    """Comma-separated whole numbers (ASCII, optionally negative), or None when `text` is not
+    only that."""
+    if not isinstance(text, str) or not text.isascii():
         return None
-    return np.fromstring(text, dtype=np.int64, sep=",")
+    if not text.replace(",", "").replace("-", "").isdigit() or text[0] == "," or text[-1] == ",":
+        return None
+    try:
+        return np.fromstring(text, dtype=np.int64, sep=",")
+    except ValueError:  # "1,,2" or "1-2": numpy 2 raises where older versions stopped short
+        return None
 
 
 def _compact(tf: np.ndarray) -> np.ndarray:
