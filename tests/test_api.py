@@ -411,17 +411,20 @@ def test_the_running_engine_publishes_a_loopback_url_when_it_listens_everywhere(
         server.stop()
 
 
-def test_the_api_listens_only_once_its_engine_is_built(engine, settings):
+def test_the_api_listens_only_once_its_engine_is_built(engine, settings, monkeypatch):
     """The panel's health probe gives up after 0.5 s: if the first request built the engine
     (loading a model takes seconds on a busy server) the panel would show a running API as
-    Off. A start-up that cannot build its engine fails instead of answering 500s."""
+    Off, and the first question would wait for the encoder to load. A start-up that cannot
+    build its engine fails instead of answering 500s."""
     from engine.api.local import ApiServer, api_file
     from engine.runtime.probes import api_status
 
     built = []
+    warmed = []
+    monkeypatch.setattr(engine.embedder, "warm", lambda: warmed.append(len(built)))
 
     def slow_factory():
-        time.sleep(1.0)  # a model loading
+        time.sleep(1.0)  # reading the catalogue, opening Chroma
         built.append(engine)
         return engine
 
@@ -429,7 +432,7 @@ def test_the_api_listens_only_once_its_engine_is_built(engine, settings):
     server = ApiServer(settings, slow_factory, port=port)
     server.start()
     try:
-        assert built == [engine]  # before any request
+        assert built == [engine] and warmed == [1]  # before any request, encoder after engine
         assert api_status(settings.model_copy(update={"api_port": port}))
     finally:
         server.stop()
@@ -441,6 +444,44 @@ def test_the_api_listens_only_once_its_engine_is_built(engine, settings):
     with pytest.raises(RuntimeError, match="did not start"):
         ApiServer(settings, broken, port=free_port()).start(timeout_s=10)
     assert not api_file(settings).exists()
+
+
+def test_an_api_too_slow_to_start_is_stopped_not_left_listening(engine, settings):
+    """`nexus up` gives the API 30 s and goes on without it: the server must not start
+    listening afterwards with no api.json and nobody to stop it."""
+    from engine.api.local import ApiServer, api_file
+
+    def slower_than_the_timeout():
+        time.sleep(1.5)
+        return engine
+
+    port = free_port()
+    server = ApiServer(settings, slower_than_the_timeout, port=port)
+    with pytest.raises(RuntimeError, match="did not start"):
+        server.start(timeout_s=0.3)
+    server.thread.join(timeout=10)
+    assert not server.thread.is_alive()
+    with pytest.raises(OSError):
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/health", timeout=2)
+    assert not api_file(settings).exists()
+
+
+def test_an_encoder_that_cannot_load_at_start_up_does_not_stop_the_api(engine, settings):
+    """Warming the encoder is a head start, not a new way to fail: each search reports the
+    problem as it did before."""
+    from engine.api.local import ApiServer
+
+    def broken_warm():
+        raise RuntimeError("weights.npz differs from its pinned digest")
+
+    engine.embedder.warm = broken_warm
+    server = ApiServer(settings, lambda: engine, port=free_port())
+    url = server.start()
+    try:
+        with urllib.request.urlopen(f"{url}/v1/health", timeout=5) as answer:
+            assert answer.status == 200
+    finally:
+        server.stop()
 
 
 def test_a_hit_names_a_document_added_after_earlier_searches(client, engine, inbox, book, key):

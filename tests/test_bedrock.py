@@ -184,3 +184,16 @@ def test_hybrid_without_fallback_reports_the_outage(stub, settings, inbox):
     pdfs.text_pdf(inbox / "kelas_10" / "ipa" / "a.pdf", ["Hukum Newton tentang gerak."])
     [result] = engine.ingestor.run([inbox], inbox).files
     assert str(result.status) == "failed" and "ServiceUnavailable" in result.reason
+
+
+def test_warming_a_hybrid_embedder_loads_the_local_model_and_never_calls_bedrock(stub, settings):
+    """The API warms its encoder at start-up: the local fallback is loaded, Bedrock (billed
+    per call, maybe unreachable) is not asked anything."""
+    local = FakeEmbedder()
+    asked = []
+    local.embed_queries = lambda texts: (
+        asked.append(list(texts)) or FakeEmbedder.embed_queries(local, texts)
+    )
+    HybridEmbedder(bedrock_embedder(settings), local).warm()
+    assert len(asked) == 1
+    assert stub.requests == 0

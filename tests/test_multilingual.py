@@ -92,6 +92,14 @@ def test_a_file_changed_after_an_earlier_check_or_swapped_for_a_link_is_refused(
         MultilingualEmbedder(resources=folder).load()
 
 
+def test_warming_loads_the_checked_model_and_its_query_encoder():
+    """What the API does before it listens, so the first question does not wait ~1 s."""
+    embedder = MultilingualEmbedder()
+    assert not embedder.status()["loaded"]
+    embedder.warm()
+    assert embedder.status()["loaded"] and embedder._query_model is not None
+
+
 def test_a_huge_text_is_cut_before_the_model_reads_it(multilingual):
     sentence = "Fotosintesis terjadi di kloroplas. "
     text = sentence * (3 * MAX_TEXT_CHARS // len(sentence))

@@ -36,8 +36,8 @@ def create_app(
     Args:
         engine_or_factory: an `Engine`, or a callable returning one (e.g.
             `lambda: build_engine(settings)`), called once, at start-up: the server listens
-            only when the engine is ready, so neither the first search nor a health probe
-            waits for a model to load.
+            only when the engine is ready and its local encoder loaded, so neither the first
+            search nor a health probe waits for a model to load.
         clock: monotonic seconds for the rate limiter (tests move time with it).
         workers: API processes serving together; each limits a key to its share of
             API_RATE_PER_MIN (`engine.api.workers`).
@@ -60,8 +60,14 @@ def create_app(
 
 @asynccontextmanager
 async def _build_engine_first(app: FastAPI) -> AsyncIterator[None]:
-    """Build the engine before the server accepts a connection (off the event loop)."""
-    await run_in_threadpool(lambda: app.state.nexus.engine)
+    """Build the engine and load its encoder before the server accepts a connection (off the
+    event loop). An encoder that cannot load is logged, not fatal: each search then says why
+    it cannot embed, as it would have without the warm-up."""
+    engine = await run_in_threadpool(lambda: app.state.nexus.engine)
+    try:
+        await run_in_threadpool(engine.embedder.warm)
+    except Exception as exc:
+        log.warning("the search encoder did not load at start-up: %s", exc)
     yield
 
 

@@ -61,7 +61,11 @@ class ApiServer:
             pass
 
     def start(self, timeout_s: float = 30.0) -> str:
-        """Serve, wait until it listens, publish the local key; returns the base URL."""
+        """Serve, wait until it listens, publish the local key; returns the base URL.
+
+        Raises:
+            RuntimeError: it did not listen within `timeout_s` (the server is then stopped).
+        """
         from engine.auth.api_keys import api_key_store
 
         self.thread.start()
@@ -71,6 +75,10 @@ class ApiServer:
             deadline.wait(0.05)
             waited += 0.05
         if not self.server.started:
+            # still building its engine: told to exit, it closes once that ends, instead of
+            # listening later with no api.json and nobody to stop it
+            self.server.should_exit = True
+            self.thread.join(timeout=timeout_s)
             raise RuntimeError(
                 f"the API did not start on {self.settings.api_address}:{self.port}"
                 " (the log above says why)"

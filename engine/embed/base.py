@@ -85,6 +85,7 @@ class Embedder(ABC):
     max_attempts: int = 5
     retry_backoff_s: float = 0.1  # first retry waits up to this; doubles, capped below
     retry_backoff_max_s: float = 10.0
+    remote: bool = False  # a service called over the network (Bedrock): nothing to load ahead
 
     @property
     @abstractmethod
@@ -114,6 +115,13 @@ class Embedder(ABC):
         (E5's "query: " prefix, Cohere's `search_query`) override this; the default embeds
         them like passages."""
         return self.embed_batch(texts)
+
+    def warm(self) -> None:
+        """Do now what the first question would wait for: a local model reads and checks its
+        files and builds its query encoder. A remote service is not called (it has nothing to
+        load, and a call can cost money). Composite embedders warm their parts."""
+        if not self.remote:
+            self.embed_queries(["pemanasan"])
 
     def embed(self, texts: Sequence[str], progress: Progress | None = None) -> EmbeddingResult:
         """Embed any number of texts, group by group, in order, reporting progress.

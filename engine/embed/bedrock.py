@@ -49,6 +49,7 @@ class BedrockEmbedder(Embedder):
     """Titan v2 embeddings, `dimensions` and `normalize` as configured."""
 
     batch_size = 1  # Titan v2 embeds one text per InvokeModel call
+    remote = True
 
     def __init__(
         self,

@@ -57,5 +57,9 @@ class EnsembleEmbedder(Embedder):
     def embed_queries(self, texts: Sequence[str]) -> EmbeddingResult:
         return self._combine([embedder.embed_queries(texts) for embedder, _ in self.parts])
 
+    def warm(self) -> None:
+        for embedder, _ in self.parts:
+            embedder.warm()
+
     def status(self) -> dict:
         return super().status() | {"parts": [e.status() for e, _ in self.parts]}

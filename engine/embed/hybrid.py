@@ -77,6 +77,10 @@ class HybridEmbedder(Embedder):
         with self._lock:
             return time.monotonic() < self._down_until
 
+    def warm(self) -> None:
+        self.primary.warm()
+        self.fallback.warm()
+
     def for_model(self, key: str) -> Embedder | None:
         return self.primary.for_model(key) or self.fallback.for_model(key)
 

@@ -44,6 +44,10 @@ class SwitchingEmbedder(Embedder):
     def embed_queries(self, texts: Sequence[str]) -> EmbeddingResult:
         return self.current.embed_queries(texts)
 
+    def warm(self) -> None:
+        self.current.warm()
+        self.previous.warm()  # until the switch ends, questions ask its collections too
+
     def for_model(self, key: str) -> Embedder | None:
         return self.current.for_model(key)  # ingestion re-embeds what only `previous` reads
 
