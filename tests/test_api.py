@@ -411,7 +411,7 @@ def test_the_running_engine_publishes_a_loopback_url_when_it_listens_everywhere(
         server.stop()
 
 
-def test_the_api_listens_only_once_its_engine_is_built(engine, settings, monkeypatch):
+def test_the_api_listens_only_once_its_engine_is_built(engine, book, settings, monkeypatch):
     """The panel's health probe gives up after 0.5 s: if the first request built the engine
     (loading a model takes seconds on a busy server) the panel would show a running API as
     Off, and the first question would wait for the encoder to load. A start-up that cannot
@@ -433,6 +433,8 @@ def test_the_api_listens_only_once_its_engine_is_built(engine, settings, monkeyp
     server.start()
     try:
         assert built == [engine] and warmed == [1]  # before any request, encoder after engine
+        libraries = engine.lexical.postings._libraries
+        assert libraries and set(libraries) == set(engine.lexical.libraries())  # BM25 arrays
         assert api_status(settings.model_copy(update={"api_port": port}))
     finally:
         server.stop()

@@ -311,3 +311,23 @@ def test_a_joined_string_that_is_not_plain_whole_numbers_is_not_parsed(text):
     from engine.search.lexical.postings import _parse_integers
 
     assert _parse_integers(text) is None
+
+
+def test_a_library_of_ids_of_any_length_and_script_finds_each_chunk(tmp_path):
+    """The chunk arrays are read straight into fixed-width bytes: the width is the longest
+    id in UTF-8 bytes, so no id is cut and each is found again by its own id."""
+    lexical = LexicalIndex(db.Database(tmp_path / "engine.db"))
+    ids = ["a-1", "b" * 40 + "-00002", "pelajaran-é-3", "ملف-4"]
+    lexical.add(
+        "kelas_10",
+        "ipa",
+        "c" * 64,
+        [LexicalChunk(i, f"gravitasi bumi {n}", "m.pdf", 1, "1") for n, i in enumerate(ids)],
+    )
+    [(stamp_key, (chunks, total, version))] = lexical._statistics("kelas_10", "ipa").items()
+    library = lexical.postings.library(lexical.conn, *stamp_key, (version, chunks, total))
+    assert len(library.rowids) == 4 and library.lengths.tolist() == [3.0] * 4
+    for chunk in ids:
+        [position] = library.positions_of({chunk}).tolist()
+        assert library.chunk_ids[library.chunk_order.tolist().index(position)] == chunk.encode()
+    assert {h.chunk_id for h in lexical.search("gravitasi", k=10, chunk_ids=ids)} == set(ids)

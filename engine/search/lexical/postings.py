@@ -108,18 +108,13 @@ class PostingsCache:
             cached = self._libraries.get(key)
             if cached is not None and cached.stamp == stamp:
                 return cached
-        rows = conn.execute(
-            "SELECT id, chunk_id, length FROM lexical WHERE grade = ? AND subject = ?"
-            " AND kind != 'toc' ORDER BY id",
-            (grade, subject),
-        ).fetchall()
-        chunk_ids = np.array([r[1].encode() for r in rows], dtype=bytes)
-        order = np.argsort(chunk_ids, kind="stable")
+        chunks = _read_chunks(conn, grade, subject)
+        order = np.argsort(chunks["chunk_id"], kind="stable")
         loaded = Library(
             stamp=stamp,
-            rowids=np.array([r[0] for r in rows], dtype=np.int64),
-            lengths=np.array([r[2] for r in rows], dtype=np.float64),
-            chunk_ids=chunk_ids[order],
+            rowids=chunks["id"].copy(),
+            lengths=chunks["length"].copy(),
+            chunk_ids=chunks["chunk_id"][order],
             chunk_order=order,
         )
         with self._lock:
@@ -180,6 +175,21 @@ class PostingsCache:
     def held(self) -> int:
         """Bytes held in cached term lists (arrays and per-list overhead)."""
         return self._held
+
+
+def _read_chunks(conn: sqlite3.Connection, grade: str, subject: str) -> np.ndarray:
+    """A grade/subject's indexed chunks (id, chunk_id as UTF-8 bytes, length), by id, read
+    row by row into one array: a list of a million rows first cost ~250 MB more at the peak
+    than the arrays it becomes (356 vs 130 MB, measured on a 1M-chunk subject). A write
+    between the two statements changes the grade/subject's stamp, so the next search reloads
+    what this one read."""
+    where = "FROM lexical WHERE grade = ? AND subject = ? AND kind != 'toc'"
+    (width,) = conn.execute(
+        f"SELECT max(length(CAST(chunk_id AS BLOB))) {where}", (grade, subject)
+    ).fetchone()
+    kind = np.dtype([("id", np.int64), ("chunk_id", f"S{max(1, width or 0)}"), ("length", float)])
+    rows = conn.execute(f"SELECT id, chunk_id, length {where} ORDER BY id", (grade, subject))
+    return np.fromiter(((i, chunk_id.encode(), length) for i, chunk_id, length in rows), kind)
 
 
 def _read_postings(
