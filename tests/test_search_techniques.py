@@ -26,9 +26,20 @@ LESSONS = {
 def test_text_repeated_across_a_subjects_documents_counts_as_template():
     rows = [(f"doc{i}", f"c{i}-t", TEMPLATE) for i in range(4)]
     rows += [(f"doc{i}", f"c{i}-x", text) for i, text in enumerate(LESSONS.values())]
+    rows.sort()  # each document's rows together, as the index reads them
     shares = boilerplate_shares(rows)
     assert all(shares[f"c{i}-t"] == 1.0 for i in range(4))
-    assert all(shares[f"c{i}-x"] == 0.0 for i in range(4))
+    assert all(shares.get(f"c{i}-x", 0.0) == 0.0 for i in range(4))
+
+
+def test_a_piece_repeated_within_one_document_is_not_template():
+    """Documents are counted, not occurrences: a line a module repeats on every page is its
+    own text, while the same line in three modules is template."""
+    line = "Kegiatan inti dilakukan secara berkelompok di dalam kelas."
+    own = [("doc0", f"c0-{n}", line) for n in range(5)]
+    assert boilerplate_shares(own + [("doc1", "c1-0", "Lain sekali isinya di sini.")]) == {}
+    three = [(f"doc{i}", f"c{i}", line) for i in range(3)]
+    assert boilerplate_shares(three) == {"c0": 1.0, "c1": 1.0, "c2": 1.0}
 
 
 def test_a_lessons_own_text_outranks_another_lessons_template_page(inbox, fake_embedder):

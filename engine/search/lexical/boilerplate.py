@@ -10,14 +10,19 @@ same grade/subject (digits are folded, so "Modul 3" and "Modul 4" are one line).
 Shares are computed from the lexical index's chunk texts, per grade/subject, when first asked
 and cached until that grade/subject's rows change (a new or removed document); like the BM25
 statistics they depend only on that grade/subject, so a package ranks the same everywhere.
+The texts are streamed twice from SQLite, never held together: first each piece's number of
+documents (under an 8-byte digest of the piece), then each chunk's share; only the chunks with
+a share are kept (a 1M-chunk subject held 1 GB more with every text read at once and a share
+for every chunk).
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 import threading
-from collections import defaultdict
+from collections.abc import Iterable
 
 _PIECE = re.compile(r"(?<=[.!?:])\s+|\n+")
 _SPACE = re.compile(r"\s+")
@@ -29,28 +34,54 @@ def _pieces(text: str) -> list[str]:
     return [p.strip() for p in _PIECE.split(text) if len(p.strip()) >= MIN_PIECE_CHARS]
 
 
-def _key(piece: str) -> str:
-    return _DIGITS.sub("0", _SPACE.sub(" ", piece.casefold()))
+def _key(piece: str) -> int:
+    """The folded piece's 8-byte digest: the same on every server (unlike `hash`), and a
+    fraction of the string's memory."""
+    folded = _DIGITS.sub("0", _SPACE.sub(" ", piece.casefold()))
+    return int.from_bytes(hashlib.blake2b(folded.encode(), digest_size=8).digest(), "big")
 
 
 def boilerplate_shares(
-    rows: list[tuple[str, str, str]], *, min_documents: int = 3, min_share: float = 0.2
+    rows: Iterable[tuple[str, str, str]], *, min_documents: int = 3, min_share: float = 0.2
 ) -> dict[str, float]:
     """{chunk_id: share of its text in widely repeated pieces} for one grade/subject's
-    (document, chunk_id, text) rows."""
-    documents: dict[str, set[str]] = defaultdict(set)
+    (document, chunk_id, text) rows, each document's rows together; chunks without such text
+    are left out (a share of 0). `rows` is iterated twice (a list, or an object that queries
+    again each time)."""
+    seen: dict[int, int] = {}  # piece -> documents it occurs in << 32 | the last one's number
+    total_documents, last = 0, None
     for document, _, text in rows:
-        for piece in _pieces(text):
-            documents[_key(piece)].add(document)
-    total_documents = len({document for document, _, _ in rows})
+        if document != last:
+            total_documents, last = total_documents + 1, document
+        for key in {_key(piece) for piece in _pieces(text)}:
+            state = seen.get(key, 0)
+            if state & 0xFFFFFFFF != total_documents:
+                seen[key] = ((state >> 32) + 1) << 32 | total_documents
     threshold = max(min_documents, math.ceil(min_share * total_documents))
     shares = {}
     for _, chunk_id, text in rows:
         pieces = _pieces(text)
         length = sum(len(p) for p in pieces)
-        repeated = sum(len(p) for p in pieces if len(documents[_key(p)]) >= threshold)
-        shares[chunk_id] = repeated / length if length else 0.0
+        repeated = sum(len(p) for p in pieces if seen[_key(p)] >> 32 >= threshold)
+        if repeated:
+            shares[chunk_id] = repeated / length
     return shares
+
+
+class _Rows:
+    """One grade/subject's (document, chunk id, text) rows, queried again at each iteration."""
+
+    def __init__(self, conn, grade: str, subject: str):
+        self.conn, self.grade, self.subject = conn, grade, subject
+
+    def __iter__(self):
+        return iter(
+            self.conn.execute(
+                "SELECT sha256, chunk_id, text FROM lexical WHERE grade = ? AND subject = ?"
+                " ORDER BY sha256",
+                (self.grade, self.subject),
+            )
+        )
 
 
 class BoilerplateShares:
@@ -71,12 +102,8 @@ class BoilerplateShares:
             cached = self._cache.get((grade, subject))
             if cached and cached[0] == version:
                 return cached[1]
-        rows = conn.execute(
-            "SELECT sha256, chunk_id, text FROM lexical WHERE grade = ? AND subject = ?",
-            (grade, subject),
-        ).fetchall()
         shares = boilerplate_shares(
-            [tuple(r) for r in rows],
+            _Rows(conn, grade, subject),
             min_documents=self.min_documents,
             min_share=self.min_share,
         )
