@@ -73,3 +73,20 @@ def test_informal_spellings_score_like_the_standard_words(engine, inbox):
     informal = engine.lexical.search("knp daun menguning yg tua", k=1)
     assert informal[0].source == formal[0].source == "daun.pdf"
     assert informal[0].coverage == formal[0].coverage
+
+
+def test_a_document_committed_between_the_two_passes_is_nobodys_template_yet():
+    """The shares read the subject's rows twice; rows that appear in between (an ingest
+    committing) count as the subject's own text until the next search computes again."""
+    line = "Kegiatan inti dilakukan secara berkelompok di dalam kelas."
+    first = [(f"doc{i}", f"c{i}", line) for i in range(3)]
+
+    class Growing:
+        passes = 0
+
+        def __iter__(self):
+            self.passes += 1
+            extra = [("doc9", "c9", "Teks baru yang belum pernah dihitung sebelumnya.")]
+            return iter(first + (extra if self.passes > 1 else []))
+
+    assert boilerplate_shares(Growing()) == {"c0": 1.0, "c1": 1.0, "c2": 1.0}

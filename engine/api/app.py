@@ -61,14 +61,17 @@ def create_app(
 @asynccontextmanager
 async def _build_engine_first(app: FastAPI) -> AsyncIterator[None]:
     """Build the engine, load its encoder and read the BM25 chunk arrays before the server
-    accepts a connection (off the event loop). An encoder that cannot load is logged, not
-    fatal: each search then says why it cannot embed, as it would have without the warm-up."""
+    accepts a connection (off the event loop). What cannot load is logged, not fatal: each
+    search then says why, as it would have without the warm-up."""
     engine = await run_in_threadpool(lambda: app.state.nexus.engine)
-    try:
-        await run_in_threadpool(engine.embedder.warm)
-    except Exception as exc:
-        log.warning("the search encoder did not load at start-up: %s", exc)
-    await run_in_threadpool(engine.lexical.warm)
+    for what, warm in (
+        ("search encoder", engine.embedder.warm),
+        ("BM25 index", engine.lexical.warm),
+    ):
+        try:
+            await run_in_threadpool(warm)
+        except Exception as exc:
+            log.warning("the %s did not load at start-up: %s", what, exc)
     yield
 
 

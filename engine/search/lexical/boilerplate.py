@@ -62,7 +62,9 @@ def boilerplate_shares(
     for _, chunk_id, text in rows:
         pieces = _pieces(text)
         length = sum(len(p) for p in pieces)
-        repeated = sum(len(p) for p in pieces if seen[_key(p)] >> 32 >= threshold)
+        # a piece the first pass did not see (a document committed between the passes) is
+        # nobody's template yet; the new version makes the next search compute them again
+        repeated = sum(len(p) for p in pieces if seen.get(_key(p), 0) >> 32 >= threshold)
         if repeated:
             shares[chunk_id] = repeated / length
     return shares
