@@ -64,6 +64,40 @@ def test_a_lessons_own_text_outranks_another_lessons_template_page(inbox, fake_e
     assert (best.source, best.text) == ("fotosintesis.pdf", LESSONS["fotosintesis.pdf"])
 
 
+def test_searches_asking_at_once_compute_a_subjects_shares_once(engine, inbox, monkeypatch):
+    """After a restart or an ingest a whole class may ask at once: one search reads the
+    subject, the others wait for its result and get the same shares."""
+    import threading
+    import time
+
+    from engine.search.lexical import boilerplate
+
+    for name, text in LESSONS.items():
+        text_pdf(inbox / "kelas_7" / "ipa" / name, [TEMPLATE, text])
+    engine.ingestor.run([inbox], inbox)
+    computed = []
+    compute = boilerplate.boilerplate_shares
+
+    def slow(rows, **options):
+        computed.append(threading.current_thread().name)
+        time.sleep(0.3)
+        return compute(rows, **options)
+
+    monkeypatch.setattr(boilerplate, "boilerplate_shares", slow)
+    shares = BoilerplateShares(engine.lexical)
+    answers = []
+    threads = [
+        threading.Thread(target=lambda: answers.append(shares.of("kelas_7", "ipa")))
+        for _ in range(8)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert len(computed) == 1 and len(answers) == 8
+    assert all(a == answers[0] for a in answers) and answers[0]
+
+
 def test_informal_spellings_score_like_the_standard_words(engine, inbox):
     text_pdf(inbox / "kelas_7" / "ipa" / "daun.pdf", ["Daun menguning karena kekurangan air."])
     text_pdf(inbox / "kelas_7" / "ipa" / "akar.pdf", ["Akar menyerap air dari tanah."])

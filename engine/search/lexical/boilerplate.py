@@ -87,7 +87,11 @@ class _Rows:
 
 
 class BoilerplateShares:
-    """Cached `boilerplate_shares` per grade/subject over the lexical index's rows."""
+    """Cached `boilerplate_shares` per grade/subject over the lexical index's rows.
+
+    One computation per grade/subject at a time: the searches that need it meanwhile wait for
+    its result instead of each reading the whole subject again (a class asking at once after a
+    restart or an ingest would otherwise multiply the work by the class's size)."""
 
     def __init__(self, lexical, *, min_documents: int = 3, min_share: float = 0.2):
         self.lexical = lexical
@@ -95,20 +99,27 @@ class BoilerplateShares:
         self.min_share = min_share
         self._cache: dict[tuple[str, str], tuple[int, dict[str, float]]] = {}
         self._lock = threading.Lock()
+        self._computing: dict[tuple[str, str], threading.Lock] = {}  # one per grade/subject
 
     def of(self, grade: str, subject: str) -> dict[str, float]:
         """{chunk_id: boilerplate share} of one grade/subject (recomputed when it changed)."""
-        conn = self.lexical.conn
+        key = (grade, subject)
         version = self.lexical.version(grade, subject)  # one row, not a count of its chunks
         with self._lock:
-            cached = self._cache.get((grade, subject))
+            cached = self._cache.get(key)
             if cached and cached[0] == version:
                 return cached[1]
-        shares = boilerplate_shares(
-            _Rows(conn, grade, subject),
-            min_documents=self.min_documents,
-            min_share=self.min_share,
-        )
-        with self._lock:
-            self._cache[(grade, subject)] = (version, shares)
+            computing = self._computing.setdefault(key, threading.Lock())
+        with computing:
+            with self._lock:  # computed by another search while this one waited?
+                cached = self._cache.get(key)
+                if cached and cached[0] == version:
+                    return cached[1]
+            shares = boilerplate_shares(
+                _Rows(self.lexical.conn, grade, subject),
+                min_documents=self.min_documents,
+                min_share=self.min_share,
+            )
+            with self._lock:
+                self._cache[key] = (version, shares)
         return shares
