@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from itertools import groupby
 from pathlib import Path
 
 MIGRATIONS: list[str] = [
@@ -200,7 +201,38 @@ MIGRATIONS: list[str] = [
     """
     CREATE INDEX lexical_by_chunk ON lexical (chunk_id);
     """,
+    # 12: each template piece's number of documents per grade/subject, and each grade/subject's
+    # number of documents (engine.search.lexical.boilerplate), counted from the rows already
+    # there (`_count_template_pieces`) instead of reading a whole subject at search time.
+    """
+    CREATE TABLE lexical_pieces (
+        grade TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        piece INTEGER NOT NULL,
+        documents INTEGER NOT NULL,
+        PRIMARY KEY (grade, subject, piece)
+    ) WITHOUT ROWID;
+    ALTER TABLE lexical_stats ADD COLUMN documents INTEGER NOT NULL DEFAULT 0;
+    UPDATE lexical_stats SET documents = (SELECT count(DISTINCT sha256) FROM lexical l
+        WHERE l.grade = lexical_stats.grade AND l.subject = lexical_stats.subject);
+    """,
 ]
+
+
+def _count_template_pieces(conn: sqlite3.Connection) -> None:
+    """Migration 12's counts of the rows already indexed: one document's texts at a time
+    (a million-chunk subject never sits in memory), in the migration's transaction."""
+    from engine.search.lexical.boilerplate import count_pieces, document_pieces
+
+    rows = conn.execute(
+        "SELECT grade, subject, sha256, text FROM lexical ORDER BY grade, subject, sha256"
+    )
+    for (grade, subject, _), texts in groupby(rows, key=lambda row: tuple(row[:3])):
+        count_pieces(conn, grade, subject, document_pieces(row[3] for row in texts), 1)
+
+
+# Python steps run after the SQL of the migration with that number, in its transaction.
+AFTER: dict[int, Callable[[sqlite3.Connection], None]] = {12: _count_template_pieces}
 
 
 class Database:
@@ -304,6 +336,8 @@ def migrate(conn: sqlite3.Connection, upto: int | None = None) -> None:
                 for statement in script.split(";\n"):
                     if statement.strip():
                         conn.execute(statement)
+                if number in AFTER:
+                    AFTER[number](conn)
                 conn.execute(f"PRAGMA user_version = {number}")
                 conn.execute("COMMIT")
             except BaseException:

@@ -248,10 +248,22 @@ def test_a_failed_write_leaves_rows_and_statistics_as_they_were(engine):
     before = (lexical.libraries(), lexical.version("kelas_10", "ipa"))
     with pytest.raises(RuntimeError):
         with engine.catalog.transaction():
-            lexical.add("kelas_10", "ipa", "b" * 64, [LexicalChunk("b-1", "akar", "b.pdf", 1, "1")])
+            akar = LexicalChunk("b-1", "Akar menyerap air dari tanah.", "b.pdf", 1, "1")
+            lexical.add("kelas_10", "ipa", "b" * 64, [akar])
             raise RuntimeError("killed between the index and the catalogue")
     assert (lexical.libraries(), lexical.version("kelas_10", "ipa")) == before
     assert lexical.libraries() == recounted(engine)
+    # one document, and no template piece ("daun hijau" is too short to be one)
+    assert template_counts(lexical.conn) == ([("kelas_10", "ipa", 1)], [])
+
+
+def template_counts(conn) -> tuple[list, list]:
+    """Each grade/subject's documents, and each of its pieces' documents, as rows."""
+    documents = conn.execute("SELECT grade, subject, documents FROM lexical_stats ORDER BY 1, 2")
+    pieces = conn.execute(
+        "SELECT grade, subject, documents FROM lexical_pieces ORDER BY grade, subject, piece"
+    )
+    return [tuple(r) for r in documents], [tuple(r) for r in pieces]
 
 
 def test_migration_10_counts_the_rows_already_indexed(tmp_path):
@@ -271,3 +283,40 @@ def test_migration_10_counts_the_rows_already_indexed(tmp_path):
     assert conn.execute("SELECT grade, subject, chunks, terms FROM lexical_stats").fetchall() == [
         ("kelas_10", "ipa", 2, 5)
     ]
+
+
+def test_migration_12_counts_the_template_pieces_of_the_rows_already_indexed(tmp_path):
+    """An index from before migration 12 gets the same counts as one built since."""
+    from engine import db
+    from engine.search.lexical.index import LexicalIndex
+
+    template = "Kegiatan inti dilakukan secara berkelompok di dalam kelas."
+    documents = {
+        ("kelas_10", "ipa", "a"): [template, "Daun hijau menyerap cahaya matahari."],
+        ("kelas_10", "ipa", "b"): [f"Pendahuluan modul. {template}", "Akar menyerap air."],
+        ("kelas_10", "ipa", "c"): [template, template],
+        ("kelas_11", "ipa", "a"): [template],
+    }
+    conn = db.sqlite3.connect(tmp_path / "old.db", isolation_level=None)
+    db.migrate(conn, upto=11)
+    for (grade, subject, sha), texts in documents.items():
+        conn.executemany(
+            "INSERT INTO lexical (grade, subject, sha256, chunk_id, source, page, pages, text,"
+            " terms, length, section, kind)"
+            " VALUES (?, ?, ?, ?, 'a.pdf', 1, '1', ?, 'x', 1, '', '')",
+            [(grade, subject, sha, f"{sha}-{n}", text) for n, text in enumerate(texts)],
+        )
+    conn.execute(
+        "INSERT INTO lexical_stats SELECT grade, subject, count(*), count(*), 1 FROM lexical"
+        " GROUP BY grade, subject"
+    )
+    db.migrate(conn)
+
+    built = LexicalIndex(db.Database(tmp_path / "new.db"))
+    for (grade, subject, sha), texts in documents.items():
+        chunks = [LexicalChunk(f"{sha}-{n}", t, "a.pdf", 1, "1") for n, t in enumerate(texts)]
+        built.add(grade, subject, sha, chunks)
+    migrated = template_counts(conn)
+    assert migrated == template_counts(built.conn)
+    assert migrated[0] == [("kelas_10", "ipa", 3), ("kelas_11", "ipa", 1)]
+    assert ("kelas_10", "ipa", 3) in migrated[1]  # the template line, in all three modules

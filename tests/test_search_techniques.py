@@ -3,9 +3,17 @@ spellings read as standard words."""
 
 from __future__ import annotations
 
+import math
+import random
+import re
+from types import SimpleNamespace
+
+from engine import db
 from engine.app import build_engine
 from engine.search.fusion import FusionConfig
-from engine.search.lexical.boilerplate import BoilerplateShares, boilerplate_shares
+from engine.search.lexical import boilerplate
+from engine.search.lexical.boilerplate import BoilerplateShares
+from engine.search.lexical.index import LexicalChunk, LexicalIndex
 from engine.search.searcher import Searcher
 from engine.settings import Settings
 from tests.support.pdfs import text_pdf
@@ -23,23 +31,106 @@ LESSONS = {
 }
 
 
-def test_text_repeated_across_a_subjects_documents_counts_as_template():
-    rows = [(f"doc{i}", f"c{i}-t", TEMPLATE) for i in range(4)]
-    rows += [(f"doc{i}", f"c{i}-x", text) for i, text in enumerate(LESSONS.values())]
-    rows.sort()  # each document's rows together, as the index reads them
-    shares = boilerplate_shares(rows)
-    assert all(shares[f"c{i}-t"] == 1.0 for i in range(4))
-    assert all(shares.get(f"c{i}-x", 0.0) == 0.0 for i in range(4))
+def index_of(tmp_path, documents: dict[str, list[str]]) -> LexicalIndex:
+    """A lexical index holding `documents` ({sha: chunk texts}) in kelas_7/ipa."""
+    lexical = LexicalIndex(db.Database(tmp_path / "engine.db"))
+    for sha, texts in documents.items():
+        add(lexical, sha, texts)
+    return lexical
 
 
-def test_a_piece_repeated_within_one_document_is_not_template():
+def add(lexical: LexicalIndex, sha: str, texts: list[str]) -> None:
+    chunks = [LexicalChunk(f"{sha}-{n}", t, f"{sha}.pdf", 1, "1") for n, t in enumerate(texts)]
+    lexical.add("kelas_7", "ipa", sha, chunks)
+
+
+def shares_of(lexical: LexicalIndex, texts: dict[str, str]) -> dict[str, float]:
+    return BoilerplateShares(lexical).of("kelas_7", "ipa", texts)
+
+
+def test_text_repeated_across_a_subjects_documents_counts_as_template(tmp_path):
+    lessons = list(LESSONS.values())
+    lexical = index_of(tmp_path, {f"doc{i}": [TEMPLATE, lessons[i]] for i in range(4)})
+    shares = shares_of(lexical, {"t": TEMPLATE, "x": lessons[0], "y": "Teks lain sama sekali."})
+    assert shares == {"t": 1.0}
+
+
+def test_a_piece_repeated_within_one_document_is_not_template(tmp_path):
     """Documents are counted, not occurrences: a line a module repeats on every page is its
     own text, while the same line in three modules is template."""
     line = "Kegiatan inti dilakukan secara berkelompok di dalam kelas."
-    own = [("doc0", f"c0-{n}", line) for n in range(5)]
-    assert boilerplate_shares(own + [("doc1", "c1-0", "Lain sekali isinya di sini.")]) == {}
-    three = [(f"doc{i}", f"c{i}", line) for i in range(3)]
-    assert boilerplate_shares(three) == {"c0": 1.0, "c1": 1.0, "c2": 1.0}
+    lexical = index_of(tmp_path, {"doc0": [line] * 5, "doc1": ["Lain sekali isinya di sini."]})
+    assert shares_of(lexical, {"c": line}) == {}
+    add(lexical, "doc2", [line])
+    assert shares_of(lexical, {"c": line}) == {}  # two documents
+    add(lexical, "doc3", [f"Pendahuluan. {line}"])
+    shares = shares_of(lexical, {"c": line, "d": f"Pendahuluan. {line}"})
+    assert shares == {"c": 1.0, "d": len(line) / len(f"Pendahuluan.{line}")}  # its own piece
+
+
+def test_a_removed_or_replaced_document_stops_counting(tmp_path):
+    line = "Kegiatan inti dilakukan secara berkelompok di dalam kelas."
+    lexical = index_of(tmp_path, {f"doc{i}": [line] for i in range(3)})
+    assert shares_of(lexical, {"c": line}) == {"c": 1.0}
+    lexical.remove("kelas_7", "ipa", "doc2")
+    assert shares_of(lexical, {"c": line}) == {}
+    add(lexical, "doc2", [line])
+    add(lexical, "doc2", ["Versi baru tanpa teks templat itu."])  # the same document replaced
+    assert shares_of(lexical, {"c": line}) == {}
+    # no count left behind for pieces no document holds any more
+    for sha in ("doc0", "doc1", "doc2"):
+        lexical.remove("kelas_7", "ipa", sha)
+    assert lexical.conn.execute("SELECT count(*) FROM lexical_pieces").fetchone()[0] == 0
+
+
+def fold(piece: str) -> str:
+    return re.sub(r"\d+", "0", re.sub(r"\s+", " ", piece.casefold()))
+
+
+def expected_shares(documents: dict[str, list[str]], texts: dict[str, str]) -> dict[str, float]:
+    """The definition, counted from scratch: pieces in >= max(3, 20% of documents) documents."""
+    holders: dict[str, set[str]] = {}
+    for sha, chunks in documents.items():
+        for text in chunks:
+            for piece in boilerplate._pieces(text):
+                holders.setdefault(fold(piece), set()).add(sha)
+    threshold = max(3, math.ceil(0.2 * len(documents)))
+    out = {}
+    for chunk_id, text in texts.items():
+        pieces = boilerplate._pieces(text)
+        repeated = sum(len(p) for p in pieces if len(holders.get(fold(p), ())) >= threshold)
+        if repeated:
+            out[chunk_id] = repeated / sum(len(p) for p in pieces)
+    return out
+
+
+def test_kept_counts_give_the_shares_counted_from_scratch_after_any_adds_and_removes(tmp_path):
+    rng = random.Random(7)
+    lines = [f"Baris templat nomor {chr(97 + n)} untuk modul ajar kelas." for n in range(8)]
+    lines += [f"Kalimat khusus pelajaran {n} tentang topik {n * 7}x." for n in range(30)]
+    lexical, documents = index_of(tmp_path, {}), {}
+    for step in range(60):
+        sha = f"doc{rng.randrange(15)}"
+        if sha in documents and rng.random() < 0.4:
+            lexical.remove("kelas_7", "ipa", sha)
+            del documents[sha]
+        else:
+            chunks = [" ".join(rng.sample(lines, 3)) for _ in range(rng.randrange(1, 4))]
+            add(lexical, sha, chunks)
+            documents[sha] = chunks
+        asked = {f"q{n}": " ".join(rng.sample(lines, 2)) for n in range(5)}
+        assert shares_of(lexical, asked) == expected_shares(documents, asked), step
+
+
+def test_a_search_reads_only_its_candidates_counts_not_the_subject(tmp_path):
+    line = "Kegiatan inti dilakukan secara berkelompok di dalam kelas."
+    lexical = index_of(tmp_path, {f"doc{i}": [line, f"Isi ke {i} saja."] for i in range(50)})
+    statements: list[str] = []
+    lexical.conn.set_trace_callback(statements.append)
+    assert shares_of(lexical, {"c": line}) == {"c": 1.0}
+    lexical.conn.set_trace_callback(None)
+    assert not [s for s in statements if "FROM lexical " in s or "FROM lexical\n" in s]
+    assert len([s for s in statements if s.startswith("SELECT")]) == 2
 
 
 def test_a_lessons_own_text_outranks_another_lessons_template_page(inbox, fake_embedder):
@@ -64,40 +155,6 @@ def test_a_lessons_own_text_outranks_another_lessons_template_page(inbox, fake_e
     assert (best.source, best.text) == ("fotosintesis.pdf", LESSONS["fotosintesis.pdf"])
 
 
-def test_searches_asking_at_once_compute_a_subjects_shares_once(engine, inbox, monkeypatch):
-    """After a restart or an ingest a whole class may ask at once: one search reads the
-    subject, the others wait for its result and get the same shares."""
-    import threading
-    import time
-
-    from engine.search.lexical import boilerplate
-
-    for name, text in LESSONS.items():
-        text_pdf(inbox / "kelas_7" / "ipa" / name, [TEMPLATE, text])
-    engine.ingestor.run([inbox], inbox)
-    computed = []
-    compute = boilerplate.boilerplate_shares
-
-    def slow(rows, **options):
-        computed.append(threading.current_thread().name)
-        time.sleep(0.3)
-        return compute(rows, **options)
-
-    monkeypatch.setattr(boilerplate, "boilerplate_shares", slow)
-    shares = BoilerplateShares(engine.lexical)
-    answers = []
-    threads = [
-        threading.Thread(target=lambda: answers.append(shares.of("kelas_7", "ipa")))
-        for _ in range(8)
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    assert len(computed) == 1 and len(answers) == 8
-    assert all(a == answers[0] for a in answers) and answers[0]
-
-
 def test_informal_spellings_score_like_the_standard_words(engine, inbox):
     text_pdf(inbox / "kelas_7" / "ipa" / "daun.pdf", ["Daun menguning karena kekurangan air."])
     text_pdf(inbox / "kelas_7" / "ipa" / "akar.pdf", ["Akar menyerap air dari tanah."])
@@ -109,18 +166,35 @@ def test_informal_spellings_score_like_the_standard_words(engine, inbox):
     assert informal[0].coverage == formal[0].coverage
 
 
-def test_a_document_committed_between_the_two_passes_is_nobodys_template_yet():
-    """The shares read the subject's rows twice; rows that appear in between (an ingest
-    committing) count as the subject's own text until the next search computes again."""
+def test_shares_come_from_one_snapshot_while_a_document_commits(tmp_path):
+    """The subject's number of documents and its pieces' counts are read together: with 15
+    documents (2 holding the line) and a 16th committing in between, reading the old count
+    of documents beside the new counts of pieces would call the line template, which neither
+    state does."""
     line = "Kegiatan inti dilakukan secara berkelompok di dalam kelas."
-    first = [(f"doc{i}", f"c{i}", line) for i in range(3)]
+    documents = {f"doc{i}": [line if i < 2 else f"Isi modul ke-{chr(97 + i)}."] for i in range(15)}
+    lexical = index_of(tmp_path, documents)
 
-    class Growing:
-        passes = 0
+    class Committing:
+        """The reader connection, with the 16th document committed after the first query."""
 
-        def __iter__(self):
-            self.passes += 1
-            extra = [("doc9", "c9", "Teks baru yang belum pernah dihitung sebelumnya.")]
-            return iter(first + (extra if self.passes > 1 else []))
+        def __init__(self, conn):
+            self.conn = conn
 
-    assert boilerplate_shares(Growing()) == {"c0": 1.0, "c1": 1.0, "c2": 1.0}
+        @property
+        def in_transaction(self):
+            return self.conn.in_transaction
+
+        def execute(self, sql, *params):
+            cursor = self.conn.execute(sql, *params)
+            if "FROM lexical_stats" in sql:
+                row = cursor.fetchone()
+                add(lexical, "doc15", [line])  # commits on the write connection
+                return SimpleNamespace(fetchone=lambda: row)
+            return cursor
+
+    class During:
+        conn = Committing(lexical.conn)
+
+    assert BoilerplateShares(During()).of("kelas_7", "ipa", {"c": line}) == {}
+    assert shares_of(lexical, {"c": line}) == {}  # 3 of 16 documents: below 4

@@ -319,12 +319,13 @@ class Searcher:
         """Template share of each candidate (none without a `BoilerplateShares`)."""
         if self.boilerplate is None:
             return {}
+        texts: dict[tuple[str, str], dict[str, str]] = {}
+        for (grade, subject, chunk_id), hit in found.items():
+            texts.setdefault((grade, subject), {})[chunk_id] = hit.text
         out: dict[tuple, float] = {}
-        for grade, subject in {(g, s) for g, s, _ in found}:
-            shares = self.boilerplate.of(grade, subject)
-            for key in found:
-                if key[:2] == (grade, subject):
-                    out[key] = shares.get(key[2], 0.0)
+        for (grade, subject), chunks in texts.items():
+            for chunk_id, share in self.boilerplate.of(grade, subject, chunks).items():
+                out[(grade, subject, chunk_id)] = share
         return out
 
     def _fill_vector_scores(

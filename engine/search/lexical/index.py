@@ -8,7 +8,9 @@ length), `lexical_postings` one row per (grade, subject, term, chunk) with the t
 and a search computes document frequencies and the average length from the rows of that
 grade/subject only. Same package, same question → same scores, wherever it is installed.
 Those two statistics are kept per grade/subject in `lexical_stats`, written in the same
-transaction as the rows, so a search reads one row instead of summing the whole table. The
+transaction as the rows, so a search reads one row instead of summing the whole table; so are
+the counts behind template shares (its number of documents there, and `lexical_pieces`:
+`boilerplate.py`). The
 postings are scored with numpy from an in-memory copy per grade/subject, which that row's
 version tags (`postings.py`: a derived cache; the tables stay the truth), with the same float
 operations as the scalar formula, so the scores are the same bit for bit.
@@ -36,6 +38,7 @@ import numpy as np
 
 from engine import db
 from engine.search.lexical.analyzer import analyze
+from engine.search.lexical.boilerplate import count_pieces, document_pieces
 from engine.search.lexical.informal import standard_words
 from engine.search.lexical.postings import MAX_BYTES, PostingsCache
 from engine.search.lexical.scored import Scored, idf
@@ -129,7 +132,9 @@ class LexicalIndex:
         with self.db.write():
             self.remove(grade, subject, sha256)
             indexed = total = 0
+            texts = []  # the document's chunk texts, for its template pieces
             for c in chunks:
+                texts.append(c.text)
                 section = getattr(c, "section", "") or ""
                 kind = getattr(c, "kind", "") or ""
                 terms = analyze(f"{section}\n{c.text}" if section else c.text)
@@ -165,26 +170,30 @@ class LexicalIndex:
                         for term, tf in Counter(terms).items()
                     ],
                 )
-            self._count(grade, subject, indexed, total)
+            self._count(grade, subject, indexed, total, int(bool(texts)))
+            count_pieces(self.conn, grade, subject, document_pieces(texts), 1)
 
-    def _count(self, grade: str, subject: str, chunks: int, terms: int) -> None:
+    def _count(self, grade: str, subject: str, chunks: int, terms: int, documents: int) -> None:
         """Add to a grade/subject's statistics (negative to take away) and bump its version."""
         self.conn.execute(
-            "INSERT INTO lexical_stats (grade, subject, chunks, terms, version)"
-            " VALUES (?, ?, ?, ?, 1) ON CONFLICT (grade, subject) DO UPDATE SET"
+            "INSERT INTO lexical_stats (grade, subject, chunks, terms, documents, version)"
+            " VALUES (?, ?, ?, ?, ?, 1) ON CONFLICT (grade, subject) DO UPDATE SET"
             " chunks = chunks + excluded.chunks, terms = terms + excluded.terms,"
-            " version = version + 1",
-            (grade, subject, chunks, terms),
+            " documents = documents + excluded.documents, version = version + 1",
+            (grade, subject, chunks, terms, documents),
         )
 
     def remove(self, grade: str, subject: str, sha256: str) -> None:
         with self.db.write():
-            chunks, terms = self.conn.execute(
-                "SELECT count(*), coalesce(sum(length), 0) FROM lexical"
-                " WHERE grade = ? AND subject = ? AND sha256 = ? AND kind != 'toc'",
+            rows = self.conn.execute(
+                "SELECT text, length, kind FROM lexical"
+                " WHERE grade = ? AND subject = ? AND sha256 = ?",
                 (grade, subject, sha256),
-            ).fetchone()
-            self._count(grade, subject, -chunks, -terms)
+            ).fetchall()
+            indexed = [length for _, length, kind in rows if kind != "toc"]
+            self._count(grade, subject, -len(indexed), -sum(indexed), -int(bool(rows)))
+            texts = (text for text, _, _ in rows)
+            count_pieces(self.conn, grade, subject, document_pieces(texts), -1)
             self.conn.execute(
                 "DELETE FROM lexical_postings WHERE chunk IN (SELECT id FROM lexical"
                 " WHERE grade = ? AND subject = ? AND sha256 = ?)",
