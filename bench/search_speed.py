@@ -213,13 +213,13 @@ def measure_step(data: Path, size: int, libraries: int, queries: int, modes: lis
     questions = [q for q, _ in load_questions(QUESTIONS)]
     grade, subject = library_names(libraries)[0]
     for mode in modes:
-        # warm: every question once (template shares, the BM25 postings of its terms are
-        # read from SQLite on first use, Chroma loads each collection's index); that first
-        # pass is printed too
+        # warm: every question once (the BM25 postings of its terms are read from SQLite on
+        # first use, Chroma loads each collection's index); that first pass is printed too,
+        # with its slowest search
         p50, p95, slowest = timed(engine, questions, len(questions), mode=mode)
         print(
             f"  {mode:<8} {'first pass':<18} p50 {p50:7.1f} ms   p95 {p95:7.1f} ms"
-            f"   slowest {slowest:9.1f} ms (the first hybrid search computes template shares)"
+            f"   slowest {slowest:9.1f} ms"
         )
         for label, where in (
             ("no filter", {}),

@@ -115,9 +115,16 @@ def chunk_ids(data_dir: Path) -> dict[str, str]:
     return ids
 
 
-def lexical_rows(data_dir: Path) -> list[tuple]:
+def lexical_rows(data_dir: Path) -> tuple[list, ...]:
+    """The BM25 rows, each grade/subject's statistics and its template pieces' counts."""
     with sqlite3.connect(data_dir / "nexus.db") as db:
-        return sorted(db.execute("SELECT chunk_id, grade, subject, terms FROM lexical"))
+        return (
+            sorted(db.execute("SELECT chunk_id, grade, subject, terms FROM lexical")),
+            sorted(
+                db.execute("SELECT grade, subject, chunks, terms, documents FROM lexical_stats")
+            ),
+            sorted(db.execute("SELECT * FROM lexical_pieces")),
+        )
 
 
 def wait_for_running_job(db_path: Path, pid: int, processed: int, timeout: float = 60) -> None:
@@ -172,7 +179,9 @@ def test_kill_9_at_any_moment_then_restart_ingests_every_file_exactly_once(
     assert final["status"] == "completed"
     assert {f["status"] for f in final["files"]} <= {"ingested", "skipped"}
     assert chunk_ids(data) == expected  # none missing, none duplicated, no stale ones
-    assert lexical_rows(data) == lexical_rows(tmp_path / "reference")  # the BM25 index too
+    # the BM25 index too, with its statistics and template counts
+    assert lexical_rows(data) == lexical_rows(tmp_path / "reference")
+    assert any(documents == 3 for *_, documents in lexical_rows(data)[2])  # a template line
     with sqlite3.connect(data / "nexus.db") as db:
         statuses = [r[0] for r in db.execute("SELECT status FROM jobs ORDER BY timestamp")]
     assert statuses.count("interrupted") == 3
