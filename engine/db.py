@@ -16,7 +16,6 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from itertools import groupby
 from pathlib import Path
 
 MIGRATIONS: list[str] = [
@@ -213,22 +212,15 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (grade, subject, piece)
     ) WITHOUT ROWID;
     ALTER TABLE lexical_stats ADD COLUMN documents INTEGER NOT NULL DEFAULT 0;
-    UPDATE lexical_stats SET documents = (SELECT count(DISTINCT sha256) FROM lexical l
-        WHERE l.grade = lexical_stats.grade AND l.subject = lexical_stats.subject);
     """,
 ]
 
 
 def _count_template_pieces(conn: sqlite3.Connection) -> None:
-    """Migration 12's counts of the rows already indexed: one document's texts at a time
-    (a million-chunk subject never sits in memory), in the migration's transaction."""
-    from engine.search.lexical.boilerplate import count_pieces, document_pieces
+    """Migration 12's counts of the rows already indexed (90 s for a million chunks)."""
+    from engine.search.lexical.boilerplate import recount_pieces
 
-    rows = conn.execute(
-        "SELECT grade, subject, sha256, text FROM lexical ORDER BY grade, subject, sha256"
-    )
-    for (grade, subject, _), texts in groupby(rows, key=lambda row: tuple(row[:3])):
-        count_pieces(conn, grade, subject, document_pieces(row[3] for row in texts), 1)
+    recount_pieces(conn)
 
 
 # Python steps run after the SQL of the migration with that number, in its transaction.
@@ -309,7 +301,9 @@ def single_table(
 def connect(path: Path) -> sqlite3.Connection:
     """Open (creating and migrating if needed) the database at `path` in WAL mode."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(path, timeout=30, check_same_thread=False, isolation_level=None)
+    conn = sqlite3.connect(
+        path, timeout=BUSY_TIMEOUT_S, check_same_thread=False, isolation_level=None
+    )
     conn.row_factory = sqlite3.Row
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
@@ -319,27 +313,56 @@ def connect(path: Path) -> sqlite3.Connection:
 
 
 _migrate_lock = threading.Lock()
+BUSY_TIMEOUT_S = 30  # how long a statement waits for another process's write lock
+MIGRATION_WAIT_S = 900  # how long a process waits for another one's migration to finish
+
+
+class NewerDatabase(RuntimeError):
+    """The database was migrated by a newer engine than this one."""
 
 
 def migrate(conn: sqlite3.Connection, upto: int | None = None) -> None:
-    """Apply every migration newer than the database's `user_version` (up to number `upto`)."""
+    """Apply every migration newer than the database's `user_version` (up to number `upto`).
+
+    A process that finds another one migrating waits for it (up to `MIGRATION_WAIT_S`, not
+    the usual busy timeout: counting a large index takes minutes) and then finds nothing left
+    to do. A database from a newer engine is refused: this engine would write rows without
+    the bookkeeping the newer schema keeps beside them."""
     with _migrate_lock:
         version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > len(MIGRATIONS):
+            raise NewerDatabase(
+                f"the database has schema version {version}, this engine knows 1 to"
+                f" {len(MIGRATIONS)}: it was opened by a newer OpenClass Nexus; run that"
+                " version or newer"
+            )
         wanted = MIGRATIONS[version:upto]
-        for number, script in enumerate(wanted, start=version + 1):
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                # re-check inside the write lock: another process may have migrated meanwhile
-                if conn.execute("PRAGMA user_version").fetchone()[0] >= number:
-                    conn.execute("COMMIT")
-                    continue
-                for statement in script.split(";\n"):
-                    if statement.strip():
-                        conn.execute(statement)
-                if number in AFTER:
-                    AFTER[number](conn)
-                conn.execute(f"PRAGMA user_version = {number}")
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+        if not wanted:
+            return
+        usual = conn.execute("PRAGMA busy_timeout").fetchone()[0]
+        conn.execute(f"PRAGMA busy_timeout = {MIGRATION_WAIT_S * 1000}")
+        try:
+            for number, script in enumerate(wanted, start=version + 1):
+                _apply(conn, number, script)
+        finally:
+            conn.execute(f"PRAGMA busy_timeout = {usual}")
+
+
+def _apply(conn: sqlite3.Connection, number: int, script: str) -> None:
+    """Migration `number` in one transaction, unless another process applied it meanwhile."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        # re-check inside the write lock: another process may have migrated meanwhile
+        if conn.execute("PRAGMA user_version").fetchone()[0] >= number:
+            conn.execute("COMMIT")
+            return
+        for statement in script.split(";\n"):
+            if statement.strip():
+                conn.execute(statement)
+        if number in AFTER:
+            AFTER[number](conn)
+        conn.execute(f"PRAGMA user_version = {number}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise

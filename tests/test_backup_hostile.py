@@ -571,3 +571,19 @@ def test_the_embedding_model_record_travels_with_the_backup_but_never_a_path(
     rewrite_manifest(folder)
     with pytest.raises(BackupError, match="model record"):
         restore(folder, Settings(NEXUS_DATA_DIR=str(tmp_path / "third")))
+
+
+def test_a_backups_template_counts_are_counted_again_not_trusted(backup, settings):
+    """The counts beside the BM25 rows are derived data: a backup that inflates them would
+    make a subject's own text count as template and sink it in every search."""
+    import sqlite3
+
+    def counts(path: Path) -> list:
+        with sqlite3.connect(path) as conn:
+            return sorted(conn.execute("SELECT * FROM lexical_pieces"))
+
+    honest = counts(settings.data_dir / "nexus.db")  # what the backup was made from
+    assert honest
+    tamper(backup, "UPDATE lexical_pieces SET documents = documents + 1000")
+    restore(backup, settings, force=True)
+    assert counts(settings.data_dir / "nexus.db") == honest

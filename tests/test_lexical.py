@@ -320,3 +320,22 @@ def test_migration_12_counts_the_template_pieces_of_the_rows_already_indexed(tmp
     assert migrated == template_counts(built.conn)
     assert migrated[0] == [("kelas_10", "ipa", 3), ("kelas_11", "ipa", 1)]
     assert ("kelas_10", "ipa", 3) in migrated[1]  # the template line, in all three modules
+
+
+def test_counts_an_older_engine_left_behind_are_mended_at_recovery(engine, inbox, caplog):
+    """An engine from before migration 12 writing to this database adds and removes rows
+    without counting their template pieces; the next recovery counts that subject again."""
+    for name in ("a", "b", "c"):
+        pages = pdfs.lesson_pages("daun", 1) + pdfs.lesson_pages(name, 1)  # one page in common
+        pdfs.text_pdf(inbox / "kelas_10" / "ipa" / f"{name}.pdf", pages)
+    engine.ingestor.run([inbox], inbox)
+    conn = engine.lexical.conn
+    expected = template_counts(conn)
+    assert any(documents == 3 for *_, documents in expected[1])
+    with engine.database.write() as writer:  # what the older engine's replace of c.pdf did
+        writer.execute("UPDATE lexical_stats SET documents = 0")
+        writer.execute("DELETE FROM lexical_pieces WHERE documents = 3")
+    engine.records.recover()
+    assert template_counts(conn) == expected
+    assert "kelas_10/ipa" in caplog.text
+    assert engine.lexical.recount_templates() == []  # nothing left to mend

@@ -198,3 +198,17 @@ def test_shares_come_from_one_snapshot_while_a_document_commits(tmp_path):
 
     assert BoilerplateShares(During()).of("kelas_7", "ipa", {"c": line}) == {}
     assert shares_of(lexical, {"c": line}) == {}  # 3 of 16 documents: below 4
+
+
+def test_a_pieces_stored_key_stays_what_migration_12_counted():
+    """`lexical_pieces` stores these keys: changing how text is cut or keyed without a
+    migration that counts again (boilerplate.recount_pieces) would silently mismatch them."""
+    assert boilerplate._pieces("Bab 1\nKegiatan inti dilakukan  secara berkelompok. Ya.") == [
+        "Kegiatan inti dilakukan  secara berkelompok."
+    ]
+    assert boilerplate._key("Kegiatan inti dilakukan  secara berkelompok di kelas 7.") == (
+        -5034530847363854454
+    )
+    assert boilerplate._key("kegiatan inti dilakukan secara berkelompok di kelas 12.") == (
+        -5034530847363854454
+    )

@@ -344,6 +344,7 @@ def _install(plan: list, staging: Path, settings: Settings, progress) -> None:
             raise BackupError(f"collection {path.name} came back as {name}")
         if progress:
             progress("collections", number, len(folders))
+    engine.lexical.recount_templates(everything=True)  # derived counts: not taken from outside
     engine.records.sync_lexical()
 
 

@@ -123,8 +123,13 @@ class DocumentRecords:
 
         Rows of documents the catalogue no longer has are dropped; documents it lacks (an
         index from before it existed, a restored backup, an installed package) are indexed
-        from their chunks in Chroma. Returns the number of documents (re)indexed.
+        from their chunks in Chroma; template counts that disagree with the rows are counted
+        again first. Returns the number of documents (re)indexed.
         """
+        for grade, subject in self.lexical.recount_templates():
+            log.warning(
+                "template counts of %s/%s disagreed with its rows: counted again", grade, subject
+            )
         wanted = {(d.grade, d.subject, d.sha256): d for d in self.catalog.all()}
         indexed = self.lexical.documents()
         for key in indexed - wanted.keys():

@@ -23,7 +23,11 @@ import math
 import re
 import sqlite3
 from collections.abc import Iterable, Mapping
+from itertools import groupby
 
+# How text is cut into pieces and each piece keyed is stored: `lexical_pieces` holds the keys.
+# A change to _PIECE, MIN_PIECE_CHARS or _key needs a migration that calls `recount_pieces`
+# (tests/test_search_techniques.py pins one key so such a change cannot slip through).
 _PIECE = re.compile(r"(?<=[.!?:])\s+|\n+")
 _DIGITS = re.compile(r"\d+")
 MIN_PIECE_CHARS = 12  # shorter lines ("Pertemuan 1") say too little to count either way
@@ -68,6 +72,30 @@ def count_pieces(
                 f" AND piece IN ({', '.join('?' * len(part))})",
                 (grade, subject, *part),
             )
+
+
+def recount_pieces(conn: sqlite3.Connection, grade: str | None = None, subject: str = "") -> None:
+    """Count the template pieces and documents of one grade/subject (or of all) again from its
+    rows, one document's texts at a time (a million-chunk subject never sits in memory). Call
+    it inside a write transaction: migration 12 counts an index from before it this way, and
+    the lexical index mends counts that disagree with the rows."""
+    scope, params = (
+        ("", ()) if grade is None else (" WHERE grade = ? AND subject = ?", (grade, subject))
+    )
+    conn.execute("DELETE FROM lexical_pieces" + scope, params)
+    conn.execute(
+        "UPDATE lexical_stats SET documents = (SELECT count(DISTINCT sha256) FROM lexical l"
+        " WHERE l.grade = lexical_stats.grade AND l.subject = lexical_stats.subject)" + scope,
+        params,
+    )
+    rows = conn.execute(
+        "SELECT grade, subject, sha256, text FROM lexical"
+        + scope
+        + " ORDER BY grade, subject, sha256",
+        params,
+    )
+    for (g, s, _), texts in groupby(rows, key=lambda row: tuple(row[:3])):
+        count_pieces(conn, g, s, document_pieces(row[3] for row in texts), 1)
 
 
 class BoilerplateShares:

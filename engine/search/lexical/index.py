@@ -38,7 +38,7 @@ import numpy as np
 
 from engine import db
 from engine.search.lexical.analyzer import analyze
-from engine.search.lexical.boilerplate import count_pieces, document_pieces
+from engine.search.lexical.boilerplate import count_pieces, document_pieces, recount_pieces
 from engine.search.lexical.informal import standard_words
 from engine.search.lexical.postings import MAX_BYTES, PostingsCache
 from engine.search.lexical.scored import Scored, idf
@@ -203,6 +203,26 @@ class LexicalIndex:
                 "DELETE FROM lexical WHERE grade = ? AND subject = ? AND sha256 = ?",
                 (grade, subject, sha256),
             )
+
+    def recount_templates(self, *, everything: bool = False) -> list[tuple[str, str]]:
+        """Count the template pieces again from the rows (`boilerplate.recount_pieces`) of
+        each grade/subject whose number of documents disagrees with them (an engine from
+        before migration 12 wrote to this database), or of all with `everything` (a restored
+        backup's counts came from outside). Returns the grade/subjects counted."""
+        stale = [
+            (grade, subject)
+            for grade, subject in self.conn.execute(  # read first: 0.2 s at a million chunks
+                "SELECT grade, subject FROM lexical_stats s WHERE ? OR documents !="
+                " (SELECT count(DISTINCT sha256) FROM lexical l WHERE l.grade = s.grade"
+                " AND l.subject = s.subject) ORDER BY grade, subject",
+                (everything,),
+            )
+        ]
+        if stale:
+            with self.db.write() as conn:
+                for grade, subject in stale:
+                    recount_pieces(conn, grade, subject)
+        return stale
 
     def relabel(self, grade: str, subject: str, sha256: str, source: str) -> None:
         with self.db.write() as conn:
