@@ -6,8 +6,6 @@ import json
 import random
 from pathlib import Path
 
-import pymupdf
-
 LESSONS = Path(__file__).resolve().parent.parent / "tests" / "data" / "lessons_id.json"
 
 
@@ -38,6 +36,8 @@ def make_corpus(
     subjects: list[str] | None = None,
 ) -> Path:
     """Write `files` PDFs under root/<grade>/<subject>/; text varies so chunks differ."""
+    import pymupdf  # here, not at import: the GPU bench reads `sentences` without it
+
     subjects = subjects or ["informatika", "biologi", "fisika", "sejarah"]
     rng = random.Random(42)
     pool = sentences()

@@ -11,7 +11,8 @@
 3. **Bedrock** through the local InvokeModel endpoint with injected latency (target >= 0.8 x
    concurrency / latency, without a BEDROCK_MAX_RPM cap).
 4. With `--device cuda`: the torch fp16 path (LOCAL_EMBEDDING_BACKEND=torch) on ~250-token
-   chunks, encoder chunks/s (goal on one H200: >= 5,000).
+   chunks against plain fp32, encoder chunks/s (goal on one H200: >= 5,000;
+   `bench/gpu_encoder.py`, which also runs alone on a machine without the rest of the engine).
 """
 
 from __future__ import annotations
@@ -130,21 +131,6 @@ def bedrock(tmp: Path, inbox: Path, latency: float, concurrency: int) -> None:
     )
 
 
-def gpu_encoder(chunks: int = 20_000) -> None:
-    from bench.corpus import sentences
-    from engine.embed.local import LocalEmbedder
-
-    pool = sentences()
-    texts = [" ".join(pool[(i + j) % len(pool)] for j in range(12))[:1400] for i in range(chunks)]
-    local = LocalEmbedder(device="cuda")
-    local.embed(texts[:512])  # load, warm up the kernels
-    tokens = sum(local.count_tokens(t) for t in texts[:200]) / 200
-    started = time.perf_counter()
-    local.embed(texts)
-    seconds = time.perf_counter() - started
-    print(f"cuda fp16 encoder: {chunks / seconds:,.0f} chunks/s ({tokens:.0f} tokens per chunk)")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=4)
@@ -162,7 +148,9 @@ def main() -> None:
         if not args.skip_bedrock:
             bedrock(tmp, inbox, args.bedrock_latency, args.bedrock_concurrency)
         if args.device == "cuda":
-            gpu_encoder()
+            from bench.gpu_encoder import ingest
+
+            ingest("", 20_000, "cuda")
 
 
 if __name__ == "__main__":
