@@ -10,8 +10,8 @@ from types import SimpleNamespace
 
 from engine import db
 from engine.app import build_engine
+from engine.db.pieces import piece_key, pieces_of
 from engine.search.fusion import FusionConfig
-from engine.search.lexical import boilerplate
 from engine.search.lexical.boilerplate import BoilerplateShares
 from engine.search.lexical.index import LexicalChunk, LexicalIndex
 from engine.search.searcher import Searcher
@@ -92,12 +92,12 @@ def expected_shares(documents: dict[str, list[str]], texts: dict[str, str]) -> d
     holders: dict[str, set[str]] = {}
     for sha, chunks in documents.items():
         for text in chunks:
-            for piece in boilerplate._pieces(text):
+            for piece in pieces_of(text):
                 holders.setdefault(fold(piece), set()).add(sha)
     threshold = max(3, math.ceil(0.2 * len(documents)))
     out = {}
     for chunk_id, text in texts.items():
-        pieces = boilerplate._pieces(text)
+        pieces = pieces_of(text)
         repeated = sum(len(p) for p in pieces if len(holders.get(fold(p), ())) >= threshold)
         if repeated:
             out[chunk_id] = repeated / sum(len(p) for p in pieces)
@@ -202,13 +202,13 @@ def test_shares_come_from_one_snapshot_while_a_document_commits(tmp_path):
 
 def test_a_pieces_stored_key_stays_what_migration_12_counted():
     """`lexical_pieces` stores these keys: changing how text is cut or keyed without a
-    migration that counts again (boilerplate.recount_pieces) would silently mismatch them."""
-    assert boilerplate._pieces("Bab 1\nKegiatan inti dilakukan  secara berkelompok. Ya.") == [
+    migration that counts again (engine.db.pieces.recount_pieces) would silently mismatch them."""
+    assert pieces_of("Bab 1\nKegiatan inti dilakukan  secara berkelompok. Ya.") == [
         "Kegiatan inti dilakukan  secara berkelompok."
     ]
-    assert boilerplate._key("Kegiatan inti dilakukan  secara berkelompok di kelas 7.") == (
+    assert piece_key("Kegiatan inti dilakukan  secara berkelompok di kelas 7.") == (
         -5034530847363854454
     )
-    assert boilerplate._key("kegiatan inti dilakukan secara berkelompok di kelas 12.") == (
+    assert piece_key("kegiatan inti dilakukan secara berkelompok di kelas 12.") == (
         -5034530847363854454
     )

@@ -10,7 +10,7 @@ same grade/subject (digits are folded, so "Modul 3" and "Modul 4" are one line).
 The counts behind it live in the engine database beside the BM25 rows: `lexical_pieces` holds,
 per grade/subject, each piece's number of documents (under an 8-byte digest of the folded
 piece), and `lexical_stats.documents` the grade/subject's number of documents. The lexical
-index updates both in the transaction that adds or removes a document (`count_pieces`), so they
+index updates both in the transaction that adds or removes a document (`engine.db.pieces`), so they
 agree with the rows after any crash, and a search only computes the shares of its own
 candidates: a few dozen texts and one indexed query, whatever the size of the subject. Like the
 BM25 statistics they depend only on that grade/subject, so a package ranks the same everywhere.
@@ -18,84 +18,10 @@ BM25 statistics they depend only on that grade/subject, so a package ranks the s
 
 from __future__ import annotations
 
-import hashlib
 import math
-import re
-import sqlite3
-from collections.abc import Iterable, Mapping
-from itertools import groupby
+from collections.abc import Mapping
 
-# How text is cut into pieces and each piece keyed is stored: `lexical_pieces` holds the keys.
-# A change to _PIECE, MIN_PIECE_CHARS or _key needs a migration that calls `recount_pieces`
-# (tests/test_search_techniques.py pins one key so such a change cannot slip through).
-_PIECE = re.compile(r"(?<=[.!?:])\s+|\n+")
-_DIGITS = re.compile(r"\d+")
-MIN_PIECE_CHARS = 12  # shorter lines ("Pertemuan 1") say too little to count either way
-_BATCH = 500  # keys per statement, below SQLite's limit on bound parameters
-
-
-def _pieces(text: str) -> list[str]:
-    return [p.strip() for p in _PIECE.split(text) if len(p.strip()) >= MIN_PIECE_CHARS]
-
-
-def _key(piece: str) -> int:
-    """The folded piece's 8-byte digest as a signed 64-bit integer (SQLite's INTEGER): the
-    same on every server (unlike `hash`), and a fraction of the string's size."""
-    # split() breaks on the same whitespace as \s+ (str.isspace), faster than a regex
-    folded = _DIGITS.sub("0", " ".join(piece.casefold().split()))
-    digest = hashlib.blake2b(folded.encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big", signed=True)
-
-
-def document_pieces(texts: Iterable[str]) -> set[int]:
-    """The keys of every piece in one document's chunk texts (each counted once)."""
-    return {_key(piece) for text in texts for piece in _pieces(text)}
-
-
-def count_pieces(
-    conn: sqlite3.Connection, grade: str, subject: str, pieces: set[int], step: int
-) -> None:
-    """Add `step` (1: a document added, -1: removed) to each piece's number of documents in
-    one grade/subject; pieces no document holds any more are dropped. Call it inside the
-    write transaction that adds or removes the document's rows."""
-    keys = sorted(pieces)
-    conn.executemany(
-        "INSERT INTO lexical_pieces (grade, subject, piece, documents) VALUES (?, ?, ?, ?)"
-        " ON CONFLICT (grade, subject, piece) DO UPDATE SET documents = documents + ?",
-        [(grade, subject, key, step, step) for key in keys],
-    )
-    if step < 0:
-        for start in range(0, len(keys), _BATCH):
-            part = keys[start : start + _BATCH]
-            conn.execute(
-                "DELETE FROM lexical_pieces WHERE grade = ? AND subject = ? AND documents <= 0"
-                f" AND piece IN ({', '.join('?' * len(part))})",
-                (grade, subject, *part),
-            )
-
-
-def recount_pieces(conn: sqlite3.Connection, grade: str | None = None, subject: str = "") -> None:
-    """Count the template pieces and documents of one grade/subject (or of all) again from its
-    rows, one document's texts at a time (a million-chunk subject never sits in memory). Call
-    it inside a write transaction: migration 12 counts an index from before it this way, and
-    the lexical index mends counts that disagree with the rows."""
-    scope, params = (
-        ("", ()) if grade is None else (" WHERE grade = ? AND subject = ?", (grade, subject))
-    )
-    conn.execute("DELETE FROM lexical_pieces" + scope, params)
-    conn.execute(
-        "UPDATE lexical_stats SET documents = (SELECT count(DISTINCT sha256) FROM lexical l"
-        " WHERE l.grade = lexical_stats.grade AND l.subject = lexical_stats.subject)" + scope,
-        params,
-    )
-    rows = conn.execute(
-        "SELECT grade, subject, sha256, text FROM lexical"
-        + scope
-        + " ORDER BY grade, subject, sha256",
-        params,
-    )
-    for (g, s, _), texts in groupby(rows, key=lambda row: tuple(row[:3])):
-        count_pieces(conn, g, s, document_pieces(row[3] for row in texts), 1)
+from engine.db.pieces import KEYS_PER_STATEMENT, piece_key, pieces_of
 
 
 class BoilerplateShares:
@@ -109,7 +35,7 @@ class BoilerplateShares:
     def of(self, grade: str, subject: str, texts: Mapping[str, str]) -> dict[str, float]:
         """{chunk_id: share of its text in widely repeated pieces} for chunks of one
         grade/subject given as {chunk_id: text}; chunks without such text are left out."""
-        split = {c: [(len(p), _key(p)) for p in _pieces(text)] for c, text in texts.items()}
+        split = {c: [(len(p), piece_key(p)) for p in pieces_of(text)] for c, text in texts.items()}
         keys = sorted({key for pieces in split.values() for _, key in pieces})
         if not keys:
             return {}
@@ -136,8 +62,8 @@ class BoilerplateShares:
                 (grade, subject),
             ).fetchone()
             counts: dict[int, int] = {}
-            for start in range(0, len(keys), _BATCH):
-                part = keys[start : start + _BATCH]
+            for start in range(0, len(keys), KEYS_PER_STATEMENT):
+                part = keys[start : start + KEYS_PER_STATEMENT]
                 counts.update(
                     conn.execute(
                         "SELECT piece, documents FROM lexical_pieces WHERE grade = ?"

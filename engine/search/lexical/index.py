@@ -37,8 +37,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine import db
+from engine.db.pieces import count_pieces, document_pieces, recount_pieces
 from engine.search.lexical.analyzer import analyze
-from engine.search.lexical.boilerplate import count_pieces, document_pieces, recount_pieces
 from engine.search.lexical.informal import standard_words
 from engine.search.lexical.postings import MAX_BYTES, PostingsCache
 from engine.search.lexical.scored import Scored, idf

@@ -8,6 +8,9 @@ connection. A thread that is not inside `write()` gets its own read-only connect
 (`PRAGMA query_only`), so a write outside the write path fails loudly, and one thread's writes
 can never join another thread's open transaction. Other processes (the panel, `nexus search`)
 have their own `Database`; SQLite's file lock orders their writes.
+
+`pieces.py` beside this holds a stored format the migrations and the lexical index share: how
+chunk text is cut into template pieces and keyed (migration 12 counts them with it).
 """
 
 from __future__ import annotations
@@ -218,7 +221,7 @@ MIGRATIONS: list[str] = [
 
 def _count_template_pieces(conn: sqlite3.Connection) -> None:
     """Migration 12's counts of the rows already indexed (90 s for a million chunks)."""
-    from engine.search.lexical.boilerplate import recount_pieces
+    from engine.db.pieces import recount_pieces
 
     recount_pieces(conn)
 
