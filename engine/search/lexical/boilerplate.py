@@ -10,10 +10,11 @@ same grade/subject (digits are folded, so "Modul 3" and "Modul 4" are one line).
 The counts behind it live in the engine database beside the BM25 rows: `lexical_pieces` holds,
 per grade/subject, each piece's number of documents (under an 8-byte digest of the folded
 piece), and `lexical_stats.documents` the grade/subject's number of documents. The lexical
-index updates both in the transaction that adds or removes a document (`engine.db.pieces`), so they
-agree with the rows after any crash, and a search only computes the shares of its own
-candidates: a few dozen texts and one indexed query, whatever the size of the subject. Like the
-BM25 statistics they depend only on that grade/subject, so a package ranks the same everywhere.
+index updates both in the transaction that adds or removes a document (`engine.db.pieces`), so
+they agree with the rows after any crash, and a search only computes the shares of its own
+candidates: a few dozen texts and one indexed query, whatever the size of the subject. Like
+the BM25 statistics they depend only on that grade/subject, so a package ranks the same
+everywhere.
 """
 
 from __future__ import annotations

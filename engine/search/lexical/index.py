@@ -10,10 +10,10 @@ grade/subject only. Same package, same question → same scores, wherever it is 
 Those two statistics are kept per grade/subject in `lexical_stats`, written in the same
 transaction as the rows, so a search reads one row instead of summing the whole table; so are
 the counts behind template shares (its number of documents there, and `lexical_pieces`:
-`boilerplate.py`). The
-postings are scored with numpy from an in-memory copy per grade/subject, which that row's
-version tags (`postings.py`: a derived cache; the tables stay the truth), with the same float
-operations as the scalar formula, so the scores are the same bit for bit.
+`engine/db/pieces.py`). The postings are scored with numpy from an in-memory copy per
+grade/subject, which that row's version tags (`postings.py`: a derived cache; the tables stay
+the truth), with the same float operations as the scalar formula, so the scores are the same
+bit for bit.
 
 A search without a grade/subject filter scores every grade/subject on its own statistics and
 merges the hits by score: a hit's score never depends on what else is installed, only which
