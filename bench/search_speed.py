@@ -47,7 +47,7 @@ from bench.corpus import sentences  # noqa: E402
 from devtools.retrieval_eval import load_questions  # noqa: E402
 from engine.app import build_engine  # noqa: E402
 from engine.documents.catalog import Document  # noqa: E402
-from engine.search.lexical.index import LexicalChunk  # noqa: E402
+from engine.search.lexical.rows import LexicalChunk  # noqa: E402
 from engine.search.searcher import MODES  # noqa: E402
 from engine.settings import Settings  # noqa: E402
 from engine.store.chroma import collection_name  # noqa: E402

@@ -14,7 +14,7 @@ import pytest
 from engine.app import build_engine
 from engine.documents.catalog import Document
 from engine.search.batching import MicroBatcher
-from engine.search.lexical.index import LexicalChunk
+from engine.search.lexical.rows import LexicalChunk
 from engine.store.changes import ChangeMarker
 from engine.store.chroma import ChunkStore
 from engine.store.chunks import StoredChunk, chunk_id

@@ -10,7 +10,7 @@ import pytest
 
 from engine.app import build_engine
 from engine.search.lexical.analyzer import analyze
-from engine.search.lexical.index import LexicalChunk
+from engine.search.lexical.rows import LexicalChunk
 from engine.settings import Settings
 from tests.support import pdfs
 from tests.support.cli import nexus

@@ -14,8 +14,9 @@ from collections import Counter
 import pytest
 
 from engine import db
-from engine.search.lexical.index import K1, B, LexicalChunk, LexicalIndex, query_terms
+from engine.search.lexical.index import K1, B, LexicalIndex, query_terms
 from engine.search.lexical.postings import ENTRY_OVERHEAD
+from engine.search.lexical.rows import LexicalChunk
 from tests.support import pdfs
 
 WORDS = (

@@ -13,7 +13,8 @@ from engine.app import build_engine
 from engine.db.pieces import piece_key, pieces_of
 from engine.search.fusion import FusionConfig
 from engine.search.lexical.boilerplate import BoilerplateShares
-from engine.search.lexical.index import LexicalChunk, LexicalIndex
+from engine.search.lexical.index import LexicalIndex
+from engine.search.lexical.rows import LexicalChunk
 from engine.search.searcher import Searcher
 from engine.settings import Settings
 from tests.support.pdfs import text_pdf

@@ -21,7 +21,8 @@ from engine.inbox.scan import expand
 from engine.jobs.base import FileResult, FileStatus, JobRecord, JobTracker
 from engine.locking import writer_lock
 from engine.paths import clean_text, path_for_key, path_key
-from engine.search.lexical.index import LexicalChunk, LexicalIndex
+from engine.search.lexical.index import LexicalIndex
+from engine.search.lexical.rows import LexicalChunk
 from engine.settings import Settings
 from engine.store.chroma import ChunkStore
 from engine.store.chunks import FILE_SHA256, StoredChunk

@@ -32,7 +32,8 @@ import numpy as np
 from engine.embed.base import Embedder
 from engine.search.fusion import Candidate, FusionConfig, fuse
 from engine.search.fusion import for_model as fusion_for_model
-from engine.search.lexical.index import LexicalChunk, LexicalHit, LexicalIndex
+from engine.search.lexical.index import LexicalIndex
+from engine.search.lexical.rows import LexicalChunk, LexicalHit
 from engine.search.vectors import VectorQueries, cite
 from engine.store.chroma import ChunkStore, CollectionInfo
 from engine.store.chunks import content_of, index_of

@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 
 from engine.embed.base import Embedder, EmbeddingUnavailable
 from engine.search.batching import MicroBatcher
-from engine.search.lexical.index import LexicalChunk, LexicalIndex
+from engine.search.lexical.index import LexicalIndex
+from engine.search.lexical.rows import LexicalChunk
 from engine.store.chroma import ChunkStore, CollectionInfo, Nearest
 
 log = logging.getLogger(__name__)

@@ -24,7 +24,8 @@ from pathlib import Path
 
 from engine.documents.catalog import Catalog, documents_from_chunks
 from engine.names import BadName, check_grade_subject
-from engine.search.lexical.index import LexicalChunk, LexicalIndex
+from engine.search.lexical.index import LexicalIndex
+from engine.search.lexical.rows import LexicalChunk
 from engine.store.chroma import ChunkStore, vkp_collection_name
 from engine.store.chunks import StoredChunk
 from engine.util import utc_now

@@ -32,7 +32,6 @@ import heapq
 import sqlite3
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -41,51 +40,11 @@ from engine.db.pieces import count_pieces, document_pieces, recount_pieces
 from engine.search.lexical.analyzer import analyze
 from engine.search.lexical.informal import standard_words
 from engine.search.lexical.postings import MAX_BYTES, PostingsCache
+from engine.search.lexical.rows import LexicalChunk, LexicalHit
 from engine.search.lexical.scored import Scored, idf
-from engine.store.chunks import StoredChunk
 
 K1 = 1.2  # term-frequency saturation (the usual BM25 defaults; see bench/retrieval.py)
 B = 0.75  # length normalisation
-
-
-@dataclass
-class LexicalChunk:
-    chunk_id: str
-    text: str
-    source: str
-    page: int
-    pages: str
-    section: str = ""  # heading the chunk sits under, when the extractor knows it
-    kind: str = ""  # "toc" for table-of-contents chunks (not indexed for BM25)
-
-    @classmethod
-    def of(cls, chunk: StoredChunk) -> LexicalChunk:
-        """A stored chunk's text and citation, as the index keeps them."""
-        meta = chunk.meta
-        return cls(
-            chunk.id,
-            chunk.text,
-            meta.source,
-            meta.page,
-            meta.pages,
-            section=meta.section,
-            kind=meta.kind,
-        )
-
-
-@dataclass
-class LexicalHit:
-    chunk_id: str
-    grade: str
-    subject: str
-    text: str
-    source: str
-    page: int
-    pages: str
-    score: float  # BM25 within the hit's grade/subject, higher is better
-    coverage: float = 0.0  # score / score of an ideal chunk for this question in that subject
-    section: str = ""
-    kind: str = ""
 
 
 def query_terms(question: str) -> list[str]:
